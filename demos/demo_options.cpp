@@ -1,0 +1,116 @@
+// netloop-demo's command line parser.
+#include "demo_options.hpp"
+
+#include <charconv>
+
+namespace netloop::demo {
+namespace {
+
+// "64k", "1m", "1048576" -> bytes.
+std::optional<size_t> parse_size(std::string_view s) {
+  size_t mult = 1;
+  if (!s.empty()) {
+    char last = s.back();
+    if (last == 'k' || last == 'K') mult = 1024;
+    if (last == 'm' || last == 'M') mult = 1024 * 1024;
+    if (mult != 1) s.remove_suffix(1);
+  }
+  size_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  if (v > SIZE_MAX / mult) return std::nullopt;
+  return v * mult;
+}
+
+}  // namespace
+
+std::string demo_usage() {
+  return R"(Usage: netloop-demo [OPTIONS]
+
+Serves the built-in protocols from one event loop. With no listener options it serves
+TCP echo on 127.0.0.1:7007.
+
+Listeners (repeatable):
+  --tcp-echo HOST:PORT   TCP echo (RFC 862), e.g. 127.0.0.1:7007 or [::1]:7007
+
+Reactor:
+  --poller NAME          poller backend (see --list-pollers); default: the best available
+  --list-pollers         list poller backends and whether this build and kernel can use them
+
+Limits:
+  --high-water BYTES     unsent bytes per connection that pause reading (default 256k)
+  --low-water BYTES      unsent bytes at which reading resumes (default 64k)
+  --max-input BYTES      unconsumed input per connection before it is closed (default 1m)
+
+Other:
+  --log-level LEVEL      debug, info, warn, error or off (default info)
+  --help                 show this help
+  --version              show the version
+
+SIGINT or SIGTERM stops the server (exit 0). Bad options or a listener that cannot bind
+exit with code 2.
+)";
+}
+
+ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
+  DemoOptions o;
+  auto fail = [](std::string msg) { return ParseOutcome{std::nullopt, std::move(msg)}; };
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    std::string value;
+    bool has_inline = false;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline = true;
+    }
+    auto need_value = [&](std::string& out) -> bool {
+      if (has_inline) { out = value; return true; }
+      if (i + 1 >= args.size()) return false;
+      out = args[++i];
+      return true;
+    };
+    auto flag_only = [&] { return !has_inline; };
+
+    if (arg == "--help" || arg == "-h") {
+      if (!flag_only()) return fail(arg + " takes no value");
+      o.help = true;
+    } else if (arg == "--version") {
+      if (!flag_only()) return fail(arg + " takes no value");
+      o.version = true;
+    } else if (arg == "--list-pollers") {
+      if (!flag_only()) return fail(arg + " takes no value");
+      o.list_pollers = true;
+    } else if (arg == "--tcp-echo") {
+      std::string v, why;
+      if (!need_value(v)) return fail("--tcp-echo needs HOST:PORT");
+      auto a = Address::parse(v, &why);
+      if (!a) return fail("--tcp-echo " + v + ": " + why);
+      o.tcp_echo.push_back(*a);
+    } else if (arg == "--poller") {
+      if (!need_value(o.poller) || o.poller.empty()) return fail("--poller needs a backend name");
+    } else if (arg == "--log-level") {
+      std::string v;
+      if (!need_value(v)) return fail("--log-level needs a level");
+      auto lvl = parse_log_level(v);
+      if (!lvl) return fail("--log-level " + v + ": expected debug, info, warn, error or off");
+      o.log_level = *lvl;
+    } else if (arg == "--high-water" || arg == "--low-water" || arg == "--max-input") {
+      std::string v;
+      if (!need_value(v)) return fail(arg + " needs a size in bytes");
+      auto n = parse_size(v);
+      if (!n || *n == 0) return fail(arg + " " + v + ": expected a positive size such as 65536, 64k or 1m");
+      if (arg == "--high-water") o.connection.high_water = *n;
+      if (arg == "--low-water") o.connection.low_water = *n;
+      if (arg == "--max-input") o.connection.max_input = *n;
+    } else {
+      return fail("unknown option '" + args[i] + "' (see --help)");
+    }
+  }
+  if (o.connection.low_water > o.connection.high_water)
+    return fail("--low-water must not exceed --high-water");
+  if (o.tcp_echo.empty()) o.tcp_echo.push_back(Address::ipv4_loopback(7007));
+  return {std::move(o), {}};
+}
+
+}  // namespace netloop::demo

@@ -1,0 +1,32 @@
+// netloop-demo's command line: parsing into DemoOptions, with messages for bad input.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netloop/address.hpp"
+#include "netloop/log.hpp"
+#include "netloop/tcp_connection.hpp"
+
+namespace netloop::demo {
+
+struct DemoOptions {
+  std::vector<Address> tcp_echo;
+  std::string poller;  // empty: the default backend
+  LogLevel log_level = LogLevel::info;
+  ConnectionOptions connection;
+  bool list_pollers = false;
+  bool help = false;
+  bool version = false;
+};
+
+struct ParseOutcome {
+  std::optional<DemoOptions> options;  // empty when `error` says what is wrong
+  std::string error;
+};
+
+ParseOutcome parse_demo_options(const std::vector<std::string>& args);
+std::string demo_usage();
+
+}  // namespace netloop::demo

@@ -1,0 +1,159 @@
+// EventLoop: one thread's reactor. Dispatches poller events to IoWatchers, runs timers,
+// posted functions and deferred work, and turns signals into callbacks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "netloop/buffer.hpp"
+#include "netloop/clock.hpp"
+#include "netloop/fd.hpp"
+#include "netloop/poller.hpp"
+#include "netloop/result.hpp"
+#include "netloop/timer_queue.hpp"
+
+namespace netloop {
+
+class IoWatcher;
+
+// Anything the loop may destroy for its owner once the current iteration is over
+// (a connection closed inside its own callback, say).
+class Disposable {
+ public:
+  virtual ~Disposable() = default;
+};
+
+class EventLoop {
+ public:
+  // Creates a loop on the named backend ("" = the default one).
+  static Result<std::unique_ptr<EventLoop>> create(std::string_view backend = {},
+                                                   std::string* why = nullptr);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Runs until stop(). The thread that calls run() becomes the loop thread.
+  void run();
+  // One iteration: waits at most `max_timeout_ms` (-1: until something happens).
+  void run_once(int max_timeout_ms = -1);
+  // Makes run() return after the current iteration. Any thread.
+  void stop();
+  bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
+
+  // Runs `fn` on the loop thread soon. Any thread; wakes the loop.
+  void post(std::function<void()> fn);
+  // Loop thread only: runs `fn` after the current dispatch batch, before the next wait.
+  void defer(std::function<void()> fn);
+  // Loop thread only: destroys `obj` after the current iteration.
+  void dispose_later(std::unique_ptr<Disposable> obj);
+
+  // Timers (loop thread only). Time is the loop's cached clock.
+  TimerId run_after(Duration delay, std::function<void()> fn);
+  TimerId run_every(Duration interval, std::function<void()> fn);
+  bool cancel_timer(TimerId id) noexcept { return timers_.cancel(id); }
+  bool timer_pending(TimerId id) const noexcept { return timers_.pending(id); }
+  bool restart_timer(TimerId id, Duration delay) noexcept {
+    return timers_.restart(id, now_ + delay);
+  }
+  TimePoint now() const noexcept { return now_; }  // cached once per iteration
+
+  // SIGINT, SIGTERM, SIGHUP, SIGUSR1... delivered as callbacks on this loop. At most one
+  // loop per process handles signals; others get EBUSY.
+  std::error_code on_signal(int signo, std::function<void()> fn);
+
+  std::string_view backend_name() const noexcept { return poller_->name(); }
+  Poller& poller() noexcept { return *poller_; }
+
+  // 64 KiB read area shared by every connection of this loop (muduo's readv trick):
+  // a connection owns no input storage while it keeps up.
+  Buffer& scratch() noexcept { return scratch_; }
+
+  bool in_loop_thread() const noexcept;
+  void assert_in_loop_thread() const noexcept;
+  uint64_t iterations() const noexcept { return iterations_; }
+
+ private:
+  friend class IoWatcher;
+  explicit EventLoop(std::unique_ptr<Poller> poller);
+  std::error_code init();
+
+  void queue_change(IoWatcher* w);
+  void forget(IoWatcher* w) noexcept;  // drop pending changes and events of this batch
+  void apply_changes();
+  int compute_timeout(int max_timeout_ms) const;
+  void dispatch(size_t n);
+  void run_posted();
+  void run_deferred();
+  void on_wakeup();
+  void on_signal_pipe();
+
+  std::unique_ptr<Poller> poller_;
+  TimerQueue timers_;
+  TimePoint now_;
+  std::vector<PollEvent> events_;
+  size_t batch_size_ = 0;  // events_ entries of the batch being dispatched
+  std::vector<IoWatcher*> changes_;
+  std::vector<std::function<void()>> deferred_;
+  std::vector<std::unique_ptr<Disposable>> graveyard_;
+  Buffer scratch_;
+  uint64_t iterations_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::thread::id> thread_id_;
+
+  // Cross-thread wake-up: an eventfd (Linux) or a pipe.
+  Fd wake_read_;
+  Fd wake_write_;
+  std::unique_ptr<IoWatcher> wake_watcher_;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::function<void()>> running_posted_;
+  bool wake_pending_ = false;  // guarded by posted_mutex_
+
+  // Signals: a self-pipe written by the async-signal handler.
+  Fd signal_read_;
+  std::unique_ptr<IoWatcher> signal_watcher_;
+  std::vector<std::pair<int, std::function<void()>>> signal_handlers_;
+};
+
+// IoWatcher: one descriptor's registration with a loop. The owner keeps the descriptor;
+// the watcher must be stopped (or destroyed) before the descriptor is closed.
+// Interest changes are queued and applied once, before the next wait, so a flip that
+// flips back costs no syscall. After stop() no event reaches the callback, not even one
+// already in the batch being dispatched.
+class IoWatcher {
+ public:
+  using Callback = std::function<void(uint32_t ready)>;
+
+  IoWatcher(EventLoop& loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {}
+  ~IoWatcher() { stop(); }
+  IoWatcher(const IoWatcher&) = delete;
+  IoWatcher& operator=(const IoWatcher&) = delete;
+
+  // Registers `fd` now (errors come back here: EBADF, FD_SETSIZE limits, ENOMEM).
+  std::error_code start(int fd, Interest interest);
+  void set_interest(Interest interest);
+  void stop() noexcept;
+
+  Interest interest() const noexcept { return wanted_; }
+  int fd() const noexcept { return fd_; }
+  bool active() const noexcept { return fd_ >= 0; }
+  EventLoop& loop() const noexcept { return loop_; }
+
+ private:
+  friend class EventLoop;
+  EventLoop& loop_;
+  Callback cb_;
+  int fd_ = -1;
+  Interest wanted_ = Interest::none;
+  Interest registered_ = Interest::none;
+  bool queued_ = false;
+};
+
+}  // namespace netloop

@@ -1,0 +1,90 @@
+// The protocol handler seam: what a stream handler is told, and what it may do.
+//
+// Handlers never see descriptors or the poller. A factory makes one handler per
+// connection, so per-connection state lives in the handler object.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+#include "netloop/address.hpp"
+#include "netloop/buffer.hpp"
+#include "netloop/clock.hpp"
+#include "netloop/timer_queue.hpp"
+
+namespace netloop {
+
+enum class CloseReason : uint8_t {
+  local,     // the handler called close(): output flushed, then an orderly close
+  peer,      // the peer ended its stream and our side finished (orderly)
+  aborted,   // the handler called abort(): output dropped, reset sent
+  reset,     // the peer reset the connection (ECONNRESET, EPIPE)
+  error,     // another socket error, or a limit exceeded (see CloseInfo::error)
+  shutdown,  // the listener or server is going away
+};
+std::string_view to_string(CloseReason reason) noexcept;
+
+struct CloseInfo {
+  CloseReason reason;
+  std::error_code error;  // set for reset and error
+};
+
+// What a stream handler sees of its connection.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  // Sends bytes: written at once when the kernel takes them, buffered otherwise.
+  // Ignored once the connection is closing.
+  virtual void send(const void* data, size_t n) = 0;
+  void send(std::string_view s) { send(s.data(), s.size()); }
+  void send(std::span<const std::byte> b) { send(b.data(), b.size()); }
+
+  // Half-close: after the buffered output is written, the peer sees end of stream;
+  // reading goes on.
+  virtual void shutdown_write() = 0;
+  // Orderly close: stop reading, write what is buffered, then close.
+  virtual void close() = 0;
+  // Abortive close: drop buffered output and reset the connection.
+  virtual void abort() = 0;
+
+  // Stops and restarts reading from the peer (input already buffered stays there and is
+  // offered again through on_data after resume_reading()).
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
+
+  virtual bool is_open() const noexcept = 0;  // false once closing or closed
+  virtual size_t pending_output() const noexcept = 0;  // bytes not yet taken by the kernel
+  virtual const Address& peer_address() const noexcept = 0;
+  virtual const Address& local_address() const noexcept = 0;
+
+  // Timers tied to this connection: cancelled automatically when it closes.
+  virtual TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) = 0;
+  virtual void cancel_timer(TimerId id) = 0;
+  virtual bool restart_timer(TimerId id, Duration delay) = 0;
+  virtual TimePoint now() const noexcept = 0;
+};
+
+class StreamHandler {
+ public:
+  virtual ~StreamHandler() = default;
+
+  virtual void on_open(Connection&) {}
+  // New bytes are in `input` (with whatever earlier calls left there). Consume what can
+  // be parsed (input.consume(n)) and leave the rest for the next call.
+  virtual void on_data(Connection& conn, Buffer& input) = 0;
+  // The peer will send nothing more. By default: finish sending, then close.
+  virtual void on_peer_shutdown(Connection& conn) { conn.close(); }
+  // Output that the kernel had pushed back is now fully written.
+  virtual void on_drain(Connection&) {}
+  // Last call: the connection is closed and why. It must not be used afterwards.
+  virtual void on_close(Connection&, const CloseInfo&) {}
+};
+
+using StreamHandlerFactory = std::function<std::unique_ptr<StreamHandler>()>;
+
+}  // namespace netloop

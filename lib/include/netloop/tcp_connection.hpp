@@ -1,0 +1,126 @@
+// TcpConnection: one accepted TCP socket driving one stream handler.
+//
+// Writes go out at once; only what the kernel pushes back is buffered, and only then is
+// write interest asked for. Past `high_water` unsent bytes it stops reading from the peer
+// until the backlog drains below `low_water`.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "netloop/event_loop.hpp"
+#include "netloop/fd.hpp"
+#include "netloop/protocol.hpp"
+
+namespace netloop {
+
+struct ConnectionOptions {
+  size_t high_water = 256 * 1024;  // unsent bytes that pause reading
+  size_t low_water = 64 * 1024;    // ...and that resume it
+  size_t max_input = 1024 * 1024;  // unconsumed input past which the connection fails
+  bool tcp_nodelay = true;
+};
+
+class TcpConnection;
+
+// Whoever owns live connections (a listener) hears when one has closed, and hands it
+// back for disposal.
+class ConnectionOwner {
+ public:
+  virtual std::unique_ptr<TcpConnection> release(TcpConnection& conn) noexcept = 0;
+
+ protected:
+  ~ConnectionOwner() = default;
+};
+
+class TcpConnection final : public Connection, public Disposable {
+ public:
+  TcpConnection(EventLoop& loop, Fd fd, const Address& peer, const Address& local,
+                std::unique_ptr<StreamHandler> handler, const ConnectionOptions& options);
+  ~TcpConnection() override;
+
+  // Registers with the loop and calls on_open; an error means nothing was registered.
+  std::error_code start(ConnectionOwner* owner);
+  // Closes now (reason shutdown): the owner is going away.
+  void shut_down() noexcept;
+
+  void send(const void* data, size_t n) override;
+  using Connection::send;
+  void shutdown_write() override;
+  void close() override;
+  void abort() override;
+  void pause_reading() override;
+  void resume_reading() override;
+  bool is_open() const noexcept override { return state_ == State::open; }
+  size_t pending_output() const noexcept override { return output_.size(); }
+  const Address& peer_address() const noexcept override { return peer_; }
+  const Address& local_address() const noexcept override { return local_; }
+  TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
+  void cancel_timer(TimerId id) override;
+  bool restart_timer(TimerId id, Duration delay) override;
+  TimePoint now() const noexcept override { return loop_.now(); }
+
+  // Introspection for tests and counters.
+  size_t input_capacity() const noexcept { return input_.capacity(); }
+  size_t output_capacity() const noexcept { return output_.capacity(); }
+  size_t peak_output() const noexcept { return peak_output_; }
+  uint64_t bytes_in() const noexcept { return bytes_in_; }
+  uint64_t bytes_out() const noexcept { return bytes_out_; }
+
+ private:
+  friend class TcpListener;
+  enum class State : uint8_t { open, closing, closed };
+
+  void on_io(uint32_t ready);
+  void handle_read();
+  void handle_write();
+  void deliver(Buffer& input);
+  void redeliver_input();
+  bool write_now(const char* data, size_t n, size_t& written);
+  void after_output_change();
+  void update_interest();
+  void fail(std::error_code ec);
+  void request_close(CloseInfo info);
+  void finish_close_if_pending();
+  void finish_close(CloseInfo info) noexcept;
+  void maybe_shutdown_write();
+
+  // Marks a stretch of code that may call into the handler: a close requested inside
+  // it completes (and on_close runs) only once the outermost guard ends.
+  struct CallbackGuard {
+    explicit CallbackGuard(TcpConnection& c) : c(c) { ++c.depth_; }
+    ~CallbackGuard() {
+      if (--c.depth_ == 0) c.finish_close_if_pending();
+    }
+    TcpConnection& c;
+  };
+
+  EventLoop& loop_;
+  Fd fd_;
+  IoWatcher watcher_;
+  Address peer_;
+  Address local_;
+  std::unique_ptr<StreamHandler> handler_;
+  ConnectionOwner* owner_ = nullptr;
+  Buffer input_;   // unconsumed input (empty, and unallocated, while the handler keeps up)
+  Buffer output_;  // what the kernel pushed back
+  std::vector<TimerId> timers_;
+  ConnectionOptions options_;
+  State state_ = State::open;
+  bool peer_eof_ = false;
+  bool user_paused_ = false;
+  bool backpressure_paused_ = false;
+  bool write_shutdown_wanted_ = false;
+  bool write_shutdown_done_ = false;
+  bool drain_pending_ = false;  // output was pushed back: tell on_drain when it empties
+  bool redeliver_queued_ = false;
+  bool close_pending_ = false;
+  int depth_ = 0;
+  size_t owner_slot_ = 0;  // index in the owner's table, for O(1) removal
+  CloseInfo pending_info_{CloseReason::local, {}};
+  size_t peak_output_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+};
+
+}  // namespace netloop

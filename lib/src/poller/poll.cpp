@@ -1,0 +1,98 @@
+// The poll() backend: portable, O(registered descriptors) per wait.
+#include <poll.h>
+
+#include <vector>
+
+#include "poller/backends.hpp"
+
+namespace netloop {
+namespace {
+
+short to_poll(Interest interest) {
+  short ev = 0;
+  if (has(interest, Interest::read)) ev |= POLLIN;
+  if (has(interest, Interest::write)) ev |= POLLOUT;
+  return ev;
+}
+
+class PollPoller final : public Poller {
+ public:
+  std::string_view name() const noexcept override { return "poll"; }
+
+  std::error_code add(int fd, Interest interest, void* token) override {
+    if (fd < 0) return make_error(EBADF);
+    if (interest == Interest::none) return make_error(EINVAL);
+    if (size_t(fd) >= slot_of_.size()) slot_of_.resize(size_t(fd) + 1, kNone);
+    if (slot_of_[fd] != kNone) return make_error(EEXIST);
+    slot_of_[fd] = int(fds_.size());
+    fds_.push_back({fd, to_poll(interest), 0});
+    tokens_.push_back(token);
+    return {};
+  }
+
+  std::error_code modify(int fd, Interest interest, void* token) override {
+    if (interest == Interest::none) return make_error(EINVAL);
+    int s = slot(fd);
+    if (s == kNone) return make_error(ENOENT);
+    fds_[s].events = to_poll(interest);
+    tokens_[s] = token;
+    return {};
+  }
+
+  std::error_code remove(int fd) override {
+    int s = slot(fd);
+    if (s == kNone) return make_error(ENOENT);
+    int last = int(fds_.size()) - 1;
+    if (s != last) {  // move the last entry into the hole
+      fds_[s] = fds_[last];
+      tokens_[s] = tokens_[last];
+      slot_of_[fds_[s].fd] = s;
+    }
+    fds_.pop_back();
+    tokens_.pop_back();
+    slot_of_[fd] = kNone;
+    return {};
+  }
+
+  Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override {
+    int n = ::poll(fds_.data(), nfds_t(fds_.size()), timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) return size_t{0};
+      return last_error();
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < fds_.size() && n > 0 && count < out.size(); ++i) {
+      short re = fds_[i].revents;
+      if (!re) continue;
+      --n;
+      uint32_t r = 0;
+      if (re & POLLIN) r |= ready::readable;
+      if (re & POLLOUT) r |= ready::writable;
+      if (re & POLLHUP) r |= ready::hangup;
+      if (re & POLLERR) r |= ready::error;
+      if (re & POLLNVAL) r |= ready::error;  // closed without remove(): a caller bug, but say so
+      out[count++] = {tokens_[i], r};
+    }
+    return count;
+  }
+
+ private:
+  static constexpr int kNone = -1;
+  int slot(int fd) const {
+    return fd >= 0 && size_t(fd) < slot_of_.size() ? slot_of_[fd] : kNone;
+  }
+
+  std::vector<pollfd> fds_;
+  std::vector<void*> tokens_;
+  std::vector<int> slot_of_;  // fd -> index in fds_, or kNone
+};
+
+}  // namespace
+
+const backends::Backend backends::poll = {
+    "poll",
+    [] { return std::string(); },
+    []() -> Result<std::unique_ptr<Poller>> { return std::unique_ptr<Poller>(new PollPoller); },
+};
+
+}  // namespace netloop

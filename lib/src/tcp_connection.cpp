@@ -1,0 +1,347 @@
+// TcpConnection: reading into the loop's scratch area, writing at once, buffering only
+// what the kernel refuses, water-mark backpressure, and the three kinds of close.
+#include "netloop/tcp_connection.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "netloop/log.hpp"
+
+namespace netloop {
+namespace {
+
+#ifdef MSG_NOSIGNAL
+constexpr int kSendFlags = MSG_NOSIGNAL;  // never SIGPIPE
+#else
+constexpr int kSendFlags = 0;  // SO_NOSIGPIPE is set on the socket instead
+#endif
+
+bool is_reset(int err) { return err == ECONNRESET || err == EPIPE || err == ECONNABORTED; }
+
+CloseInfo info_for(int err) {
+  return {is_reset(err) ? CloseReason::reset : CloseReason::error, make_error(err)};
+}
+
+}  // namespace
+
+std::string_view to_string(CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::local: return "local";
+    case CloseReason::peer: return "peer";
+    case CloseReason::aborted: return "aborted";
+    case CloseReason::reset: return "reset";
+    case CloseReason::error: return "error";
+    case CloseReason::shutdown: return "shutdown";
+  }
+  return "?";
+}
+
+TcpConnection::TcpConnection(EventLoop& loop, Fd fd, const Address& peer, const Address& local,
+                             std::unique_ptr<StreamHandler> handler,
+                             const ConnectionOptions& options)
+    : loop_(loop),
+      fd_(std::move(fd)),
+      watcher_(loop, [this](uint32_t r) { on_io(r); }),
+      peer_(peer),
+      local_(local),
+      handler_(std::move(handler)),
+      options_(options) {
+  if (options_.low_water > options_.high_water) options_.low_water = options_.high_water;
+}
+
+TcpConnection::~TcpConnection() {
+  // Normally closed already (finish_close); this covers a connection that never started.
+  watcher_.stop();
+  for (TimerId id : timers_) loop_.cancel_timer(id);
+}
+
+std::error_code TcpConnection::start(ConnectionOwner* owner) {
+  owner_ = owner;
+  int fd = fd_.get();
+  if (options_.tcp_nodelay) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+#ifdef SO_NOSIGPIPE
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  if (auto ec = watcher_.start(fd, Interest::read)) return ec;
+  CallbackGuard guard(*this);
+  handler_->on_open(*this);
+  return {};
+}
+
+void TcpConnection::on_io(uint32_t ready) {
+  CallbackGuard guard(*this);
+  if (ready & ready::writable) handle_write();
+  if (state_ == State::closed) return;
+  if (ready & (ready::readable | ready::hangup | ready::error)) {
+    if (has(watcher_.interest(), Interest::read)) {
+      handle_read();
+    } else {
+      // Not reading (paused or half-closed): a hangup or error is still final, and left
+      // alone it would be reported again on every wait.
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err || (ready & ready::hangup)) fail(make_error(err ? err : EPIPE));
+    }
+  }
+}
+
+void TcpConnection::handle_read() {
+  Buffer& scratch = loop_.scratch();
+  assert(scratch.empty());
+  ssize_t n = ::recv(fd_.get(), scratch.write_ptr(), scratch.writable(), 0);
+  if (n > 0) {
+    bytes_in_ += size_t(n);
+    scratch.commit(size_t(n));
+    if (input_.empty()) {
+      // Fast path: the handler parses straight out of the shared area; only leftovers
+      // are copied into the connection's own buffer.
+      deliver(scratch);
+      if (!scratch.empty()) input_.append(scratch.view());
+      scratch.clear();
+    } else {
+      input_.append(scratch.view());
+      scratch.clear();
+      deliver(input_);
+    }
+    if (input_.empty()) {
+      input_.release();
+    } else if (input_.size() > options_.max_input && state_ == State::open) {
+      log_debug("connection {}: {} unconsumed input bytes exceed the limit of {}",
+                peer_.to_string(), input_.size(), options_.max_input);
+      request_close({CloseReason::error, make_error(EMSGSIZE)});
+    }
+    return;
+  }
+  if (n == 0) {
+    peer_eof_ = true;
+    update_interest();
+    if (state_ == State::open) handler_->on_peer_shutdown(*this);
+    if (state_ != State::closed && write_shutdown_done_)
+      request_close({CloseReason::peer, {}});
+    else if (state_ == State::closing && output_.empty())
+      request_close({CloseReason::peer, {}});
+    return;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+  fail(last_error());
+}
+
+void TcpConnection::deliver(Buffer& input) {
+  if (state_ != State::open) return;
+  handler_->on_data(*this, input);
+}
+
+void TcpConnection::redeliver_input() {
+  redeliver_queued_ = false;
+  if (state_ != State::open || input_.empty() || !has(watcher_.interest(), Interest::read)) return;
+  CallbackGuard guard(*this);
+  deliver(input_);
+  if (input_.empty()) input_.release();
+}
+
+bool TcpConnection::write_now(const char* data, size_t n, size_t& written) {
+  written = 0;
+  while (written < n) {
+    ssize_t w = ::send(fd_.get(), data + written, n - written, kSendFlags);
+    if (w > 0) {
+      written += size_t(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    fail(w < 0 ? last_error() : make_error(EPIPE));
+    return false;
+  }
+  return true;
+}
+
+void TcpConnection::send(const void* data, size_t n) {
+  if (state_ != State::open || write_shutdown_wanted_ || n == 0) return;
+  const char* p = static_cast<const char*>(data);
+  size_t written = 0;
+  if (output_.empty()) {
+    if (!write_now(p, n, written)) return;
+    bytes_out_ += written;
+    if (written == n) return;  // the common case: nothing buffered, no interest change
+  }
+  output_.append(p + written, n - written);
+  drain_pending_ = true;
+  peak_output_ = std::max(peak_output_, output_.size());
+  after_output_change();
+}
+
+void TcpConnection::handle_write() {
+  if (output_.empty()) {
+    update_interest();
+    return;
+  }
+  size_t written = 0;
+  if (!write_now(output_.data(), output_.size(), written)) return;
+  bytes_out_ += written;
+  output_.consume(written);
+  after_output_change();
+  if (output_.empty()) {
+    output_.release();
+    maybe_shutdown_write();
+    if (state_ == State::closing) {
+      request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
+      return;
+    }
+    if (drain_pending_) {
+      drain_pending_ = false;
+      CallbackGuard guard(*this);
+      if (state_ == State::open) handler_->on_drain(*this);
+    }
+  }
+}
+
+void TcpConnection::after_output_change() {
+  // Water marks: the state flips only on a crossing, never on every write.
+  if (!backpressure_paused_ && output_.size() >= options_.high_water) {
+    backpressure_paused_ = true;
+  } else if (backpressure_paused_ && output_.size() <= options_.low_water) {
+    backpressure_paused_ = false;
+    if (!input_.empty() && !redeliver_queued_) {
+      redeliver_queued_ = true;
+      loop_.defer([this] { redeliver_input(); });
+    }
+  }
+  update_interest();
+}
+
+void TcpConnection::update_interest() {
+  if (state_ == State::closed) return;
+  Interest want = Interest::none;
+  if (state_ == State::open && !peer_eof_ && !user_paused_ && !backpressure_paused_)
+    want = want | Interest::read;
+  if (!output_.empty()) want = want | Interest::write;
+  watcher_.set_interest(want);
+}
+
+void TcpConnection::pause_reading() {
+  user_paused_ = true;
+  update_interest();
+}
+
+void TcpConnection::resume_reading() {
+  if (!user_paused_) return;
+  user_paused_ = false;
+  update_interest();
+  if (!input_.empty() && !redeliver_queued_ && state_ == State::open) {
+    // Offer what was left in the input buffer again; the socket may stay silent.
+    redeliver_queued_ = true;
+    loop_.defer([this] { redeliver_input(); });
+  }
+}
+
+void TcpConnection::shutdown_write() {
+  if (state_ != State::open) return;
+  write_shutdown_wanted_ = true;
+  maybe_shutdown_write();
+}
+
+void TcpConnection::maybe_shutdown_write() {
+  if (!write_shutdown_wanted_ || write_shutdown_done_ || !output_.empty()) return;
+  write_shutdown_done_ = true;
+  ::shutdown(fd_.get(), SHUT_WR);
+  if (peer_eof_) request_close({CloseReason::peer, {}});
+}
+
+void TcpConnection::close() {
+  if (state_ != State::open) return;
+  state_ = State::closing;
+  if (output_.empty()) {
+    request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
+  } else {
+    update_interest();  // stop reading, keep writing
+  }
+}
+
+void TcpConnection::abort() {
+  if (state_ == State::closed) return;
+  // SO_LINGER with a zero timeout makes close() send a reset and drop unsent data.
+  linger lg{1, 0};
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  output_.clear();
+  state_ = State::closing;
+  request_close({CloseReason::aborted, {}});
+}
+
+void TcpConnection::fail(std::error_code ec) {
+  if (state_ == State::closed) return;
+  output_.clear();
+  state_ = State::closing;
+  request_close(info_for(ec.value()));
+}
+
+void TcpConnection::request_close(CloseInfo info) {
+  if (state_ == State::closed) return;
+  state_ = State::closing;
+  if (!close_pending_ || info.reason == CloseReason::aborted || info.error) pending_info_ = info;
+  close_pending_ = true;
+  if (depth_ == 0) finish_close_if_pending();
+}
+
+void TcpConnection::finish_close_if_pending() {
+  if (close_pending_) finish_close(pending_info_);
+}
+
+void TcpConnection::shut_down() noexcept {
+  if (state_ == State::closed) return;
+  owner_ = nullptr;  // the owner is the one calling: it keeps the object
+  finish_close({CloseReason::shutdown, {}});
+}
+
+void TcpConnection::finish_close(CloseInfo info) noexcept {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  close_pending_ = false;
+  watcher_.stop();
+  for (TimerId id : timers_) loop_.cancel_timer(id);
+  timers_.clear();
+  fd_.reset();
+  input_.clear();
+  input_.release();
+  output_.clear();
+  output_.release();
+  handler_->on_close(*this, info);
+  if (owner_) {
+    // Destroyed after this iteration: the caller's stack may still reference us.
+    if (auto self = owner_->release(*this)) loop_.dispose_later(std::move(self));
+  }
+}
+
+TimerId TcpConnection::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
+  if (state_ == State::closed) return {};
+  auto wrapped = [this, fn = std::move(fn)] {
+    CallbackGuard guard(*this);
+    fn();
+  };
+  TimerId id = repeat > Duration::zero() ? loop_.run_every(repeat, std::move(wrapped))
+                                         : loop_.run_after(delay, std::move(wrapped));
+  if (repeat > Duration::zero() && delay != repeat) loop_.restart_timer(id, delay);
+  // Forget ids of timers that already fired, so the list stays short.
+  std::erase_if(timers_, [this](TimerId t) { return !loop_.timer_pending(t); });
+  timers_.push_back(id);
+  return id;
+}
+
+void TcpConnection::cancel_timer(TimerId id) {
+  loop_.cancel_timer(id);
+  std::erase(timers_, id);
+}
+
+bool TcpConnection::restart_timer(TimerId id, Duration delay) {
+  return loop_.restart_timer(id, delay);
+}
+
+}  // namespace netloop

@@ -1,0 +1,178 @@
+// TcpListener: bind/listen, batched nonblocking accept, EMFILE handling, and ownership
+// of the accepted connections.
+#include "netloop/tcp_listener.hpp"
+
+#include <cstring>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "netloop/log.hpp"
+
+namespace netloop {
+namespace {
+
+constexpr auto kAcceptRetryDelay = milliseconds(100);
+
+Fd open_reserve_fd() { return Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+int accept_nonblocking(int lfd, sockaddr_storage* ss, socklen_t* len) {
+#ifdef __linux__
+  return ::accept4(lfd, reinterpret_cast<sockaddr*>(ss), len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+  int fd = ::accept(lfd, reinterpret_cast<sockaddr*>(ss), len);
+  if (fd >= 0 && !set_nonblocking_cloexec(fd)) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const Address& address,
+                                                         StreamHandlerFactory factory,
+                                                         const ListenerOptions& options) {
+  Fd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return last_error();
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (options.reuse_port) {
+#ifdef SO_REUSEPORT
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) return last_error();
+#else
+    return make_error(ENOTSUP);
+#endif
+  }
+  if (address.is_ipv6()) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
+  if (::listen(fd.get(), options.backlog) < 0) return last_error();
+
+  Address local = address;
+  socklen_t len = sizeof(sockaddr_storage);
+  ::getsockname(fd.get(), local.sockaddr_ptr(), &len);
+
+  std::unique_ptr<TcpListener> l(
+      new TcpListener(loop, std::move(fd), local, std::move(factory), options));
+  if (auto ec = l->watcher_.start(l->fd_.get(), Interest::read)) return ec;
+  return l;
+}
+
+TcpListener::TcpListener(EventLoop& loop, Fd fd, const Address& local,
+                         StreamHandlerFactory factory, const ListenerOptions& options)
+    : loop_(loop),
+      fd_(std::move(fd)),
+      watcher_(loop, [this](uint32_t) { on_readable(); }),
+      local_(local),
+      factory_(std::move(factory)),
+      options_(options),
+      reserve_fd_(open_reserve_fd()),
+      wildcard_(local.host() == "0.0.0.0" || local.host() == "::") {}
+
+TcpListener::~TcpListener() {
+  stop_accepting();
+  // Close every connection now; their handlers hear CloseReason::shutdown.
+  auto conns = std::move(connections_);
+  for (auto& c : conns) c->shut_down();
+}
+
+void TcpListener::stop_accepting() noexcept {
+  watcher_.stop();
+  fd_.reset();
+  if (retry_timer_) loop_.cancel_timer(retry_timer_);
+  retry_timer_ = {};
+}
+
+void TcpListener::on_readable() {
+  for (size_t i = 0; i < options_.accept_batch && fd_; ++i) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int cfd = accept_nonblocking(fd_.get(), &ss, &len);
+    if (cfd >= 0) {
+      ++stats_.accepted;
+      adopt(Fd(cfd), Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len));
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return;
+    if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+    if (err == EMFILE || err == ENFILE) {
+      // Out of descriptors: the pending connection would make the listener readable
+      // forever. Spend the reserve descriptor to accept it and close it at once.
+      if (shed_one_connection()) continue;
+      // No reserve either: stop listening for a moment instead of spinning.
+      log_warn("listener {}: out of file descriptors; pausing accept for {} ms",
+               local_.to_string(), kAcceptRetryDelay.count());
+      watcher_.set_interest(Interest::none);
+      retry_timer_ = loop_.run_after(kAcceptRetryDelay, [this] {
+        retry_timer_ = {};
+        if (fd_) watcher_.set_interest(Interest::read);
+      });
+      return;
+    }
+    ++stats_.accept_errors;
+    log_warn("listener {}: accept failed: {}", local_.to_string(), std::strerror(err));
+    return;
+  }
+}
+
+bool TcpListener::shed_one_connection() {
+  if (!reserve_fd_) {
+    reserve_fd_ = open_reserve_fd();
+    if (!reserve_fd_) return false;
+  }
+  reserve_fd_.reset();
+  int cfd = ::accept(fd_.get(), nullptr, nullptr);
+  if (cfd >= 0) {
+    ::close(cfd);
+    ++stats_.dropped_no_fds;
+    if (stats_.dropped_no_fds == 1 || stats_.dropped_no_fds % 1000 == 0)
+      log_warn("listener {}: out of file descriptors; {} connection(s) refused so far "
+               "(raise the limit with ulimit -n)",
+               local_.to_string(), stats_.dropped_no_fds);
+  }
+  reserve_fd_ = open_reserve_fd();
+  return cfd >= 0 && reserve_fd_;
+}
+
+void TcpListener::adopt(Fd fd, const Address& peer) {
+  // Bound to one address, the local address is the listener's; only a wildcard listener
+  // needs to ask the kernel which of its addresses the peer reached.
+  Address local = local_;
+  if (wildcard_) {
+    socklen_t len = sizeof(sockaddr_storage);
+    if (::getsockname(fd.get(), local.sockaddr_ptr(), &len) < 0) local = local_;
+  }
+  auto handler = factory_();
+  if (!handler) return;  // the factory refused it: closing fd drops the connection
+  auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
+                                              std::move(handler), options_.connection);
+  TcpConnection& ref = *conn;
+  ref.owner_slot_ = connections_.size();
+  connections_.push_back(std::move(conn));
+  if (auto ec = ref.start(this)) {
+    ++stats_.accept_errors;
+    log_warn("listener {}: cannot watch connection from {}: {}", local_.to_string(),
+             peer.to_string(), ec.message());
+    auto self = release(ref);
+    return;  // destroyed here: it never reached its handler
+  }
+}
+
+std::unique_ptr<TcpConnection> TcpListener::release(TcpConnection& conn) noexcept {
+  size_t slot = conn.owner_slot_;
+  if (slot >= connections_.size() || connections_[slot].get() != &conn) return nullptr;
+  std::unique_ptr<TcpConnection> out = std::move(connections_[slot]);
+  if (slot + 1 != connections_.size()) {
+    connections_[slot] = std::move(connections_.back());
+    connections_[slot]->owner_slot_ = slot;
+  }
+  connections_.pop_back();
+  return out;
+}
+
+}  // namespace netloop
