@@ -54,6 +54,7 @@ exit with code 2.
 
 ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
   DemoOptions o;
+  bool low_given = false;
   auto fail = [](std::string msg) { return ParseOutcome{std::nullopt, std::move(msg)}; };
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -101,14 +102,16 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       auto n = parse_size(v);
       if (!n || *n == 0) return fail(arg + " " + v + ": expected a positive size such as 65536, 64k or 1m");
       if (arg == "--high-water") o.connection.high_water = *n;
-      if (arg == "--low-water") o.connection.low_water = *n;
+      if (arg == "--low-water") o.connection.low_water = *n, low_given = true;
       if (arg == "--max-input") o.connection.max_input = *n;
     } else {
       return fail("unknown option '" + args[i] + "' (see --help)");
     }
   }
-  if (o.connection.low_water > o.connection.high_water)
-    return fail("--low-water must not exceed --high-water");
+  if (o.connection.low_water > o.connection.high_water) {
+    if (low_given) return fail("--low-water must not exceed --high-water");
+    o.connection.low_water = o.connection.high_water / 4;  // only --high-water was lowered
+  }
   if (o.tcp_echo.empty()) o.tcp_echo.push_back(Address::ipv4_loopback(7007));
   return {std::move(o), {}};
 }

@@ -42,9 +42,10 @@ Result<Address> Address::parse(std::string_view text, std::string* why) {
   if (port.empty()) return fail(why, "missing port");
   unsigned value = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size())
+  bool digits_only = end == port.data() + port.size();
+  if (ec == std::errc::invalid_argument || !digits_only)
     return fail(why, "port '" + std::string(port) + "' is not a number");
-  if (value > 65535) return fail(why, "port " + std::string(port) + " out of range (0-65535)");
+  if (ec == std::errc::result_out_of_range || value > 65535) return fail(why, "port " + std::string(port) + " out of range (0-65535)");
 
   std::string h(host);
   if (h == "localhost") h = "127.0.0.1";
@@ -122,9 +123,15 @@ std::string Address::host() const {
 }
 
 std::string Address::to_string() const {
-  if (family() == AF_INET) return host() + ":" + std::to_string(port());
-  if (family() == AF_INET6) return "[" + host() + "]:" + std::to_string(port());
-  return "-";
+  if (family() != AF_INET && family() != AF_INET6) return "-";
+  std::string out;
+  out.reserve(INET6_ADDRSTRLEN + 8);
+  if (family() == AF_INET6) out += '[';
+  out += host();
+  if (family() == AF_INET6) out += ']';
+  out += ':';
+  out += std::to_string(port());
+  return out;
 }
 
 bool operator==(const Address& a, const Address& b) noexcept {

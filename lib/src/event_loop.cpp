@@ -31,7 +31,7 @@ Result<std::unique_ptr<EventLoop>> EventLoop::create(std::string_view backend, s
 
 EventLoop::EventLoop(std::unique_ptr<Poller> poller)
     : poller_(std::move(poller)), now_(Clock::now()), events_(kMaxEventsPerWait),
-      scratch_(kScratchBytes), thread_id_(std::this_thread::get_id()) {}
+      scratch_(kScratchBytes) {}
 
 std::error_code EventLoop::init() {
 #ifdef __linux__
@@ -60,7 +60,10 @@ EventLoop::~EventLoop() {
 }
 
 bool EventLoop::in_loop_thread() const noexcept {
-  return thread_id_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  // While no thread is inside run(), whoever holds the loop may drive it (set-up before
+  // run(), tear-down after it, or run_once() from a test).
+  auto owner = thread_id_.load(std::memory_order_relaxed);
+  return owner == std::thread::id() || owner == std::this_thread::get_id();
 }
 
 void EventLoop::assert_in_loop_thread() const noexcept {
@@ -69,13 +72,17 @@ void EventLoop::assert_in_loop_thread() const noexcept {
 
 void EventLoop::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
-  stop_.store(false, std::memory_order_relaxed);
+  // A stop() that came before run() counts: run() then returns at once.
   while (!stop_.load(std::memory_order_relaxed)) run_once(-1);
+  stop_.store(false, std::memory_order_relaxed);
+  thread_id_.store(std::thread::id(), std::memory_order_relaxed);
 }
 
 void EventLoop::stop() {
-  stop_.store(true, std::memory_order_relaxed);
-  if (!in_loop_thread()) post([] {});  // wake it so it notices
+  stop_.store(true);
+  // Always wake it: deciding from another thread whether the loop is inside wait() would
+  // race with run() starting. One eventfd write per stop() is nothing.
+  post([] {});
 }
 
 void EventLoop::run_once(int max_timeout_ms) {
@@ -218,7 +225,9 @@ void EventLoop::run_deferred() {
       deferred_.swap(batch);  // keep the capacity: no allocation per iteration
     }
   }
-  graveyard_.clear();
+  // Deferred work queued just now may name an object awaiting disposal: such objects
+  // live until no deferred work is left that could still reach them.
+  if (deferred_.empty()) graveyard_.clear();
 }
 
 TimerId EventLoop::run_after(Duration delay, std::function<void()> fn) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <utility>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -57,6 +58,7 @@ TcpConnection::~TcpConnection() {
   // Normally closed already (finish_close); this covers a connection that never started.
   watcher_.stop();
   for (TimerId id : timers_) loop_.cancel_timer(id);
+  if (close_timer_) loop_.cancel_timer(close_timer_);
 }
 
 std::error_code TcpConnection::start(ConnectionOwner* owner) {
@@ -263,17 +265,24 @@ void TcpConnection::close() {
     request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
   } else {
     update_interest();  // stop reading, keep writing
+    close_timer_ = loop_.run_after(options_.close_timeout, [this] {
+      close_timer_ = {};
+      log_debug("connection {}: output not drained within the close timeout; resetting",
+                peer_.to_string());
+      reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
+    });
   }
 }
 
-void TcpConnection::abort() {
+void TcpConnection::abort() { reset_and_close({CloseReason::aborted, {}}); }
+
+void TcpConnection::reset_and_close(CloseInfo info) {
   if (state_ == State::closed) return;
   // SO_LINGER with a zero timeout makes close() send a reset and drop unsent data.
   linger lg{1, 0};
   ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   output_.clear();
-  state_ = State::closing;
-  request_close({CloseReason::aborted, {}});
+  request_close(info);
 }
 
 void TcpConnection::fail(std::error_code ec) {
@@ -308,12 +317,17 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   watcher_.stop();
   for (TimerId id : timers_) loop_.cancel_timer(id);
   timers_.clear();
+  if (close_timer_) loop_.cancel_timer(std::exchange(close_timer_, {}));
   fd_.reset();
   input_.clear();
   input_.release();
   output_.clear();
   output_.release();
   handler_->on_close(*this, info);
+  // The handler's resources go now, unless one of its calls is still on the stack (the
+  // owner shutting down from inside a callback); the connection object itself may still
+  // be referenced until the iteration ends.
+  if (depth_ == 0) handler_.reset();
   if (owner_) {
     // Destroyed after this iteration: the caller's stack may still reference us.
     if (auto self = owner_->release(*this)) loop_.dispose_later(std::move(self));

@@ -75,9 +75,13 @@ TcpListener::TcpListener(EventLoop& loop, Fd fd, const Address& local,
 
 TcpListener::~TcpListener() {
   stop_accepting();
-  // Close every connection now; their handlers hear CloseReason::shutdown.
+  // Close every connection now; their handlers hear CloseReason::shutdown. The objects go
+  // to the loop for disposal: deferred work of theirs may still be queued.
   auto conns = std::move(connections_);
-  for (auto& c : conns) c->shut_down();
+  for (auto& c : conns) {
+    c->shut_down();
+    loop_.dispose_later(std::move(c));
+  }
 }
 
 void TcpListener::stop_accepting() noexcept {

@@ -81,7 +81,9 @@ size_t TimerQueue::run_due(TimePoint now) {
       // Re-arm before running, so the callback may cancel or restart itself; the
       // callback is borrowed for the call and handed back if the timer still exists.
       uint32_t gen = slots_[s].generation;
-      slots_[s].when = std::max(slots_[s].when + slots_[s].repeat, now + Duration(1));
+      // A late timer keeps its period from now on rather than firing twice back to back.
+      TimePoint next = slots_[s].when + slots_[s].repeat;
+      slots_[s].when = next > now ? next : now + slots_[s].repeat;
       slots_[s].seq = next_seq_++;
       sift_down(0);
       Callback fn = std::move(slots_[s].fn);

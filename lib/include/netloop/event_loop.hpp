@@ -39,11 +39,13 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  // Runs until stop(). The thread that calls run() becomes the loop thread.
+  // Runs until stop(). The thread inside run() is the loop thread: loop-only calls from
+  // any other thread then fail an assertion (debug builds); use post().
   void run();
   // One iteration: waits at most `max_timeout_ms` (-1: until something happens).
   void run_once(int max_timeout_ms = -1);
-  // Makes run() return after the current iteration. Any thread.
+  // Makes run() return after the current iteration (or at once, if it has not started).
+  // Any thread.
   void stop();
   bool stopping() const noexcept { return stop_.load(std::memory_order_relaxed); }
 
@@ -51,7 +53,7 @@ class EventLoop {
   void post(std::function<void()> fn);
   // Loop thread only: runs `fn` after the current dispatch batch, before the next wait.
   void defer(std::function<void()> fn);
-  // Loop thread only: destroys `obj` after the current iteration.
+  // Destroys `obj` once the current iteration's deferred work has run (or with the loop).
   void dispose_later(std::unique_ptr<Disposable> obj);
 
   // Timers (loop thread only). Time is the loop's cached clock.

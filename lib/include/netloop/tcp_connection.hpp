@@ -19,6 +19,9 @@ struct ConnectionOptions {
   size_t low_water = 64 * 1024;    // ...and that resume it
   size_t max_input = 1024 * 1024;  // unconsumed input past which the connection fails
   bool tcp_nodelay = true;
+  // After close(), how long buffered output may take to drain before the connection is
+  // reset instead (a peer that stops reading must not hold it forever).
+  Duration close_timeout = seconds(30);
 };
 
 class TcpConnection;
@@ -80,6 +83,7 @@ class TcpConnection final : public Connection, public Disposable {
   void after_output_change();
   void update_interest();
   void fail(std::error_code ec);
+  void reset_and_close(CloseInfo info);
   void request_close(CloseInfo info);
   void finish_close_if_pending();
   void finish_close(CloseInfo info) noexcept;
@@ -118,6 +122,7 @@ class TcpConnection final : public Connection, public Disposable {
   int depth_ = 0;
   size_t owner_slot_ = 0;  // index in the owner's table, for O(1) removal
   CloseInfo pending_info_{CloseReason::local, {}};
+  TimerId close_timer_;
   size_t peak_output_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

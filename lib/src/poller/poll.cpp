@@ -1,4 +1,5 @@
 // The poll() backend: portable, O(registered descriptors) per wait.
+#include <fcntl.h>
 #include <poll.h>
 
 #include <vector>
@@ -20,7 +21,9 @@ class PollPoller final : public Poller {
   std::string_view name() const noexcept override { return "poll"; }
 
   std::error_code add(int fd, Interest interest, void* token) override {
-    if (fd < 0) return make_error(EBADF);
+    // poll() would report a closed descriptor as POLLNVAL on every wait; refuse it now,
+    // as epoll_ctl does.
+    if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return make_error(EBADF);
     if (interest == Interest::none) return make_error(EINVAL);
     if (size_t(fd) >= slot_of_.size()) slot_of_.resize(size_t(fd) + 1, kNone);
     if (slot_of_[fd] != kNone) return make_error(EEXIST);

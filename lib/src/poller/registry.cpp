@@ -49,7 +49,8 @@ std::string default_backend() {
 }
 
 Result<std::unique_ptr<Poller>> create_poller(std::string_view name, std::string* why) {
-  if (name.empty()) name = default_backend();
+  std::string fallback;
+  if (name.empty()) name = fallback = default_backend();
   for (const auto* b : kBackends) {
     if (name != b->name) continue;
     std::string reason = b->probe();
