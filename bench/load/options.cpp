@@ -1,0 +1,158 @@
+// netloop-load's command line parser.
+#include "options.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <string_view>
+
+namespace netloop::load {
+namespace {
+
+// "64", "4k", "1m" -> bytes.
+std::optional<size_t> parse_count(std::string_view s, bool allow_suffix) {
+  size_t mult = 1;
+  if (allow_suffix && !s.empty()) {
+    char last = s.back();
+    if (last == 'k' || last == 'K') mult = 1024;
+    if (last == 'm' || last == 'M') mult = 1024 * 1024;
+    if (mult != 1) s.remove_suffix(1);
+  }
+  size_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  if (v > SIZE_MAX / mult) return std::nullopt;
+  return v * mult;
+}
+
+std::optional<double> parse_seconds(std::string_view s) {
+  if (!s.empty() && s.back() == 's') s.remove_suffix(1);  // "5s" reads as 5
+  double v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v))
+    return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::string load_usage() {
+  return R"(Usage: netloop-load tcp-echo HOST:PORT --connections N --size BYTES --duration SECONDS
+                    [--pipeline K] [--warmup SECONDS] [--json]
+
+Drives a TCP echo server from one netloop event loop on one thread. Every connection
+keeps K messages of BYTES bytes in flight: when the echo of its oldest message is back in
+full it records that message's round-trip latency and sends the next one. Echoed bytes
+are checked against the per-connection pattern that was sent.
+
+Scenario:
+  tcp-echo HOST:PORT     the echo server, numeric IPv4 or [IPv6] (e.g. 127.0.0.1:7007)
+
+Load:
+  --connections N        concurrent connections (required)
+  --size BYTES           message size; k and m suffixes allowed (required)
+  --duration SECONDS     measured time, decimals allowed (required)
+  --pipeline K           messages in flight per connection (default 1, at most 1024)
+  --warmup SECONDS       run this long before measuring (default 0)
+
+Output:
+  --json                 print one JSON object instead of the table
+  --help                 show this help
+  --version              show the version
+
+Reports messages/s, MB/s of echoed payload (one direction, 1 MB = 10^6 bytes) and the
+p50/p99/p99.9 round-trip latency in microseconds.
+
+Exit status: 0 on a clean run; 1 if a connection could not connect, was reset or closed
+early, or an echoed byte did not match; 2 for bad arguments.
+)";
+}
+
+ParseOutcome parse_load_options(const std::vector<std::string>& args) {
+  LoadOptions o;
+  auto fail = [](std::string msg) { return ParseOutcome{std::nullopt, std::move(msg)}; };
+  std::vector<std::string> positional;
+  bool have_connections = false, have_size = false, have_duration = false;
+
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    std::string value;
+    bool has_inline = false;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline = true;
+    }
+    auto need_value = [&]() -> bool {
+      if (has_inline) return true;
+      if (i + 1 >= args.size()) return false;
+      value = args[++i];
+      return true;
+    };
+
+    if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "--json") {
+      if (has_inline) return fail(arg + " takes no value");
+      if (arg == "--json") o.json = true;
+      else if (arg == "--version") o.version = true;
+      else o.help = true;
+    } else if (arg == "--connections" || arg == "--pipeline") {
+      if (!need_value()) return fail(arg + " needs a number");
+      auto v = parse_count(value, false);
+      if (!v) return fail(arg + " " + value + ": not a whole number");
+      if (arg == "--connections") {
+        if (*v < 1 || *v > kMaxConnections)
+          return fail("--connections " + value + ": expected 1 to " + std::to_string(kMaxConnections));
+        o.connections = *v;
+        have_connections = true;
+      } else {
+        if (*v < 1 || *v > kMaxPipeline)
+          return fail("--pipeline " + value + ": expected 1 to " + std::to_string(kMaxPipeline));
+        o.pipeline = *v;
+      }
+    } else if (arg == "--size") {
+      if (!need_value()) return fail("--size needs a byte count");
+      auto v = parse_count(value, true);
+      if (!v) return fail("--size " + value + ": not a byte count (e.g. 64, 4k, 1m)");
+      if (*v < 1 || *v > kMaxMessageSize)
+        return fail("--size " + value + ": expected 1 byte to 64m");
+      o.size = *v;
+      have_size = true;
+    } else if (arg == "--duration" || arg == "--warmup") {
+      if (!need_value()) return fail(arg + " needs a number of seconds");
+      auto v = parse_seconds(value);
+      if (!v) return fail(arg + " " + value + ": not a number of seconds");
+      if (*v < 0 || *v > kMaxSeconds)
+        return fail(arg + " " + value + ": out of range (0 to one week)");
+      if (arg == "--duration") {
+        if (*v <= 0) return fail("--duration must be more than 0 seconds");
+        o.duration = *v;
+        have_duration = true;
+      } else {
+        o.warmup = *v;
+      }
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      return fail("unknown option '" + arg + "' (see --help)");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (o.help || o.version) return {o, {}};
+
+  if (positional.empty()) return fail("missing scenario: tcp-echo HOST:PORT (see --help)");
+  o.scenario = positional[0];
+  if (o.scenario != "tcp-echo")
+    return fail("unknown scenario '" + o.scenario + "' (expected tcp-echo)");
+  if (positional.size() < 2) return fail("tcp-echo needs the server's HOST:PORT");
+  if (positional.size() > 2) return fail("unexpected argument '" + positional[2] + "'");
+  std::string why;
+  auto target = Address::parse(positional[1], &why);
+  if (!target) return fail("target " + positional[1] + ": " + why);
+  if (target->port() == 0) return fail("target " + positional[1] + ": port 0 cannot be connected to");
+  o.target = *target;
+
+  if (!have_connections) return fail("missing --connections N");
+  if (!have_size) return fail("missing --size BYTES");
+  if (!have_duration) return fail("missing --duration SECONDS");
+  return {o, {}};
+}
+
+}  // namespace netloop::load
