@@ -28,10 +28,11 @@ std::string demo_usage() {
   return R"(Usage: netloop-demo [OPTIONS]
 
 Serves the built-in protocols from one event loop. With no listener options it serves
-TCP echo on 127.0.0.1:7007.
+TCP and UDP echo on 127.0.0.1:7007.
 
 Listeners (repeatable):
   --tcp-echo HOST:PORT   TCP echo (RFC 862), e.g. 127.0.0.1:7007 or [::1]:7007
+  --udp-echo HOST:PORT   UDP echo (RFC 862): each datagram goes back whole to its sender
 
 Reactor:
   --poller NAME          poller backend (see --list-pollers); default: the best available
@@ -41,6 +42,9 @@ Limits:
   --high-water BYTES     unsent bytes per connection that pause reading (default 256k)
   --low-water BYTES      unsent bytes at which reading resumes (default 64k)
   --max-input BYTES      unconsumed input per connection before it is closed (default 1m)
+  --udp-batch N          datagrams per recvmmsg/sendmmsg call (default 32, 1-1024)
+  --udp-max-datagram BYTES  largest datagram received whole; larger ones are dropped and
+                         counted, never echoed truncated (default 65535)
 
 Other:
   --log-level LEVEL      debug, info, warn, error or off (default info)
@@ -88,6 +92,26 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       auto a = Address::parse(v, &why);
       if (!a) return fail("--tcp-echo " + v + ": " + why);
       o.tcp_echo.push_back(*a);
+    } else if (arg == "--udp-echo") {
+      std::string v, why;
+      if (!need_value(v)) return fail("--udp-echo needs HOST:PORT");
+      auto a = Address::parse(v, &why);
+      if (!a) return fail("--udp-echo " + v + ": " + why);
+      o.udp_echo.push_back(*a);
+    } else if (arg == "--udp-batch") {
+      std::string v;
+      if (!need_value(v)) return fail("--udp-batch needs a count");
+      auto n = parse_size(v);
+      if (!n || *n == 0 || *n > 1024 || v.back() < '0' || v.back() > '9')
+        return fail("--udp-batch " + v + ": expected a count from 1 to 1024");
+      o.udp.batch = *n;
+    } else if (arg == "--udp-max-datagram") {
+      std::string v;
+      if (!need_value(v)) return fail("--udp-max-datagram needs a size in bytes");
+      auto n = parse_size(v);
+      if (!n || *n == 0 || *n > 65535)
+        return fail("--udp-max-datagram " + v + ": expected a size from 1 to 65535");
+      o.udp.max_datagram = *n;
     } else if (arg == "--poller") {
       if (!need_value(o.poller) || o.poller.empty()) return fail("--poller needs a backend name");
     } else if (arg == "--log-level") {
@@ -112,7 +136,10 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     if (low_given) return fail("--low-water must not exceed --high-water");
     o.connection.low_water = o.connection.high_water / 4;  // only --high-water was lowered
   }
-  if (o.tcp_echo.empty()) o.tcp_echo.push_back(Address::ipv4_loopback(7007));
+  if (o.tcp_echo.empty() && o.udp_echo.empty()) {
+    o.tcp_echo.push_back(Address::ipv4_loopback(7007));
+    o.udp_echo.push_back(Address::ipv4_loopback(7007));
+  }
   return {std::move(o), {}};
 }
 

@@ -8,14 +8,17 @@
 #include "netloop/address.hpp"
 #include "netloop/log.hpp"
 #include "netloop/tcp_connection.hpp"
+#include "netloop/udp_socket.hpp"
 
 namespace netloop::demo {
 
 struct DemoOptions {
   std::vector<Address> tcp_echo;
+  std::vector<Address> udp_echo;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;
+  UdpOptions udp;
   bool list_pollers = false;
   bool help = false;
   bool version = false;

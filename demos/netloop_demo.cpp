@@ -6,8 +6,11 @@
 
 #include "demo_options.hpp"
 #include "echo/tcp_echo.hpp"
+#include "echo/udp_echo.hpp"
 #include "netloop/event_loop.hpp"
+#include "netloop/log.hpp"
 #include "netloop/tcp_listener.hpp"
+#include "netloop/udp_socket.hpp"
 
 using namespace netloop;
 
@@ -70,6 +73,19 @@ int main(int argc, char** argv) {
                 std::string((*loop)->backend_name()).c_str());
     listeners.push_back(std::move(*l));
   }
+  std::vector<std::unique_ptr<UdpSocket>> udp_sockets;
+  for (const auto& addr : opt.udp_echo) {
+    auto s = UdpSocket::bind(**loop, addr, echo::make_udp_echo_handler(), opt.udp);
+    if (!s) {
+      std::fprintf(stderr, "netloop-demo: cannot bind %s (udp-echo): %s\n",
+                   addr.to_string().c_str(), s.error().message().c_str());
+      return kExitUsage;
+    }
+    std::printf("netloop-demo: udp-echo listening on %s (poller %s)\n",
+                (*s)->local_address().to_string().c_str(),
+                std::string((*loop)->backend_name()).c_str());
+    udp_sockets.push_back(std::move(*s));
+  }
   std::fflush(stdout);
 
   EventLoop& lp = **loop;
@@ -83,6 +99,14 @@ int main(int argc, char** argv) {
     }
   }
   lp.run();
+  for (const auto& s : udp_sockets) {
+    const UdpStats& st = s->stats();
+    log_info("udp-echo {}: {} datagrams in, {} out, dropped: {} truncated, {} send buffer full, "
+             "{} too large; {} peer errors ignored",
+             s->local_address().to_string(), st.datagrams_in, st.datagrams_out,
+             st.dropped_truncated, st.dropped_send_full, st.dropped_too_large, st.peer_errors);
+  }
   listeners.clear();
+  udp_sockets.clear();
   return 0;
 }

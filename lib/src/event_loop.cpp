@@ -52,7 +52,10 @@ std::error_code EventLoop::init() {
 EventLoop::~EventLoop() {
   // Whatever is still deferred or posted runs no more; objects awaiting disposal go now,
   // while the loop they may refer to still exists.
-  graveyard_.clear();
+  while (!graveyard_.empty()) {
+    std::vector<std::unique_ptr<Disposable>> dead;
+    dead.swap(graveyard_);
+  }
   deferred_.clear();
   signal_watcher_.reset();
   wake_watcher_.reset();
@@ -167,7 +170,12 @@ void EventLoop::apply_changes() {
       continue;
     }
     log_warn("{} poller: cannot change interest of fd {}: {}", poller_->name(), w->fd_, ec.message());
-    w->cb_(ready::error);  // the owner sees the failure like a socket error
+    // Leave no half-applied registration behind (a stale write interest would be
+    // reported, and masked, on every wait), then tell the owner.
+    if (w->registered_ != Interest::none) poller_->remove(w->fd_);
+    w->registered_ = w->wanted_ = Interest::none;
+    w->error_ = ec;
+    w->cb_(ready::error);
   }
   changes_.clear();
 }
@@ -189,7 +197,11 @@ void EventLoop::post(std::function<void()> fn) {
 
 void EventLoop::on_wakeup() {
   uint64_t buf[16];
-  while (::read(wake_read_.get(), buf, sizeof buf) > 0) {
+  if (wake_write_) {
+    while (::read(wake_read_.get(), buf, sizeof buf) > 0) {  // a pipe: drain it
+    }
+  } else {
+    [[maybe_unused]] auto r = ::read(wake_read_.get(), buf, sizeof(uint64_t));  // eventfd: one read resets it
   }
   run_posted();
 }
@@ -210,6 +222,7 @@ void EventLoop::defer(std::function<void()> fn) {
 }
 
 void EventLoop::dispose_later(std::unique_ptr<Disposable> obj) {
+  assert_in_loop_thread();
   graveyard_.push_back(std::move(obj));
 }
 
@@ -227,17 +240,18 @@ void EventLoop::run_deferred() {
   }
   // Deferred work queued just now may name an object awaiting disposal: such objects
   // live until no deferred work is left that could still reach them.
-  if (deferred_.empty()) graveyard_.clear();
+  if (deferred_.empty() && !graveyard_.empty()) {
+    // Swapped out first: a destructor may dispose of more (a handler owning a listener).
+    std::vector<std::unique_ptr<Disposable>> dead;
+    dead.swap(graveyard_);
+    dead.clear();
+    if (graveyard_.empty()) graveyard_.swap(dead);  // keep the capacity
+  }
 }
 
-TimerId EventLoop::run_after(Duration delay, std::function<void()> fn) {
+TimerId EventLoop::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
   assert_in_loop_thread();
-  return timers_.add(now_ + delay, Duration::zero(), std::move(fn));
-}
-
-TimerId EventLoop::run_every(Duration interval, std::function<void()> fn) {
-  assert_in_loop_thread();
-  return timers_.add(now_ + interval, interval, std::move(fn));
+  return timers_.add(now_ + delay, repeat, std::move(fn));
 }
 
 }  // namespace netloop

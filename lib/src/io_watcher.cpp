@@ -9,6 +9,7 @@ std::error_code IoWatcher::start(int fd, Interest interest) {
   fd_ = fd;
   wanted_ = interest;
   registered_ = Interest::none;
+  error_ = {};
   if (interest != Interest::none) {
     if (auto ec = loop_.poller_->add(fd, interest, this)) {
       fd_ = -1;
@@ -21,6 +22,7 @@ std::error_code IoWatcher::start(int fd, Interest interest) {
 }
 
 void IoWatcher::set_interest(Interest interest) {
+  loop_.assert_in_loop_thread();
   if (!active() || interest == wanted_) return;
   wanted_ = interest;
   loop_.queue_change(this);
@@ -28,6 +30,7 @@ void IoWatcher::set_interest(Interest interest) {
 
 void IoWatcher::stop() noexcept {
   if (!active()) return;
+  loop_.assert_in_loop_thread();
   if (registered_ != Interest::none) loop_.poller_->remove(fd_);
   loop_.forget(this);
   fd_ = -1;

@@ -81,7 +81,10 @@ void EventLoop::on_signal_pipe() {
   while ((n = ::read(signal_read_.get(), buf, sizeof buf)) > 0) {
     for (ssize_t i = 0; i < n; ++i)
       for (size_t k = 0; k < signal_handlers_.size(); ++k)  // a callback may add handlers
-        if (signal_handlers_[k].first == buf[i]) signal_handlers_[k].second();
+        if (signal_handlers_[k].first == buf[i]) {
+          auto fn = signal_handlers_[k].second;  // a copy: the callback may add handlers
+          fn();
+        }
   }
 }
 

@@ -45,19 +45,18 @@ TcpConnection::TcpConnection(EventLoop& loop, Fd fd, const Address& peer, const 
                              std::unique_ptr<StreamHandler> handler,
                              const ConnectionOptions& options)
     : loop_(loop),
-      fd_(std::move(fd)),
       watcher_(loop, [this](uint32_t r) { on_io(r); }),
-      peer_(peer),
-      local_(local),
+      fd_(std::move(fd)),
       handler_(std::move(handler)),
-      options_(options) {
+      options_(options),
+      peer_(peer),
+      local_(local) {
   if (options_.low_water > options_.high_water) options_.low_water = options_.high_water;
 }
 
 TcpConnection::~TcpConnection() {
   // Normally closed already (finish_close); this covers a connection that never started.
   watcher_.stop();
-  for (TimerId id : timers_) loop_.cancel_timer(id);
   if (close_timer_) loop_.cancel_timer(close_timer_);
 }
 
@@ -80,6 +79,10 @@ std::error_code TcpConnection::start(ConnectionOwner* owner) {
 
 void TcpConnection::on_io(uint32_t ready) {
   CallbackGuard guard(*this);
+  if ((ready & ready::error) && watcher_.error()) {  // the poller refused an interest change
+    fail(watcher_.error());
+    return;
+  }
   if (ready & ready::writable) handle_write();
   if (state_ == State::closed) return;
   if (ready & (ready::readable | ready::hangup | ready::error)) {
@@ -115,7 +118,7 @@ void TcpConnection::handle_read() {
       deliver(input_);
     }
     if (input_.empty()) {
-      input_.release();
+      if (input_.capacity()) input_.release();
     } else if (input_.size() > options_.max_input && state_ == State::open) {
       log_debug("connection {}: {} unconsumed input bytes exceed the limit of {}",
                 peer_.to_string(), input_.size(), options_.max_input);
@@ -144,7 +147,9 @@ void TcpConnection::deliver(Buffer& input) {
 
 void TcpConnection::redeliver_input() {
   redeliver_queued_ = false;
-  if (state_ != State::open || input_.empty() || !has(watcher_.interest(), Interest::read)) return;
+  // Not tied to read interest: input buffered before the peer's end of stream is still
+  // offered once the handler resumes.
+  if (state_ != State::open || input_.empty() || user_paused_ || backpressure_paused_) return;
   CallbackGuard guard(*this);
   deliver(input_);
   if (input_.empty()) input_.release();
@@ -238,8 +243,10 @@ void TcpConnection::resume_reading() {
   if (!user_paused_) return;
   user_paused_ = false;
   update_interest();
-  if (!input_.empty() && !redeliver_queued_ && state_ == State::open) {
-    // Offer what was left in the input buffer again; the socket may stay silent.
+  // Offer what was left in the input buffer again (the socket may stay silent). Queued
+  // even when input_ looks empty: called from on_data on the fast path, the leftover is
+  // still in the loop's scratch area and reaches input_ only after on_data returns.
+  if (!redeliver_queued_ && state_ == State::open) {
     redeliver_queued_ = true;
     loop_.defer([this] { redeliver_input(); });
   }
@@ -297,7 +304,17 @@ void TcpConnection::request_close(CloseInfo info) {
   state_ = State::closing;
   if (!close_pending_ || info.reason == CloseReason::aborted || info.error) pending_info_ = info;
   close_pending_ = true;
-  if (depth_ == 0) finish_close_if_pending();
+  // Inside one of our own callbacks the close completes when the outermost one returns.
+  // Otherwise the caller is someone else's code (another connection's handler, a timer,
+  // a loop over the owner's connections): finishing here would run our on_close and
+  // release us from the owner's table under its feet, so it completes after this batch.
+  if (depth_ == 0 && !finish_queued_) {
+    finish_queued_ = true;
+    loop_.defer([this] {
+      finish_queued_ = false;
+      finish_close_if_pending();
+    });
+  }
 }
 
 void TcpConnection::finish_close_if_pending() {
@@ -315,8 +332,7 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   state_ = State::closed;
   close_pending_ = false;
   watcher_.stop();
-  for (TimerId id : timers_) loop_.cancel_timer(id);
-  timers_.clear();
+  timers_.cancel_all();
   if (close_timer_) loop_.cancel_timer(std::exchange(close_timer_, {}));
   fd_.reset();
   input_.clear();
@@ -336,26 +352,14 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
 
 TimerId TcpConnection::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
   if (state_ == State::closed) return {};
-  auto wrapped = [this, fn = std::move(fn)] {
+  return timers_.start(delay, repeat, [this, fn = std::move(fn)] {
     CallbackGuard guard(*this);
     fn();
-  };
-  TimerId id = repeat > Duration::zero() ? loop_.run_every(repeat, std::move(wrapped))
-                                         : loop_.run_after(delay, std::move(wrapped));
-  if (repeat > Duration::zero() && delay != repeat) loop_.restart_timer(id, delay);
-  // Forget ids of timers that already fired, so the list stays short.
-  std::erase_if(timers_, [this](TimerId t) { return !loop_.timer_pending(t); });
-  timers_.push_back(id);
-  return id;
+  });
 }
 
-void TcpConnection::cancel_timer(TimerId id) {
-  loop_.cancel_timer(id);
-  std::erase(timers_, id);
-}
+void TcpConnection::cancel_timer(TimerId id) { timers_.cancel(id); }
 
-bool TcpConnection::restart_timer(TimerId id, Duration delay) {
-  return loop_.restart_timer(id, delay);
-}
+bool TcpConnection::restart_timer(TimerId id, Duration delay) { return timers_.restart(id, delay); }
 
 }  // namespace netloop

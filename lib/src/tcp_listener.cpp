@@ -2,6 +2,7 @@
 // of the accepted connections.
 #include "netloop/tcp_listener.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -74,6 +75,7 @@ TcpListener::TcpListener(EventLoop& loop, Fd fd, const Address& local,
       wildcard_(local.host() == "0.0.0.0" || local.host() == "::") {}
 
 TcpListener::~TcpListener() {
+  if (alive_flag_) *alive_flag_ = false;
   stop_accepting();
   // Close every connection now; their handlers hear CloseReason::shutdown. The objects go
   // to the loop for disposal: deferred work of theirs may still be queued.
@@ -92,13 +94,25 @@ void TcpListener::stop_accepting() noexcept {
 }
 
 void TcpListener::on_readable() {
-  for (size_t i = 0; i < options_.accept_batch && fd_; ++i) {
+  // A handler's on_open (or the factory) may destroy this listener: notice, and stop.
+  bool alive = true;
+  alive_flag_ = &alive;
+  struct Unflag {
+    TcpListener* self;
+    const bool& alive;
+    ~Unflag() {
+      if (alive) self->alive_flag_ = nullptr;
+    }
+  } unflag{this, alive};
+  const size_t batch = std::max<size_t>(options_.accept_batch, 1);
+  for (size_t i = 0; i < batch && fd_; ++i) {
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
     int cfd = accept_nonblocking(fd_.get(), &ss, &len);
     if (cfd >= 0) {
       ++stats_.accepted;
       adopt(Fd(cfd), Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len));
+      if (!alive) return;
       continue;
     }
     int err = errno;
@@ -108,20 +122,27 @@ void TcpListener::on_readable() {
       // Out of descriptors: the pending connection would make the listener readable
       // forever. Spend the reserve descriptor to accept it and close it at once.
       if (shed_one_connection()) continue;
-      // No reserve either: stop listening for a moment instead of spinning.
-      log_warn("listener {}: out of file descriptors; pausing accept for {} ms",
-               local_.to_string(), kAcceptRetryDelay.count());
-      watcher_.set_interest(Interest::none);
-      retry_timer_ = loop_.run_after(kAcceptRetryDelay, [this] {
-        retry_timer_ = {};
-        if (fd_) watcher_.set_interest(Interest::read);
-      });
-      return;
     }
+    // No reserve descriptor, or another failure (ENOBUFS, ENOMEM...): the connection
+    // stays queued and the listener stays readable, so stop listening for a moment
+    // instead of spinning.
     ++stats_.accept_errors;
-    log_warn("listener {}: accept failed: {}", local_.to_string(), std::strerror(err));
+    if (stats_.accept_errors == 1 || stats_.accept_errors % 100 == 0)
+      log_warn("listener {}: accept failed: {} ({} so far); pausing accept for {} ms",
+               local_.to_string(), std::strerror(err), stats_.accept_errors,
+               kAcceptRetryDelay.count());
+    pause_accepting();
     return;
   }
+}
+
+void TcpListener::pause_accepting() {
+  if (retry_timer_) return;
+  watcher_.set_interest(Interest::none);
+  retry_timer_ = loop_.run_after(kAcceptRetryDelay, [this] {
+    retry_timer_ = {};
+    if (fd_) watcher_.set_interest(Interest::read);
+  });
 }
 
 bool TcpListener::shed_one_connection() {

@@ -71,11 +71,12 @@ std::optional<TimePoint> TimerQueue::next_deadline() const noexcept {
 
 size_t TimerQueue::run_due(TimePoint now) {
   size_t ran = 0;
-  // Timers added by callbacks with a deadline <= now run in this call too, but a
-  // repeating timer is re-armed relative to now, so this loop always ends.
+  // Only timers armed before this call run in it: one that re-arms itself (or another)
+  // for `now` or earlier waits for the next call, so I/O is never starved.
+  const uint64_t limit = next_seq_;
   while (!heap_.empty()) {
     uint32_t s = heap_.front();
-    if (slots_[s].when > now) break;
+    if (slots_[s].when > now || slots_[s].seq >= limit) break;
     ++ran;
     if (slots_[s].repeat > Duration::zero()) {
       // Re-arm before running, so the callback may cancel or restart itself; the

@@ -205,3 +205,173 @@ TEST_CASE("demo options: usage mentions every option") {
     CHECK(usage.find(opt) != std::string::npos);
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// UDP: --udp-echo, --udp-batch, --udp-max-datagram and the default listeners
+
+TEST_CASE("demo options: no arguments means TCP and UDP echo on 127.0.0.1:7007") {
+  auto o = parse_ok({});
+  REQUIRE(o.tcp_echo.size() == 1);
+  REQUIRE(o.udp_echo.size() == 1);
+  CHECK(o.tcp_echo[0] == Address::ipv4_loopback(7007));
+  CHECK(o.udp_echo[0] == Address::ipv4_loopback(7007));
+  CHECK(o.udp_echo[0].to_string() == "127.0.0.1:7007");
+  // The UDP limits keep the library's defaults.
+  const netloop::UdpOptions lib_defaults;
+  CHECK(o.udp.batch == 32);
+  CHECK(o.udp.max_datagram == 65535);
+  CHECK(o.udp.batch == lib_defaults.batch);
+  CHECK(o.udp.max_datagram == lib_defaults.max_datagram);
+  CHECK(o.udp.batches_per_wakeup == lib_defaults.batches_per_wakeup);
+  CHECK(o.udp.recv_buffer == lib_defaults.recv_buffer);
+  CHECK(o.udp.send_buffer == lib_defaults.send_buffer);
+
+  // Options that are not listeners keep both defaults.
+  auto limits = parse_ok({"--udp-batch", "8", "--udp-max-datagram", "1000", "--poller", "poll",
+                          "--high-water", "1m"});
+  CHECK(limits.tcp_echo.size() == 1);
+  CHECK(limits.udp_echo.size() == 1);
+}
+
+TEST_CASE("demo options: a listener of either kind replaces both defaults") {
+  auto tcp_only = parse_ok({"--tcp-echo", "127.0.0.1:9000"});
+  REQUIRE(tcp_only.tcp_echo.size() == 1);
+  CHECK(tcp_only.tcp_echo[0].to_string() == "127.0.0.1:9000");
+  CHECK(tcp_only.udp_echo.empty());
+
+  auto udp_only = parse_ok({"--udp-echo", "127.0.0.1:9001"});
+  REQUIRE(udp_only.udp_echo.size() == 1);
+  CHECK(udp_only.udp_echo[0].to_string() == "127.0.0.1:9001");
+  CHECK(udp_only.tcp_echo.empty());
+
+  // Both kinds, even on the same port number: exactly what was asked for.
+  auto both = parse_ok({"--udp-echo", "127.0.0.1:9002", "--tcp-echo", "127.0.0.1:9002"});
+  REQUIRE(both.tcp_echo.size() == 1);
+  REQUIRE(both.udp_echo.size() == 1);
+  CHECK(both.tcp_echo[0] == both.udp_echo[0]);
+}
+
+TEST_CASE("demo options: --udp-echo is repeatable, both spellings, IPv4 and IPv6") {
+  auto o = parse_ok({"--udp-echo", "127.0.0.1:9000", "--udp-echo=[::1]:9001", "--udp-echo",
+                     "localhost:0", "--udp-echo=0.0.0.0:53"});
+  REQUIRE(o.udp_echo.size() == 4);
+  CHECK(o.udp_echo[0].to_string() == "127.0.0.1:9000");
+  CHECK(o.udp_echo[1].to_string() == "[::1]:9001");
+  CHECK(o.udp_echo[1].is_ipv6());
+  CHECK(o.udp_echo[2].to_string() == "127.0.0.1:0");
+  CHECK(o.udp_echo[3].to_string() == "0.0.0.0:53");
+  CHECK(o.tcp_echo.empty());
+
+  // The two spellings give the same result for every UDP option.
+  const std::vector<std::pair<Args, Args>> same = {
+      {{"--udp-echo", "127.0.0.1:1"}, {"--udp-echo=127.0.0.1:1"}},
+      {{"--udp-batch", "64"}, {"--udp-batch=64"}},
+      {{"--udp-max-datagram", "1k"}, {"--udp-max-datagram=1k"}},
+  };
+  for (const auto& [spaced, inline_form] : same) {
+    CAPTURE(join(spaced));
+    auto a = parse_ok(spaced);
+    auto b = parse_ok(inline_form);
+    CHECK(a.udp_echo == b.udp_echo);
+    CHECK(a.tcp_echo == b.tcp_echo);
+    CHECK(a.udp.batch == b.udp.batch);
+    CHECK(a.udp.max_datagram == b.udp.max_datagram);
+  }
+}
+
+TEST_CASE("demo options: --udp-batch takes a plain count from 1 to 1024") {
+  struct Case {
+    const char* text;
+    size_t batch;
+  };
+  for (const Case& c : {Case{"1", 1}, Case{"2", 2}, Case{"32", 32}, Case{"1000", 1000},
+                        Case{"1024", 1024}, Case{"0064", 64}}) {
+    CAPTURE(c.text);
+    auto o = parse_ok({"--udp-batch", c.text});
+    CHECK(o.udp.batch == c.batch);
+    CHECK(o.udp.max_datagram == 65535);  // untouched
+  }
+  // The last one given wins.
+  CHECK(parse_ok({"--udp-batch", "4", "--udp-batch", "16"}).udp.batch == 16);
+}
+
+TEST_CASE("demo options: --udp-max-datagram takes a size from 1 to 65535") {
+  struct Case {
+    const char* text;
+    size_t bytes;
+  };
+  for (const Case& c : {Case{"1", 1}, Case{"1000", 1000}, Case{"1k", 1024}, Case{"1K", 1024},
+                        Case{"63k", 63 * 1024}, Case{"65507", 65507}, Case{"65535", 65535}}) {
+    CAPTURE(c.text);
+    auto o = parse_ok({"--udp-max-datagram", c.text});
+    CHECK(o.udp.max_datagram == c.bytes);
+    CHECK(o.udp.batch == 32);  // untouched
+  }
+  // UDP options do not touch the TCP connection limits.
+  auto o = parse_ok({"--udp-max-datagram", "1000", "--udp-batch", "8"});
+  CHECK(o.connection.high_water == 256 * 1024);
+  CHECK(o.connection.low_water == 64 * 1024);
+  CHECK(o.connection.max_input == 1024 * 1024);
+}
+
+TEST_CASE("demo options: bad UDP options are refused with a message naming the problem") {
+  struct Bad {
+    Args args;
+    const char* says;  // must appear in the message
+  };
+  const Bad cases[] = {
+      // --udp-batch: out of range, suffixes, not numbers
+      {{"--udp-batch", "0"}, "--udp-batch"},
+      {{"--udp-batch", "0"}, "1 to 1024"},
+      {{"--udp-batch", "1025"}, "1025"},
+      {{"--udp-batch", "1025"}, "1 to 1024"},
+      {{"--udp-batch", "1k"}, "1k"},
+      {{"--udp-batch", "1K"}, "1K"},
+      {{"--udp-batch", "abc"}, "abc"},
+      {{"--udp-batch", "-1"}, "-1"},
+      {{"--udp-batch", "32x"}, "32x"},
+      {{"--udp-batch", "99999999999999999999"}, "--udp-batch"},
+      {{"--udp-batch", ""}, "--udp-batch"},
+      {{"--udp-batch="}, "--udp-batch"},
+      {{"--udp-batch"}, "--udp-batch"},
+      // --udp-max-datagram: out of range, not sizes
+      {{"--udp-max-datagram", "0"}, "--udp-max-datagram"},
+      {{"--udp-max-datagram", "0"}, "1 to 65535"},
+      {{"--udp-max-datagram", "65536"}, "65536"},
+      {{"--udp-max-datagram", "65536"}, "1 to 65535"},
+      {{"--udp-max-datagram", "64k"}, "64k"},
+      {{"--udp-max-datagram", "1m"}, "1m"},
+      {{"--udp-max-datagram", "x"}, "--udp-max-datagram"},
+      {{"--udp-max-datagram", "x"}, "1 to 65535"},
+      {{"--udp-max-datagram", "1.5k"}, "1.5k"},
+      {{"--udp-max-datagram", ""}, "--udp-max-datagram"},
+      {{"--udp-max-datagram"}, "--udp-max-datagram"},
+      // --udp-echo: bad or missing addresses
+      {{"--udp-echo"}, "--udp-echo"},
+      {{"--udp-echo="}, "--udp-echo"},
+      {{"--udp-echo", "::1:80"}, "bracket"},
+      {{"--udp-echo", "::1:80"}, "--udp-echo"},
+      {{"--udp-echo", "127.0.0.1:99999"}, "99999"},
+      {{"--udp-echo", "127.0.0.1"}, "--udp-echo"},
+      {{"--udp-echo", "example.com:53"}, "example.com"},
+      // an error after a good UDP listener still fails the whole parse
+      {{"--udp-echo", "127.0.0.1:1", "--udp-batch", "0"}, "--udp-batch"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(join(c.args));
+    auto out = parse_demo_options(c.args);
+    INFO("error: " << out.error);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.size() >= 10);
+    CHECK(out.error.find(c.says) != std::string::npos);
+  }
+}
+
+TEST_CASE("demo options: usage mentions the UDP options and the default listeners") {
+  std::string usage = netloop::demo::demo_usage();
+  for (const char* opt : {"--udp-echo", "--udp-batch", "--udp-max-datagram"}) {
+    CAPTURE(opt);
+    CHECK(usage.find(opt) != std::string::npos);
+  }
+  CHECK(usage.find("TCP and UDP echo on 127.0.0.1:7007") != std::string::npos);
+}

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -338,16 +339,34 @@ TEST_CASE("timer queue: a callback may cancel another timer") {
   CHECK(q.empty());
 }
 
+TEST_CASE("timer queue: a zero-delay timer that re-arms itself does not livelock run_due") {
+  TimerQueue q;
+  int runs = 0;
+  std::function<void()> again = [&] {
+    ++runs;
+    q.add(t(0), kOnce, again);
+  };
+  q.add(t(0), kOnce, again);
+  CHECK(q.run_due(t(1)) == 1);
+  CHECK(q.run_due(t(1)) == 1);
+  CHECK(runs == 2);
+}
+
 TEST_CASE("timer queue: a callback may add timers") {
   TimerQueue q;
   std::vector<std::string> log;
   q.add(t(10), kOnce, [&] {
     log.push_back("first");
-    q.add(t(5), kOnce, [&] { log.push_back("already due"); });   // runs in this call
-    q.add(t(10), kOnce, [&] { log.push_back("due now"); });      // runs in this call
-    q.add(t(11), kOnce, [&] { log.push_back("later"); });        // does not
+    // Timers armed by a callback never run in the same call, even when already due: a
+    // callback re-arming itself for "now" must not keep run_due() from returning.
+    q.add(t(5), kOnce, [&] { log.push_back("already due"); });
+    q.add(t(10), kOnce, [&] { log.push_back("due now"); });
+    q.add(t(11), kOnce, [&] { log.push_back("later"); });
   });
-  CHECK(q.run_due(t(10)) == 3);
+  CHECK(q.run_due(t(10)) == 1);
+  CHECK(log == std::vector<std::string>{"first"});
+  CHECK(*q.next_deadline() == t(5));
+  CHECK(q.run_due(t(10)) == 2);  // the next call (the loop's next turn) runs them
   CHECK(log == std::vector<std::string>{"first", "already due", "due now"});
   CHECK(*q.next_deadline() == t(11));
   CHECK(q.run_due(t(11)) == 1);

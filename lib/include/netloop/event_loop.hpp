@@ -57,11 +57,20 @@ class EventLoop {
   void dispose_later(std::unique_ptr<Disposable> obj);
 
   // Timers (loop thread only). Time is the loop's cached clock.
-  TimerId run_after(Duration delay, std::function<void()> fn);
-  TimerId run_every(Duration interval, std::function<void()> fn);
-  bool cancel_timer(TimerId id) noexcept { return timers_.cancel(id); }
+  TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn);
+  TimerId run_after(Duration delay, std::function<void()> fn) {
+    return start_timer(delay, Duration::zero(), std::move(fn));
+  }
+  TimerId run_every(Duration interval, std::function<void()> fn) {
+    return start_timer(interval, interval, std::move(fn));
+  }
+  bool cancel_timer(TimerId id) noexcept {
+    assert_in_loop_thread();
+    return timers_.cancel(id);
+  }
   bool timer_pending(TimerId id) const noexcept { return timers_.pending(id); }
   bool restart_timer(TimerId id, Duration delay) noexcept {
+    assert_in_loop_thread();
     return timers_.restart(id, now_ + delay);
   }
   TimePoint now() const noexcept { return now_; }  // cached once per iteration
@@ -144,6 +153,9 @@ class IoWatcher {
   void stop() noexcept;
 
   Interest interest() const noexcept { return wanted_; }
+  // Set when the poller refused a queued interest change (the callback then got
+  // ready::error and the descriptor is no longer registered).
+  std::error_code error() const noexcept { return error_; }
   int fd() const noexcept { return fd_; }
   bool active() const noexcept { return fd_ >= 0; }
   EventLoop& loop() const noexcept { return loop_; }
@@ -156,6 +168,7 @@ class IoWatcher {
   Interest wanted_ = Interest::none;
   Interest registered_ = Interest::none;
   bool queued_ = false;
+  std::error_code error_;
 };
 
 }  // namespace netloop

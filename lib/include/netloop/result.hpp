@@ -26,6 +26,7 @@ class Result {
   const T& value() const& { assert(ok()); return std::get<0>(v_); }
   T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
   T& operator*() & { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }

@@ -11,6 +11,7 @@
 #include "netloop/event_loop.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/protocol.hpp"
+#include "netloop/timer_set.hpp"
 
 namespace netloop {
 
@@ -94,38 +95,43 @@ class TcpConnection final : public Connection, public Disposable {
   struct CallbackGuard {
     explicit CallbackGuard(TcpConnection& c) : c(c) { ++c.depth_; }
     ~CallbackGuard() {
-      if (--c.depth_ == 0) c.finish_close_if_pending();
+      if (--c.depth_ == 0 && c.close_pending_) c.finish_close_if_pending();
     }
     TcpConnection& c;
   };
 
+  // Hot fields first, so one read event touches few cache lines: the watcher (whose
+  // interest dispatch re-checks), the descriptor, state, buffers and handler.
   EventLoop& loop_;
-  Fd fd_;
   IoWatcher watcher_;
-  Address peer_;
-  Address local_;
-  std::unique_ptr<StreamHandler> handler_;
-  ConnectionOwner* owner_ = nullptr;
-  Buffer input_;   // unconsumed input (empty, and unallocated, while the handler keeps up)
-  Buffer output_;  // what the kernel pushed back
-  std::vector<TimerId> timers_;
-  ConnectionOptions options_;
+  Fd fd_;
   State state_ = State::open;
   bool peer_eof_ = false;
   bool user_paused_ = false;
   bool backpressure_paused_ = false;
-  bool write_shutdown_wanted_ = false;
-  bool write_shutdown_done_ = false;
+  bool close_pending_ = false;
   bool drain_pending_ = false;  // output was pushed back: tell on_drain when it empties
   bool redeliver_queued_ = false;
-  bool close_pending_ = false;
+  bool finish_queued_ = false;
   int depth_ = 0;
+  std::unique_ptr<StreamHandler> handler_;
+  Buffer input_;   // unconsumed input (empty, and unallocated, while the handler keeps up)
+  Buffer output_;  // what the kernel pushed back
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  size_t peak_output_ = 0;
+  ConnectionOptions options_;
+
+  // Cold: set-up, close and introspection.
+  bool write_shutdown_wanted_ = false;
+  bool write_shutdown_done_ = false;
+  ConnectionOwner* owner_ = nullptr;
   size_t owner_slot_ = 0;  // index in the owner's table, for O(1) removal
   CloseInfo pending_info_{CloseReason::local, {}};
   TimerId close_timer_;
-  size_t peak_output_ = 0;
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
+  TimerSet timers_{loop_};
+  Address peer_;
+  Address local_;
 };
 
 }  // namespace netloop

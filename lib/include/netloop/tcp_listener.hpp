@@ -22,7 +22,7 @@ struct ListenerOptions {
 
 struct ListenerStats {
   uint64_t accepted = 0;
-  uint64_t accept_errors = 0;   // other than EAGAIN/ECONNABORTED/EINTR
+  uint64_t accept_errors = 0;   // failures that paused accepting (EMFILE with no reserve, ENOBUFS...)
   uint64_t dropped_no_fds = 0;  // accepted and closed at once because of EMFILE/ENFILE
 };
 
@@ -52,6 +52,7 @@ class TcpListener final : ConnectionOwner {
   void on_readable();
   void adopt(Fd fd, const Address& peer);
   bool shed_one_connection();
+  void pause_accepting();
   std::unique_ptr<TcpConnection> release(TcpConnection& conn) noexcept override;
 
   EventLoop& loop_;
@@ -63,6 +64,7 @@ class TcpListener final : ConnectionOwner {
   Fd reserve_fd_;  // spare descriptor given up to accept-and-close under EMFILE
   TimerId retry_timer_;
   bool wildcard_;  // bound to 0.0.0.0 or ::
+  bool* alive_flag_ = nullptr;  // set while on_readable() runs; cleared by the destructor
   std::vector<std::unique_ptr<TcpConnection>> connections_;
   ListenerStats stats_;
 };

@@ -1,6 +1,7 @@
 // Private: the factory and probe of each backend compiled into this build.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,36 @@ struct Backend {
 #ifdef NETLOOP_HAVE_EPOLL
 extern const Backend epoll;
 #endif
+#ifdef NETLOOP_HAVE_KQUEUE
+extern const Backend kqueue;
+#endif
+#ifdef NETLOOP_HAVE_IO_URING
+extern const Backend io_uring;
+#endif
 extern const Backend poll;
+extern const Backend select;
+
+}  // namespace netloop::backends
+
+namespace netloop::backends {
+
+// A wait() timeout as a deadline, so a wait that is interrupted (EINTR: a signal, or
+// io_uring task work) resumes for the time left instead of returning early.
+class WaitDeadline {
+ public:
+  explicit WaitDeadline(int timeout_ms)
+      : infinite_(timeout_ms < 0),
+        end_(std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms)) {}
+  // Milliseconds left (rounded up), 0 when past, -1 for no deadline.
+  int remaining_ms() const {
+    if (infinite_) return -1;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(end_ - std::chrono::steady_clock::now());
+    return left.count() > 0 ? int(left.count()) : 0;
+  }
+
+ private:
+  bool infinite_;
+  std::chrono::steady_clock::time_point end_;
+};
 
 }  // namespace netloop::backends

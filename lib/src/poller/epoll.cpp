@@ -37,10 +37,11 @@ class EpollPoller final : public Poller {
   Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override {
     if (out.empty()) return size_t{0};
     if (native_.size() < out.size()) native_.resize(out.size());
-    int n = ::epoll_wait(epfd_.get(), native_.data(), int(out.size()), timeout_ms);
-    if (n < 0) {
-      if (errno == EINTR) return size_t{0};
-      return last_error();
+    backends::WaitDeadline deadline(timeout_ms);
+    int n;
+    while ((n = ::epoll_wait(epfd_.get(), native_.data(), int(out.size()), timeout_ms)) < 0) {
+      if (errno != EINTR) return last_error();
+      timeout_ms = deadline.remaining_ms();
     }
     for (int i = 0; i < n; ++i) {
       uint32_t e = native_[i].events;

@@ -58,16 +58,23 @@ class PollPoller final : public Poller {
   }
 
   Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override {
-    int n = ::poll(fds_.data(), nfds_t(fds_.size()), timeout_ms);
-    if (n < 0) {
-      if (errno == EINTR) return size_t{0};
-      return last_error();
+    backends::WaitDeadline deadline(timeout_ms);
+    int n;
+    while ((n = ::poll(fds_.data(), nfds_t(fds_.size()), timeout_ms)) < 0) {
+      if (errno != EINTR) return last_error();
+      timeout_ms = deadline.remaining_ms();
     }
     size_t count = 0;
-    for (size_t i = 0; i < fds_.size() && n > 0 && count < out.size(); ++i) {
+    const size_t total = fds_.size();
+    // Start where the last full batch stopped, so with more ready descriptors than
+    // out.size() none starves.
+    size_t start = total ? start_ % total : 0;
+    for (size_t k = 0; k < total && n > 0 && count < out.size(); ++k) {
+      size_t i = (start + k) % total;
       short re = fds_[i].revents;
       if (!re) continue;
       --n;
+      start_ = i + 1;
       uint32_t r = 0;
       if (re & POLLIN) r |= ready::readable;
       if (re & POLLOUT) r |= ready::writable;
@@ -88,6 +95,7 @@ class PollPoller final : public Poller {
   std::vector<pollfd> fds_;
   std::vector<void*> tokens_;
   std::vector<int> slot_of_;  // fd -> index in fds_, or kNone
+  size_t start_ = 0;          // where the next wait's scan begins
 };
 
 }  // namespace

@@ -12,7 +12,14 @@ const backends::Backend* const kBackends[] = {
 #ifdef NETLOOP_HAVE_EPOLL
     &backends::epoll,
 #endif
+#ifdef NETLOOP_HAVE_KQUEUE
+    &backends::kqueue,
+#endif
+#ifdef NETLOOP_HAVE_IO_URING
+    &backends::io_uring,
+#endif
     &backends::poll,
+    &backends::select,
 };
 
 std::string names_of_available() {

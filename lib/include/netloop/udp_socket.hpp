@@ -1,0 +1,82 @@
+// UdpSocket: a bound UDP socket driving one datagram handler, with batched receive and
+// send (recvmmsg/sendmmsg on Linux, recvfrom/sendto elsewhere).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "netloop/buffer.hpp"
+#include "netloop/datagram.hpp"
+#include "netloop/event_loop.hpp"
+#include "netloop/fd.hpp"
+#include "netloop/timer_set.hpp"
+
+namespace netloop {
+
+struct UdpOptions {
+  size_t batch = 32;             // datagrams per recvmmsg/sendmmsg call
+  size_t max_datagram = 65535;   // receive room per datagram; larger ones are dropped, counted
+  size_t batches_per_wakeup = 4; // receive calls per readiness event (fairness to other sockets)
+  int recv_buffer = 0;           // SO_RCVBUF in bytes; 0 keeps the kernel's default
+  int send_buffer = 0;           // SO_SNDBUF in bytes; 0 keeps the kernel's default
+};
+
+struct UdpStats {
+  uint64_t datagrams_in = 0;
+  uint64_t datagrams_out = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t dropped_truncated = 0;  // larger than max_datagram: never delivered cut short
+  uint64_t dropped_send_full = 0;  // reply dropped: send buffer full (EAGAIN/ENOBUFS)
+  uint64_t dropped_too_large = 0;  // reply larger than a datagram can be (EMSGSIZE)
+  uint64_t peer_errors = 0;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
+  uint64_t receive_calls = 0;      // recvmmsg/recvfrom calls that returned data
+  uint64_t send_calls = 0;         // sendmmsg/sendto calls
+};
+
+class UdpSocket final : public DatagramSocket {
+ public:
+  static Result<std::unique_ptr<UdpSocket>> bind(EventLoop& loop, const Address& address,
+                                                 std::unique_ptr<DatagramHandler> handler,
+                                                 const UdpOptions& options = {});
+  ~UdpSocket() override;
+
+  bool send_to(const Address& to, const void* data, size_t n) override;
+  using DatagramSocket::send_to;
+  const Address& local_address() const noexcept override { return local_; }
+  TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
+  void cancel_timer(TimerId id) override;
+  TimePoint now() const noexcept override { return loop_.now(); }
+
+  const UdpStats& stats() const noexcept { return stats_; }
+
+ private:
+  UdpSocket(EventLoop& loop, Fd fd, const Address& local, std::unique_ptr<DatagramHandler> handler,
+            const UdpOptions& options);
+  void on_readable();
+  size_t receive_batch();  // returns datagrams received (0: nothing more for now)
+  void flush();
+  void count_send_error(int err, size_t dropped);
+
+  struct Pending {
+    Address to;
+    size_t offset;
+    size_t length;
+  };
+
+  EventLoop& loop_;
+  Fd fd_;
+  IoWatcher watcher_;
+  Address local_;
+  std::unique_ptr<DatagramHandler> handler_;
+  UdpOptions options_;
+  struct Batch;  // the platform's message headers and the receive area
+  std::unique_ptr<Batch> batch_;
+  Buffer tx_;                   // copies of queued replies, emptied by every flush
+  std::vector<Pending> pending_;
+  TimerSet timers_;
+  bool in_batch_ = false;
+  UdpStats stats_;
+};
+
+}  // namespace netloop

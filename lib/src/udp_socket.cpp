@@ -1,0 +1,254 @@
+// UdpSocket: batched receive and send, truncation and ICMP-error handling.
+#include "netloop/udp_socket.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "netloop/log.hpp"
+
+namespace netloop {
+namespace {
+
+#if defined(__linux__)
+#define NETLOOP_HAVE_MMSG 1
+#endif
+
+bool is_peer_error(int err) {
+  // An ICMP error from an earlier send to some peer: says nothing about this socket.
+  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
+         err == EHOSTDOWN || err == ENETDOWN || err == ECONNRESET;
+}
+
+}  // namespace
+
+struct UdpSocket::Batch {
+  explicit Batch(size_t n, size_t room)
+      : room(room), area(new char[n * room]), iov(n), from(n)
+#ifdef NETLOOP_HAVE_MMSG
+        , rx(n), tx(n), tx_iov(n)
+#endif
+  {
+    for (size_t i = 0; i < n; ++i) iov[i] = {area.get() + i * room, room};
+  }
+  size_t room;
+  std::unique_ptr<char[]> area;
+  std::vector<iovec> iov;
+  std::vector<sockaddr_storage> from;
+#ifdef NETLOOP_HAVE_MMSG
+  std::vector<mmsghdr> rx;
+  std::vector<mmsghdr> tx;
+  std::vector<iovec> tx_iov;
+#endif
+};
+
+Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Address& address,
+                                                   std::unique_ptr<DatagramHandler> handler,
+                                                   const UdpOptions& options) {
+  // recvmmsg/sendmmsg take at most UIO_MAXIOV (1024) messages per call.
+  if (options.batch == 0 || options.batch > 1024 || options.max_datagram == 0 ||
+      options.max_datagram > 65535)
+    return make_error(EINVAL);
+  Fd fd(::socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return last_error();
+  int one = 1;
+  if (address.is_ipv6()) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (options.recv_buffer > 0)
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &options.recv_buffer, sizeof options.recv_buffer);
+  if (options.send_buffer > 0)
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &options.send_buffer, sizeof options.send_buffer);
+  if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
+  Address local = address;
+  socklen_t len = sizeof(sockaddr_storage);
+  ::getsockname(fd.get(), local.sockaddr_ptr(), &len);
+  std::unique_ptr<UdpSocket> s(new UdpSocket(loop, std::move(fd), local, std::move(handler), options));
+  if (auto ec = s->watcher_.start(s->fd_.get(), Interest::read)) return ec;
+  return s;
+}
+
+UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local,
+                     std::unique_ptr<DatagramHandler> handler, const UdpOptions& options)
+    : loop_(loop),
+      fd_(std::move(fd)),
+      watcher_(loop, [this](uint32_t) { on_readable(); }),
+      local_(local),
+      handler_(std::move(handler)),
+      options_(options),
+      // One spare byte per slot: a datagram that fills the slot exactly is whole, one
+      // that would overflow it is reported truncated by the kernel (MSG_TRUNC).
+      batch_(std::make_unique<Batch>(options.batch, options.max_datagram + 1)),
+      timers_(loop) {}
+
+UdpSocket::~UdpSocket() { watcher_.stop(); }
+
+void UdpSocket::on_readable() {
+  // At least one receive per wake-up: reading nothing would leave the (level-triggered)
+  // socket readable and spin the loop.
+  const size_t rounds = std::max<size_t>(options_.batches_per_wakeup, 1);
+  for (size_t i = 0; i < rounds; ++i) {
+    in_batch_ = true;
+    size_t got = receive_batch();
+    in_batch_ = false;
+    flush();
+    if (got < options_.batch) break;  // the socket is (very likely) drained
+  }
+}
+
+size_t UdpSocket::receive_batch() {
+  Batch& b = *batch_;
+  const size_t n = options_.batch;
+  size_t count = 0;
+#ifdef NETLOOP_HAVE_MMSG
+  for (size_t i = 0; i < n; ++i) {
+    msghdr& h = b.rx[i].msg_hdr;
+    h = {};
+    h.msg_name = &b.from[i];
+    h.msg_namelen = sizeof(sockaddr_storage);
+    h.msg_iov = &b.iov[i];
+    h.msg_iovlen = 1;
+  }
+  int r;
+  do {
+    r = ::recvmmsg(fd_.get(), b.rx.data(), unsigned(n), MSG_DONTWAIT, nullptr);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (is_peer_error(errno)) ++stats_.peer_errors;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+      log_warn("udp {}: receive failed: {}", local_.to_string(), std::strerror(errno));
+    return is_peer_error(errno) ? n : 0;  // a peer error: there may be more to read
+  }
+  ++stats_.receive_calls;
+  count = size_t(r);
+  for (size_t i = 0; i < count; ++i) {
+    const msghdr& h = b.rx[i].msg_hdr;
+    size_t len = b.rx[i].msg_len;
+    if ((h.msg_flags & MSG_TRUNC) || len > options_.max_datagram) {
+      ++stats_.dropped_truncated;
+      continue;
+    }
+    ++stats_.datagrams_in;
+    stats_.bytes_in += len;
+    Address from = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&b.from[i]), h.msg_namelen);
+    handler_->on_datagram(*this, {reinterpret_cast<const std::byte*>(b.iov[i].iov_base), len}, from);
+  }
+#else
+  for (; count < n; ++count) {
+    socklen_t alen = sizeof(sockaddr_storage);
+    msghdr h{};
+    h.msg_name = &b.from[0];
+    h.msg_namelen = alen;
+    h.msg_iov = &b.iov[0];
+    h.msg_iovlen = 1;
+    ssize_t len = ::recvmsg(fd_.get(), &h, 0);
+    if (len < 0) {
+      if (errno == EINTR) { --count; continue; }
+      if (is_peer_error(errno)) { ++stats_.peer_errors; continue; }
+      break;
+    }
+    ++stats_.receive_calls;
+    if (h.msg_flags & MSG_TRUNC) { ++stats_.dropped_truncated; continue; }
+    ++stats_.datagrams_in;
+    stats_.bytes_in += size_t(len);
+    Address from = Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&b.from[0]), h.msg_namelen);
+    handler_->on_datagram(*this, {reinterpret_cast<const std::byte*>(b.iov[0].iov_base), size_t(len)}, from);
+  }
+#endif
+  return count;
+}
+
+bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
+  // The largest UDP payload: 65,535 minus the UDP header and the IPv4 header (IPv6's
+  // header is not counted in its payload length).
+  const size_t max = to.is_ipv6() ? 65527 : 65507;
+  if (n > max) {
+    ++stats_.dropped_too_large;
+    return false;
+  }
+  if (pending_.size() >= options_.batch) flush();
+  pending_.push_back({to, tx_.size(), n});
+  tx_.append(data, n);
+  if (!in_batch_) flush();  // outside a receive batch (a timer, say): send now
+  return true;
+}
+
+void UdpSocket::count_send_error(int err, size_t dropped) {
+  if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) stats_.dropped_send_full += dropped;
+  else if (err == EMSGSIZE) stats_.dropped_too_large += dropped;
+  else if (is_peer_error(err)) stats_.peer_errors += dropped;
+  else {
+    stats_.dropped_send_full += dropped;
+    log_warn("udp {}: send failed: {}", local_.to_string(), std::strerror(err));
+  }
+}
+
+void UdpSocket::flush() {
+  size_t done = 0;
+  const size_t total = pending_.size();
+#ifdef NETLOOP_HAVE_MMSG
+  Batch& b = *batch_;
+  while (done < total) {
+    size_t k = std::min(total - done, b.tx.size());
+    for (size_t i = 0; i < k; ++i) {
+      const Pending& p = pending_[done + i];
+      b.tx_iov[i] = {const_cast<char*>(tx_.data()) + p.offset, p.length};
+      msghdr& h = b.tx[i].msg_hdr;
+      h = {};
+      h.msg_name = const_cast<sockaddr*>(p.to.sockaddr_ptr());
+      h.msg_namelen = p.to.length();
+      h.msg_iov = &b.tx_iov[i];
+      h.msg_iovlen = 1;
+    }
+    int r;
+    do {
+      r = ::sendmmsg(fd_.get(), b.tx.data(), unsigned(k), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    ++stats_.send_calls;
+    if (r < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+        count_send_error(err, total - done);  // the buffer is full: drop the rest
+        break;
+      }
+      count_send_error(err, 1);  // this one message failed; go on with the next
+      ++done;
+      continue;
+    }
+    for (int i = 0; i < r; ++i) {
+      ++stats_.datagrams_out;
+      stats_.bytes_out += pending_[done + size_t(i)].length;
+    }
+    done += size_t(r);
+  }
+#else
+  for (; done < total; ++done) {
+    const Pending& p = pending_[done];
+    ssize_t r;
+    do {
+      r = ::sendto(fd_.get(), tx_.data() + p.offset, p.length, 0, p.to.sockaddr_ptr(), p.to.length());
+    } while (r < 0 && errno == EINTR);
+    ++stats_.send_calls;
+    if (r < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+        count_send_error(err, total - done);
+        break;
+      }
+      count_send_error(err, 1);
+      continue;
+    }
+    ++stats_.datagrams_out;
+    stats_.bytes_out += p.length;
+  }
+#endif
+  pending_.clear();
+  tx_.clear();
+}
+
+TimerId UdpSocket::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
+  return timers_.start(delay, repeat, std::move(fn));
+}
+
+void UdpSocket::cancel_timer(TimerId id) { timers_.cancel(id); }
+
+}  // namespace netloop
