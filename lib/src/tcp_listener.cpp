@@ -180,9 +180,11 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   ref.owner_slot_ = connections_.size();
   connections_.push_back(std::move(conn));
   if (auto ec = ref.start(this)) {
-    ++stats_.accept_errors;
-    log_warn("listener {}: cannot watch connection from {}: {}", local_.to_string(),
-             peer.to_string(), ec.message());
+    // E.g. the select backend past FD_SETSIZE: the message names the backend to use.
+    ++stats_.unwatchable;
+    if (stats_.unwatchable == 1 || stats_.unwatchable % 1000 == 0)
+      log_warn("listener {}: cannot watch connection from {}: {} ({} refused so far)",
+               local_.to_string(), peer.to_string(), ec.message(), stats_.unwatchable);
     auto self = release(ref);
     return;  // destroyed here: it never reached its handler
   }

@@ -24,6 +24,7 @@ struct ListenerStats {
   uint64_t accepted = 0;
   uint64_t accept_errors = 0;   // failures that paused accepting (EMFILE with no reserve, ENOBUFS...)
   uint64_t dropped_no_fds = 0;  // accepted and closed at once because of EMFILE/ENFILE
+  uint64_t unwatchable = 0;     // accepted, but the poller refused them (select: FD_SETSIZE)
 };
 
 class TcpListener final : ConnectionOwner {
