@@ -42,7 +42,8 @@ Limits:
   --high-water BYTES     unsent bytes per connection that pause reading (default 256k)
   --low-water BYTES      unsent bytes at which reading resumes (default 64k)
   --max-input BYTES      unconsumed input per connection before it is closed (default 1m)
-  --udp-batch N          datagrams per recvmmsg/sendmmsg call (default 32, 1-1024)
+  --udp-batch N          datagrams per recvmmsg/sendmmsg call (default 32, 1-1024); each
+                         socket keeps N x --udp-max-datagram bytes of receive room
   --udp-max-datagram BYTES  largest datagram received whole; larger ones are dropped and
                          counted, never echoed truncated (default 65535)
 

@@ -102,9 +102,10 @@ int main(int argc, char** argv) {
   for (const auto& s : udp_sockets) {
     const UdpStats& st = s->stats();
     log_info("udp-echo {}: {} datagrams in, {} out, dropped: {} truncated, {} send buffer full, "
-             "{} too large; {} peer errors ignored",
+             "{} too large, {} send errors; {} peer errors ignored",
              s->local_address().to_string(), st.datagrams_in, st.datagrams_out,
-             st.dropped_truncated, st.dropped_send_full, st.dropped_too_large, st.peer_errors);
+             st.dropped_truncated, st.dropped_send_full, st.dropped_too_large,
+             st.dropped_send_error, st.peer_errors);
   }
   listeners.clear();
   udp_sockets.clear();

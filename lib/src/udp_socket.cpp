@@ -177,8 +177,10 @@ void UdpSocket::count_send_error(int err, size_t dropped) {
   else if (err == EMSGSIZE) stats_.dropped_too_large += dropped;
   else if (is_peer_error(err)) stats_.peer_errors += dropped;
   else {
-    stats_.dropped_send_full += dropped;
-    log_warn("udp {}: send failed: {}", local_.to_string(), std::strerror(err));
+    stats_.dropped_send_error += dropped;
+    if (stats_.dropped_send_error == dropped || stats_.dropped_send_error % 1000 == 0)
+      log_warn("udp {}: send failed: {} ({} dropped so far)", local_.to_string(),
+               std::strerror(err), stats_.dropped_send_error);
   }
 }
 

@@ -188,9 +188,9 @@ def stats_line(demo, host, port):
 
 def counters(line):
     m = re.search(r"(\d+) datagrams in, (\d+) out, dropped: (\d+) truncated, (\d+) send buffer "
-                  r"full, (\d+) too large; (\d+) peer errors", line)
+                  r"full, (\d+) too large, (\d+) send errors; (\d+) peer errors", line)
     check(m, "the counters line does not have the expected shape: %r" % line)
-    keys = ("in", "out", "truncated", "send_full", "too_large", "peer_errors")
+    keys = ("in", "out", "truncated", "send_full", "too_large", "send_errors", "peer_errors")
     return dict(zip(keys, (int(g) for g in m.groups())))
 
 

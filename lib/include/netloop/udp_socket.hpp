@@ -29,6 +29,7 @@ struct UdpStats {
   uint64_t dropped_truncated = 0;  // larger than max_datagram: never delivered cut short
   uint64_t dropped_send_full = 0;  // reply dropped: send buffer full (EAGAIN/ENOBUFS)
   uint64_t dropped_too_large = 0;  // reply larger than a datagram can be (EMSGSIZE)
+  uint64_t dropped_send_error = 0; // reply dropped: any other send error (EINVAL, EACCES...)
   uint64_t peer_errors = 0;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
   uint64_t receive_calls = 0;      // recvmmsg/recvfrom calls that returned data
   uint64_t send_calls = 0;         // sendmmsg/sendto calls
