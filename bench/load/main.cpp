@@ -1,5 +1,5 @@
-// netloop-load: a TCP echo load generator on one netloop event loop; prints throughput
-// and round-trip latency percentiles as a table or one JSON object.
+// netloop-load: a TCP and UDP echo load generator on one netloop event loop; prints
+// throughput and round-trip latency percentiles (and UDP loss) as a table or one JSON object.
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -78,6 +78,88 @@ void print_json(const LoadClient& client, const LoadOptions& opt, const Summary&
       client.interrupted() ? "true" : "false");
 }
 
+Summary summarize_udp(const UdpLoadClient& client, const LoadOptions& opt) {
+  const Histogram& h = client.latency();
+  Summary s{};
+  s.seconds = client.measured_seconds();
+  double n = double(client.tally().datagrams);
+  s.messages_per_s = s.seconds > 0 ? n / s.seconds : 0.0;
+  s.mb_per_s = s.messages_per_s * double(opt.size) / 1e6;
+  s.p50_us = double(h.percentile(0.50)) / 1e3;
+  s.p99_us = double(h.percentile(0.99)) / 1e3;
+  s.p999_us = double(h.percentile(0.999)) / 1e3;
+  s.mean_us = h.mean() / 1e3;
+  s.min_us = double(h.min()) / 1e3;
+  s.max_us = double(h.max()) / 1e3;
+  return s;
+}
+
+void print_udp_table(const UdpLoadClient& client, const LoadOptions& opt, const Summary& s) {
+  const UdpTally& t = client.tally();
+  auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf("netloop-load: udp-echo %s, %zu-byte datagrams, pipeline %zu, %.2f s measured",
+              opt.target.to_string().c_str(), opt.size, opt.pipeline, s.seconds);
+  if (opt.warmup > 0) std::printf(" after %.2f s warm-up", opt.warmup);
+  std::printf("\n");
+  std::printf("  datagrams/s    %.1f  (%llu round trips)\n", s.messages_per_s, u(t.datagrams));
+  std::printf("  MB/s           %.2f  (echoed payload, one direction, 10^6 bytes)\n", s.mb_per_s);
+  std::printf("  latency (us)   p50 %.1f   p99 %.1f   p99.9 %.1f   (mean %.1f, min %.1f, max %.1f)\n",
+              s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us);
+  std::printf("  lost           %llu  (%.3f%% of the measured window; no echo within %.0f ms)\n",
+              u(t.lost), client.loss_fraction() * 100, opt.loss_timeout * 1e3);
+  std::printf("  clients        %zu\n", opt.connections);
+  std::printf("  late echoes    %llu  (after their datagram was counted lost, or duplicated)\n",
+              u(t.late));
+  std::printf("  mismatches     %llu\n", u(t.mismatches));
+  if (t.send_errors || t.icmp_errors)
+    std::printf("  socket errors  %llu sends refused, %llu ICMP errors\n", u(t.send_errors),
+                u(t.icmp_errors));
+}
+
+void print_udp_json(const UdpLoadClient& client, const LoadOptions& opt, const Summary& s) {
+  const UdpTally& t = client.tally();
+  auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf(
+      "{\"scenario\":\"udp-echo\",\"target\":\"%s\",\"clients\":%zu,\"size\":%zu,"
+      "\"pipeline\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"measured_s\":%.6f,"
+      "\"datagrams\":%llu,\"total_datagrams\":%llu,\"datagrams_per_s\":%.1f,\"mb_per_s\":%.3f,"
+      "\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"mean\":%.2f,\"min\":%.2f,"
+      "\"max\":%.2f},\"sent\":%llu,\"total_sent\":%llu,\"lost\":%llu,\"total_lost\":%llu,"
+      "\"loss_pct\":%.4f,\"loss_timeout_ms\":%.1f,\"max_loss\":%.6g,\"late\":%llu,"
+      "\"mismatches\":%llu,\"send_errors\":%llu,\"icmp_errors\":%llu,\"receive_calls\":%llu,"
+      "\"send_calls\":%llu,\"interrupted\":%s}\n",
+      opt.target.to_string().c_str(), opt.connections, opt.size, opt.pipeline, opt.duration,
+      opt.warmup, s.seconds, u(t.datagrams), u(t.total_datagrams), s.messages_per_s, s.mb_per_s,
+      s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us, u(t.sent), u(t.total_sent),
+      u(t.lost), u(t.total_lost), client.loss_fraction() * 100, opt.loss_timeout * 1e3,
+      opt.max_loss, u(t.late), u(t.mismatches), u(t.send_errors), u(t.icmp_errors),
+      u(t.receive_calls), u(t.send_calls), client.interrupted() ? "true" : "false");
+}
+
+int run_udp(EventLoop& loop, const LoadOptions& opt) {
+  auto client = std::make_unique<UdpLoadClient>(loop, opt);
+  std::string why;
+  if (!client->run(&why)) {
+    std::fprintf(stderr, "netloop-load: %s\n", why.c_str());
+    return kExitFailed;
+  }
+  Summary s = summarize_udp(*client, opt);
+  if (opt.json) print_udp_json(*client, opt, s);
+  else print_udp_table(*client, opt, s);
+  std::fflush(stdout);
+
+  const UdpTally& t = client->tally();
+  bool too_lossy = client->loss_fraction() > opt.max_loss;
+  if (client->interrupted()) std::fprintf(stderr, "netloop-load: interrupted; the run is incomplete\n");
+  if (t.mismatches)
+    std::fprintf(stderr, "netloop-load: %llu echo(es) did not match what was sent\n",
+                 static_cast<unsigned long long>(t.mismatches));
+  if (too_lossy)
+    std::fprintf(stderr, "netloop-load: %.3f%% of the datagrams were lost, more than --max-loss %.3f%%\n",
+                 client->loss_fraction() * 100, opt.max_loss * 100);
+  return (t.mismatches || too_lossy || client->interrupted()) ? kExitFailed : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +189,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "netloop-load: %s\n", why.c_str());
     return kExitFailed;
   }
+  if (opt.scenario == "udp-echo") return run_udp(**loop, opt);
+
   auto client = std::make_unique<LoadClient>(**loop, opt);  // the histogram is ~60 KiB
   if (!client->run(&why)) {
     std::fprintf(stderr, "netloop-load: %s\n", why.c_str());

@@ -30,7 +30,15 @@ struct UdpSocket::Batch {
         , rx(n), tx(n), tx_iov(n)
 #endif
   {
-    for (size_t i = 0; i < n; ++i) iov[i] = {area.get() + i * room, room};
+    for (size_t i = 0; i < n; ++i) {
+      iov[i] = {area.get() + i * room, room};
+#ifdef NETLOOP_HAVE_MMSG
+      msghdr& h = rx[i].msg_hdr;  // set once; each call only resets msg_namelen
+      h.msg_name = &from[i];
+      h.msg_iov = &iov[i];
+      h.msg_iovlen = 1;
+#endif
+    }
   }
   size_t room;
   std::unique_ptr<char[]> area;
@@ -87,36 +95,53 @@ void UdpSocket::on_readable() {
   // socket readable and spin the loop.
   const size_t rounds = std::max<size_t>(options_.batches_per_wakeup, 1);
   for (size_t i = 0; i < rounds; ++i) {
+    // Under light load (batches keep coming back with one datagram) asking for a whole
+    // batch only adds the kernel's failing attempt at a second datagram: receive one per
+    // wake-up then, like a plain recvfrom loop, and probe with a full batch now and then
+    // to notice when load comes back.
+    const bool probe = single_mode_ && ++wakeups_since_probe_ >= kProbeEvery;
+    const size_t want = single_mode_ && !probe ? 1 : options_.batch;
     in_batch_ = true;
-    size_t got = receive_batch();
+    size_t got = receive_batch(want);
     in_batch_ = false;
     flush();
-    if (got < options_.batch) break;  // the socket is (very likely) drained
+    if (want > 1) {
+      if (probe) wakeups_since_probe_ = 0;
+      if (got > 1) {
+        single_mode_ = false;
+        light_batches_ = 0;
+      } else if (!single_mode_ && ++light_batches_ >= kLightBatchesForSingle) {
+        single_mode_ = true;
+      }
+    }
+    if (got < want || single_mode_) break;  // drained, or light load: the poller brings more
   }
 }
 
-size_t UdpSocket::receive_batch() {
+size_t UdpSocket::receive_batch(size_t n) {
   Batch& b = *batch_;
-  const size_t n = options_.batch;
   size_t count = 0;
 #ifdef NETLOOP_HAVE_MMSG
-  for (size_t i = 0; i < n; ++i) {
-    msghdr& h = b.rx[i].msg_hdr;
-    h = {};
-    h.msg_name = &b.from[i];
-    h.msg_namelen = sizeof(sockaddr_storage);
-    h.msg_iov = &b.iov[i];
-    h.msg_iovlen = 1;
-  }
+  for (size_t i = 0; i < n; ++i) b.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
   int r;
   do {
-    r = ::recvmmsg(fd_.get(), b.rx.data(), unsigned(n), MSG_DONTWAIT, nullptr);
+    if (n == 1) {  // one datagram: plain recvmsg skips recvmmsg's per-call setup
+      ssize_t len = ::recvmsg(fd_.get(), &b.rx[0].msg_hdr, MSG_DONTWAIT);
+      r = len < 0 ? -1 : 1;
+      if (len >= 0) b.rx[0].msg_len = unsigned(len);
+    } else {
+      r = ::recvmmsg(fd_.get(), b.rx.data(), unsigned(n), MSG_DONTWAIT, nullptr);
+    }
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
-    if (is_peer_error(errno)) ++stats_.peer_errors;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK)
-      log_warn("udp {}: receive failed: {}", local_.to_string(), std::strerror(errno));
-    return is_peer_error(errno) ? n : 0;  // a peer error: there may be more to read
+    int err = errno;
+    if (is_peer_error(err)) {
+      ++stats_.peer_errors;
+      return n;  // an ICMP error from an earlier send: there may be more to read
+    }
+    if (err != EAGAIN && err != EWOULDBLOCK)
+      log_warn("udp {}: receive failed: {}", local_.to_string(), std::strerror(err));
+    return 0;
   }
   ++stats_.receive_calls;
   count = size_t(r);
@@ -203,7 +228,10 @@ void UdpSocket::flush() {
     }
     int r;
     do {
-      r = ::sendmmsg(fd_.get(), b.tx.data(), unsigned(k), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (k == 1)  // one reply: plain sendmsg skips sendmmsg's per-call setup
+        r = ::sendmsg(fd_.get(), &b.tx[0].msg_hdr, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 1;
+      else
+        r = ::sendmmsg(fd_.get(), b.tx.data(), unsigned(k), MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (r < 0 && errno == EINTR);
     ++stats_.send_calls;
     if (r < 0) {

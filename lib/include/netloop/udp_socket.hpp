@@ -55,7 +55,7 @@ class UdpSocket final : public DatagramSocket {
   UdpSocket(EventLoop& loop, Fd fd, const Address& local, std::unique_ptr<DatagramHandler> handler,
             const UdpOptions& options);
   void on_readable();
-  size_t receive_batch();  // returns datagrams received (0: nothing more for now)
+  size_t receive_batch(size_t n);  // receives up to n; returns how many (0: none for now)
   void flush();
   void count_send_error(int err, size_t dropped);
 
@@ -77,6 +77,12 @@ class UdpSocket final : public DatagramSocket {
   std::vector<Pending> pending_;
   TimerSet timers_;
   bool in_batch_ = false;
+  // Light-load mode: one datagram per wake-up, with a full-batch probe every few.
+  static constexpr unsigned kLightBatchesForSingle = 8;
+  static constexpr unsigned kProbeEvery = 16;
+  bool single_mode_ = false;
+  unsigned light_batches_ = 0;
+  unsigned wakeups_since_probe_ = 0;
   UdpStats stats_;
 };
 
