@@ -75,7 +75,10 @@ TEST_CASE("demo options: --opt value and --opt=value mean the same") {
       {{"--low-water", "1k"}, {"--low-water=1k"}},
       {{"--max-input", "2m"}, {"--max-input=2m"}},
   };
-  for (const auto& [spaced, inline_form] : same) {
+  for (const auto& forms : same) {
+    // Named copies, not structured bindings: clang 14 cannot capture those in CAPTURE's lambda.
+    const Args& spaced = forms.first;
+    const Args& inline_form = forms.second;
     CAPTURE(join(spaced));
     auto a = parse_ok(spaced);
     auto b = parse_ok(inline_form);
@@ -268,7 +271,10 @@ TEST_CASE("demo options: --udp-echo is repeatable, both spellings, IPv4 and IPv6
       {{"--udp-batch", "64"}, {"--udp-batch=64"}},
       {{"--udp-max-datagram", "1k"}, {"--udp-max-datagram=1k"}},
   };
-  for (const auto& [spaced, inline_form] : same) {
+  for (const auto& forms : same) {
+    // Named copies, not structured bindings: clang 14 cannot capture those in CAPTURE's lambda.
+    const Args& spaced = forms.first;
+    const Args& inline_form = forms.second;
     CAPTURE(join(spaced));
     auto a = parse_ok(spaced);
     auto b = parse_ok(inline_form);
