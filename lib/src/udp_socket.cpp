@@ -125,10 +125,18 @@ size_t UdpSocket::receive_batch(size_t n) {
   for (size_t i = 0; i < n; ++i) b.rx[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
   int r;
   do {
-    if (n == 1) {  // one datagram: plain recvmsg skips recvmmsg's per-call setup
-      ssize_t len = ::recvmsg(fd_.get(), &b.rx[0].msg_hdr, MSG_DONTWAIT);
+    if (n == 1) {
+      // One datagram: recvfrom skips recvmmsg's and recvmsg's header copying. With
+      // MSG_TRUNC it returns the datagram's real length, so truncation still shows.
+      msghdr& h = b.rx[0].msg_hdr;
+      ssize_t len = ::recvfrom(fd_.get(), b.iov[0].iov_base, b.iov[0].iov_len,
+                               MSG_DONTWAIT | MSG_TRUNC, static_cast<sockaddr*>(h.msg_name),
+                               &h.msg_namelen);
       r = len < 0 ? -1 : 1;
-      if (len >= 0) b.rx[0].msg_len = unsigned(len);
+      if (len >= 0) {
+        h.msg_flags = size_t(len) > b.iov[0].iov_len ? MSG_TRUNC : 0;
+        b.rx[0].msg_len = unsigned(std::min(size_t(len), b.iov[0].iov_len));
+      }
     } else {
       r = ::recvmmsg(fd_.get(), b.rx.data(), unsigned(n), MSG_DONTWAIT, nullptr);
     }
@@ -228,8 +236,10 @@ void UdpSocket::flush() {
     }
     int r;
     do {
-      if (k == 1)  // one reply: plain sendmsg skips sendmmsg's per-call setup
-        r = ::sendmsg(fd_.get(), &b.tx[0].msg_hdr, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 1;
+      if (k == 1)  // one reply: sendto skips sendmmsg's and sendmsg's header copying
+        r = ::sendto(fd_.get(), b.tx_iov[0].iov_base, b.tx_iov[0].iov_len,
+                     MSG_DONTWAIT | MSG_NOSIGNAL, pending_[done].to.sockaddr_ptr(),
+                     pending_[done].to.length()) < 0 ? -1 : 1;
       else
         r = ::sendmmsg(fd_.get(), b.tx.data(), unsigned(k), MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (r < 0 && errno == EINTR);

@@ -33,22 +33,23 @@ extern const Backend select;
 namespace netloop::backends {
 
 // A wait() timeout as a deadline, so a wait that is interrupted (EINTR: a signal, or
-// io_uring task work) resumes for the time left instead of returning early.
+// io_uring task work) resumes for the time left instead of returning early. The clock is
+// read only for a finite, non-zero timeout: the common waits (forever, or a poll) cost none.
 class WaitDeadline {
  public:
-  explicit WaitDeadline(int timeout_ms)
-      : infinite_(timeout_ms < 0),
-        end_(std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms)) {}
+  explicit WaitDeadline(int timeout_ms) : timeout_ms_(timeout_ms) {
+    if (timeout_ms > 0) end_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
   // Milliseconds left (rounded up), 0 when past, -1 for no deadline.
   int remaining_ms() const {
-    if (infinite_) return -1;
+    if (timeout_ms_ <= 0) return timeout_ms_ < 0 ? -1 : 0;
     auto left = std::chrono::ceil<std::chrono::milliseconds>(end_ - std::chrono::steady_clock::now());
     return left.count() > 0 ? int(left.count()) : 0;
   }
 
  private:
-  bool infinite_;
-  std::chrono::steady_clock::time_point end_;
+  int timeout_ms_;
+  std::chrono::steady_clock::time_point end_{};
 };
 
 }  // namespace netloop::backends
