@@ -66,16 +66,21 @@ class SelectPoller final : public Poller {
       r = read_;
       w = write_;
     }
+    // Start where the last full batch stopped, so with more ready descriptors than
+    // out.size() none starves.
     size_t count = 0;
-    for (size_t i = 0; i < fds_.size() && n > 0 && count < out.size(); ++i) {
-      int fd = fds_[(i + start_) % fds_.size()];  // rotate so no descriptor starves
+    const size_t total = fds_.size();
+    const size_t start = total ? start_ % total : 0;
+    for (size_t k = 0; k < total && n > 0 && count < out.size(); ++k) {
+      size_t i = (start + k) % total;
+      int fd = fds_[i];
       uint32_t ready = 0;
       if (FD_ISSET(fd, &r)) ready |= ready::readable;
       if (FD_ISSET(fd, &w)) ready |= ready::writable;
       if (!ready) continue;
       out[count++] = {tokens_[fd], ready};
+      start_ = i + 1;
     }
-    if (!fds_.empty()) start_ = (start_ + 1) % fds_.size();
     return count;
   }
 
