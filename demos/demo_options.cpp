@@ -1,28 +1,9 @@
 // netloop-demo's command line parser.
 #include "demo_options.hpp"
 
-#include <charconv>
+#include "netloop/byte_size.hpp"
 
 namespace netloop::demo {
-namespace {
-
-// "64k", "1m", "1048576" -> bytes.
-std::optional<size_t> parse_size(std::string_view s) {
-  size_t mult = 1;
-  if (!s.empty()) {
-    char last = s.back();
-    if (last == 'k' || last == 'K') mult = 1024;
-    if (last == 'm' || last == 'M') mult = 1024 * 1024;
-    if (mult != 1) s.remove_suffix(1);
-  }
-  size_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  if (v > SIZE_MAX / mult) return std::nullopt;
-  return v * mult;
-}
-
-}  // namespace
 
 std::string demo_usage() {
   return R"(Usage: netloop-demo [OPTIONS]
@@ -102,14 +83,14 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     } else if (arg == "--udp-batch") {
       std::string v;
       if (!need_value(v)) return fail("--udp-batch needs a count");
-      auto n = parse_size(v);
+      auto n = parse_byte_size(v);
       if (!n || *n == 0 || *n > 1024 || v.back() < '0' || v.back() > '9')
         return fail("--udp-batch " + v + ": expected a count from 1 to 1024");
       o.udp.batch = *n;
     } else if (arg == "--udp-max-datagram") {
       std::string v;
       if (!need_value(v)) return fail("--udp-max-datagram needs a size in bytes");
-      auto n = parse_size(v);
+      auto n = parse_byte_size(v);
       if (!n || *n == 0 || *n > 65535)
         return fail("--udp-max-datagram " + v + ": expected a size from 1 to 65535");
       o.udp.max_datagram = *n;
@@ -124,7 +105,7 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     } else if (arg == "--high-water" || arg == "--low-water" || arg == "--max-input") {
       std::string v;
       if (!need_value(v)) return fail(arg + " needs a size in bytes");
-      auto n = parse_size(v);
+      auto n = parse_byte_size(v);
       if (!n || *n == 0) return fail(arg + " " + v + ": expected a positive size such as 65536, 64k or 1m");
       if (arg == "--high-water") o.connection.high_water = *n;
       if (arg == "--low-water") o.connection.low_water = *n, low_given = true;

@@ -1,6 +1,8 @@
 // netloop-load's command line parser.
 #include "options.hpp"
 
+#include "netloop/byte_size.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <string_view>
@@ -8,20 +10,10 @@
 namespace netloop::load {
 namespace {
 
-// "64", "4k", "1m" -> bytes.
+// "64", or with allow_suffix also "4k", "1m" -> a count (of bytes, connections...).
 std::optional<size_t> parse_count(std::string_view s, bool allow_suffix) {
-  size_t mult = 1;
-  if (allow_suffix && !s.empty()) {
-    char last = s.back();
-    if (last == 'k' || last == 'K') mult = 1024;
-    if (last == 'm' || last == 'M') mult = 1024 * 1024;
-    if (mult != 1) s.remove_suffix(1);
-  }
-  size_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  if (v > SIZE_MAX / mult) return std::nullopt;
-  return v * mult;
+  if (!allow_suffix && !s.empty() && (s.back() < '0' || s.back() > '9')) return std::nullopt;
+  return parse_byte_size(s);
 }
 
 std::optional<double> parse_seconds(std::string_view s) {
