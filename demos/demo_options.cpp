@@ -3,6 +3,9 @@
 
 #include "netloop/byte_size.hpp"
 
+#include <charconv>
+#include <chrono>
+
 namespace netloop::demo {
 
 std::string demo_usage() {
@@ -23,6 +26,8 @@ Limits:
   --high-water BYTES     unsent bytes per connection that pause reading (default 256k)
   --low-water BYTES      unsent bytes at which reading resumes (default 64k)
   --max-input BYTES      unconsumed input per connection before it is closed (default 1m)
+  --write-timeout SECS   buffered output making no progress this long resets the connection
+                         (default 60; 0 disables)
   --udp-batch N          datagrams per recvmmsg/sendmmsg call (default 32, 1-1024); each
                          socket keeps N x --udp-max-datagram bytes of receive room
   --udp-max-datagram BYTES  largest datagram received whole; larger ones are dropped and
@@ -74,6 +79,15 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       auto a = Address::parse(v, &why);
       if (!a) return fail("--tcp-echo " + v + ": " + why);
       o.tcp_echo.push_back(*a);
+    } else if (arg == "--write-timeout") {
+      std::string v;
+      if (!need_value(v)) return fail("--write-timeout needs a number of seconds");
+      double secs = -1;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !(secs >= 0) ||
+          secs > 86400)
+        return fail("--write-timeout " + v + ": expected seconds from 0 to 86400, e.g. 60 or 0.5");
+      o.connection.write_timeout = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(secs));
     } else if (arg == "--udp-echo") {
       std::string v, why;
       if (!need_value(v)) return fail("--udp-echo needs HOST:PORT");

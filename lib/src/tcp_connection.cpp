@@ -58,6 +58,7 @@ TcpConnection::~TcpConnection() {
   // Normally closed already (finish_close); this covers a connection that never started.
   watcher_.stop();
   if (close_timer_) loop_.cancel_timer(close_timer_);
+  if (stall_timer_) loop_.cancel_timer(stall_timer_);
 }
 
 std::error_code TcpConnection::start(ConnectionOwner* owner) {
@@ -182,6 +183,7 @@ void TcpConnection::send(const void* data, size_t n) {
   }
   output_.append(p + written, n - written);
   drain_pending_ = true;
+  watch_for_stall(false);
   peak_output_ = std::max(peak_output_, output_.size());
   after_output_change();
 }
@@ -196,6 +198,7 @@ void TcpConnection::handle_write() {
   bytes_out_ += written;
   output_.consume(written);
   after_output_change();
+  watch_for_stall(written > 0);
   if (output_.empty()) {
     output_.release();
     maybe_shutdown_write();
@@ -249,6 +252,26 @@ void TcpConnection::resume_reading() {
   if (!redeliver_queued_ && state_ == State::open) {
     redeliver_queued_ = true;
     loop_.defer([this] { redeliver_input(); });
+  }
+}
+
+// Arms the stall timer when output is buffered, pushes it back when a write made
+// progress, and drops it once everything is written. Only the backlogged path pays.
+void TcpConnection::watch_for_stall(bool progressed) {
+  if (output_.empty() || options_.write_timeout <= Duration::zero()) {
+    if (stall_timer_) loop_.cancel_timer(std::exchange(stall_timer_, {}));
+    return;
+  }
+  if (!stall_timer_) {
+    stall_timer_ = loop_.run_after(options_.write_timeout, [this] {
+      stall_timer_ = {};
+      log_debug("connection {}: {} buffered bytes made no progress for {} ms; resetting",
+                peer_.to_string(), output_.size(),
+                std::chrono::duration_cast<milliseconds>(options_.write_timeout).count());
+      reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
+    });
+  } else if (progressed) {
+    loop_.restart_timer(stall_timer_, options_.write_timeout);
   }
 }
 
@@ -334,6 +357,7 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   watcher_.stop();
   timers_.cancel_all();
   if (close_timer_) loop_.cancel_timer(std::exchange(close_timer_, {}));
+  if (stall_timer_) loop_.cancel_timer(std::exchange(stall_timer_, {}));
   fd_.reset();
   input_.clear();
   input_.release();

@@ -23,6 +23,9 @@ struct ConnectionOptions {
   // After close(), how long buffered output may take to drain before the connection is
   // reset instead (a peer that stops reading must not hold it forever).
   Duration close_timeout = seconds(30);
+  // How long buffered output may go without any progress before the connection is reset:
+  // a peer that sends but never reads cannot hold its buffers forever. Zero disables it.
+  Duration write_timeout = seconds(60);
 };
 
 class TcpConnection;
@@ -89,6 +92,7 @@ class TcpConnection final : public Connection, public Disposable {
   void finish_close_if_pending();
   void finish_close(CloseInfo info) noexcept;
   void maybe_shutdown_write();
+  void watch_for_stall(bool progressed);
 
   // Marks a stretch of code that may call into the handler: a close requested inside
   // it completes (and on_close runs) only once the outermost guard ends.
@@ -129,6 +133,7 @@ class TcpConnection final : public Connection, public Disposable {
   size_t owner_slot_ = 0;  // index in the owner's table, for O(1) removal
   CloseInfo pending_info_{CloseReason::local, {}};
   TimerId close_timer_;
+  TimerId stall_timer_;  // armed while output is buffered (write_timeout)
   TimerSet timers_{loop_};
   Address peer_;
   Address local_;
