@@ -29,13 +29,13 @@ struct Summary {
   double p50_us, p99_us, p999_us, mean_us, min_us, max_us;
 };
 
-Summary summarize(const LoadClient& client, const LoadOptions& opt) {
-  const Histogram& h = client.latency();
+// Rates and latency percentiles of one measured window, whatever was counted (round trips
+// or datagrams).
+Summary summarize(const Histogram& h, double seconds, uint64_t count, size_t size) {
   Summary s{};
-  s.seconds = client.measured_seconds();
-  double msgs = double(client.tally().messages);
-  s.messages_per_s = s.seconds > 0 ? msgs / s.seconds : 0.0;
-  s.mb_per_s = s.messages_per_s * double(opt.size) / 1e6;
+  s.seconds = seconds;
+  s.messages_per_s = seconds > 0 ? double(count) / seconds : 0.0;
+  s.mb_per_s = s.messages_per_s * double(size) / 1e6;
   s.p50_us = double(h.percentile(0.50)) / 1e3;
   s.p99_us = double(h.percentile(0.99)) / 1e3;
   s.p999_us = double(h.percentile(0.999)) / 1e3;
@@ -76,22 +76,6 @@ void print_json(const LoadClient& client, const LoadOptions& opt, const Summary&
       s.messages_per_s, s.mb_per_s, s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us,
       static_cast<unsigned long long>(t.errors), static_cast<unsigned long long>(t.mismatches),
       client.interrupted() ? "true" : "false");
-}
-
-Summary summarize_udp(const UdpLoadClient& client, const LoadOptions& opt) {
-  const Histogram& h = client.latency();
-  Summary s{};
-  s.seconds = client.measured_seconds();
-  double n = double(client.tally().datagrams);
-  s.messages_per_s = s.seconds > 0 ? n / s.seconds : 0.0;
-  s.mb_per_s = s.messages_per_s * double(opt.size) / 1e6;
-  s.p50_us = double(h.percentile(0.50)) / 1e3;
-  s.p99_us = double(h.percentile(0.99)) / 1e3;
-  s.p999_us = double(h.percentile(0.999)) / 1e3;
-  s.mean_us = h.mean() / 1e3;
-  s.min_us = double(h.min()) / 1e3;
-  s.max_us = double(h.max()) / 1e3;
-  return s;
 }
 
 void print_udp_table(const UdpLoadClient& client, const LoadOptions& opt, const Summary& s) {
@@ -143,7 +127,8 @@ int run_udp(EventLoop& loop, const LoadOptions& opt) {
     std::fprintf(stderr, "netloop-load: %s\n", why.c_str());
     return kExitFailed;
   }
-  Summary s = summarize_udp(*client, opt);
+  Summary s = summarize(client->latency(), client->measured_seconds(), client->tally().datagrams,
+                        opt.size);
   if (opt.json) print_udp_json(*client, opt, s);
   else print_udp_table(*client, opt, s);
   std::fflush(stdout);
@@ -197,7 +182,8 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
 
-  Summary s = summarize(*client, opt);
+  Summary s = summarize(client->latency(), client->measured_seconds(), client->tally().messages,
+                        opt.size);
   if (opt.json) print_json(*client, opt, s);
   else print_table(*client, opt, s);
   std::fflush(stdout);
