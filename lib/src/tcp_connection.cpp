@@ -9,6 +9,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 
 #include "netloop/log.hpp"
 
@@ -101,6 +104,10 @@ void TcpConnection::on_io(uint32_t ready) {
 }
 
 void TcpConnection::handle_read() {
+  if (lingering_) {
+    discard_input();
+    return;
+  }
   Buffer& scratch = loop_.scratch();
   assert(scratch.empty());
   ssize_t n = ::recv(fd_.get(), scratch.write_ptr(), scratch.writable(), 0);
@@ -133,7 +140,7 @@ void TcpConnection::handle_read() {
     if (state_ == State::open) handler_->on_peer_shutdown(*this);
     if (state_ != State::closed && write_shutdown_done_)
       request_close({CloseReason::peer, {}});
-    else if (state_ == State::closing && output_.empty())
+    else if (state_ == State::closing && !has_output())
       request_close({CloseReason::peer, {}});
     return;
   }
@@ -175,6 +182,12 @@ bool TcpConnection::write_now(const char* data, size_t n, size_t& written) {
 void TcpConnection::send(const void* data, size_t n) {
   if (state_ != State::open || write_shutdown_wanted_ || n == 0) return;
   const char* p = static_cast<const char*>(data);
+  if (!files_.empty()) {  // behind a file: wait in line
+    files_.back().after.append(p, n);
+    queued_bytes_ += n;
+    after_output_change();
+    return;
+  }
   size_t written = 0;
   if (output_.empty()) {
     if (!write_now(p, n, written)) return;
@@ -188,22 +201,103 @@ void TcpConnection::send(const void* data, size_t n) {
   after_output_change();
 }
 
+void TcpConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
+  if (state_ != State::open || write_shutdown_wanted_ || length == 0) return;
+  bool progressed = false;
+  if (!has_output()) {
+    if (!send_file_now(file.get(), offset, length, progressed)) return;
+    if (length == 0) return;  // all taken at once
+  }
+  files_.push_back({std::move(file), offset, length, Buffer()});
+  queued_bytes_ += length;
+  drain_pending_ = true;
+  watch_for_stall(false);
+  peak_output_ = std::max(peak_output_, pending_output());
+  after_output_change();
+}
+
+// Sends from `file` until done or the kernel pushes back; false when the connection
+// failed (and is closing).
+bool TcpConnection::send_file_now(int file, uint64_t& offset, uint64_t& remaining,
+                                  bool& progressed) {
+  while (remaining > 0) {
+    size_t chunk = size_t(std::min<uint64_t>(remaining, 1u << 30));
+#ifdef __linux__
+    off_t off = off_t(offset);
+    ssize_t n = ::sendfile(fd_.get(), file, &off, chunk);
+#else
+    // No portable sendfile: through a stack buffer (the loop's scratch may hold the input
+    // being parsed while a handler calls send_file).
+    char buf[16 * 1024];
+    ssize_t n = ::pread(file, buf, std::min(chunk, sizeof buf), off_t(offset));
+    if (n > 0) {
+      size_t written = 0;
+      if (!write_now(buf, size_t(n), written)) return false;
+      n = ssize_t(written);
+      if (written == 0) errno = EAGAIN, n = -1;
+    }
+#endif
+    if (n > 0) {
+      offset += uint64_t(n);
+      remaining -= uint64_t(n);
+      bytes_out_ += uint64_t(n);
+      progressed = true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n == 0) {
+      log_warn("connection {}: file ended {} bytes short of what was promised; resetting",
+               peer_.to_string(), remaining);
+      reset_and_close({CloseReason::error, make_error(EIO)});
+      return false;
+    }
+    fail(last_error());
+    return false;
+  }
+  return true;
+}
+
+// Writes queued output in order until the kernel pushes back or nothing is left; false
+// when the connection failed.
+bool TcpConnection::flush_output(bool& progressed) {
+  for (;;) {
+    if (!output_.empty()) {
+      size_t written = 0;
+      if (!write_now(output_.data(), output_.size(), written)) return false;
+      bytes_out_ += written;
+      output_.consume(written);
+      if (written) progressed = true;
+      if (!output_.empty()) return true;
+    }
+    if (files_.empty()) return true;
+    QueuedFile& f = files_.front();
+    uint64_t before = f.remaining;
+    if (!send_file_now(f.file.get(), f.offset, f.remaining, progressed)) return false;
+    queued_bytes_ -= before - f.remaining;
+    if (f.remaining > 0) return true;
+    // That file is done: what was sent after it is now at the head of the line.
+    queued_bytes_ -= f.after.size();
+    output_ = std::move(f.after);
+    files_.erase(files_.begin());
+  }
+}
+
 void TcpConnection::handle_write() {
-  if (output_.empty()) {
+  if (!has_output()) {
     update_interest();
     return;
   }
-  size_t written = 0;
-  if (!write_now(output_.data(), output_.size(), written)) return;
-  bytes_out_ += written;
-  output_.consume(written);
+  bool progressed = false;
+  if (!flush_output(progressed)) return;
   after_output_change();
-  watch_for_stall(written > 0);
-  if (output_.empty()) {
+  watch_for_stall(progressed);
+  if (!has_output()) {
     output_.release();
+    if (files_.capacity()) std::vector<QueuedFile>().swap(files_);
     maybe_shutdown_write();
     if (state_ == State::closing) {
-      request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
+      finish_orderly_close();
       return;
     }
     if (drain_pending_) {
@@ -216,9 +310,10 @@ void TcpConnection::handle_write() {
 
 void TcpConnection::after_output_change() {
   // Water marks: the state flips only on a crossing, never on every write.
-  if (!backpressure_paused_ && output_.size() >= options_.high_water) {
+  size_t pending = pending_output();
+  if (!backpressure_paused_ && pending >= options_.high_water) {
     backpressure_paused_ = true;
-  } else if (backpressure_paused_ && output_.size() <= options_.low_water) {
+  } else if (backpressure_paused_ && pending <= options_.low_water) {
     backpressure_paused_ = false;
     if (!input_.empty() && !redeliver_queued_) {
       redeliver_queued_ = true;
@@ -233,7 +328,8 @@ void TcpConnection::update_interest() {
   Interest want = Interest::none;
   if (state_ == State::open && !peer_eof_ && !user_paused_ && !backpressure_paused_)
     want = want | Interest::read;
-  if (!output_.empty()) want = want | Interest::write;
+  if (lingering_ && state_ == State::closing) want = want | Interest::read;
+  if (has_output()) want = want | Interest::write;
   watcher_.set_interest(want);
 }
 
@@ -258,7 +354,7 @@ void TcpConnection::resume_reading() {
 // Arms the stall timer when output is buffered, pushes it back when a write made
 // progress, and drops it once everything is written. Only the backlogged path pays.
 void TcpConnection::watch_for_stall(bool progressed) {
-  if (output_.empty() || options_.write_timeout <= Duration::zero()) {
+  if (!has_output() || options_.write_timeout <= Duration::zero()) {
     if (stall_timer_) loop_.cancel_timer(std::exchange(stall_timer_, {}));
     return;
   }
@@ -266,7 +362,7 @@ void TcpConnection::watch_for_stall(bool progressed) {
     stall_timer_ = loop_.run_after(options_.write_timeout, [this] {
       stall_timer_ = {};
       log_debug("connection {}: {} buffered bytes made no progress for {} ms; resetting",
-                peer_.to_string(), output_.size(),
+                peer_.to_string(), pending_output(),
                 std::chrono::duration_cast<milliseconds>(options_.write_timeout).count());
       reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
     });
@@ -282,7 +378,7 @@ void TcpConnection::shutdown_write() {
 }
 
 void TcpConnection::maybe_shutdown_write() {
-  if (!write_shutdown_wanted_ || write_shutdown_done_ || !output_.empty()) return;
+  if (!write_shutdown_wanted_ || write_shutdown_done_ || has_output()) return;
   write_shutdown_done_ = true;
   ::shutdown(fd_.get(), SHUT_WR);
   if (peer_eof_) request_close({CloseReason::peer, {}});
@@ -291,8 +387,8 @@ void TcpConnection::maybe_shutdown_write() {
 void TcpConnection::close() {
   if (state_ != State::open) return;
   state_ = State::closing;
-  if (output_.empty()) {
-    request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
+  if (!has_output()) {
+    finish_orderly_close();
   } else {
     update_interest();  // stop reading, keep writing
     close_timer_ = loop_.run_after(options_.close_timeout, [this] {
@@ -304,6 +400,43 @@ void TcpConnection::close() {
   }
 }
 
+// Everything is written. If the peer may still be sending, shut our side down and read
+// (discarding) until its end of stream or the linger timeout, so that closing with unread
+// input does not reset the connection under a response the peer has yet to read.
+void TcpConnection::finish_orderly_close() {
+  CloseInfo info{peer_eof_ ? CloseReason::peer : CloseReason::local, {}};
+  if (peer_eof_ || lingering_ || options_.linger_timeout <= Duration::zero()) {
+    request_close(info);
+    return;
+  }
+  lingering_ = true;
+  ::shutdown(fd_.get(), SHUT_WR);
+  write_shutdown_done_ = true;
+  if (close_timer_) loop_.cancel_timer(close_timer_);
+  close_timer_ = loop_.run_after(options_.linger_timeout, [this] {
+    close_timer_ = {};
+    request_close({CloseReason::local, {}});
+  });
+  update_interest();
+}
+
+void TcpConnection::discard_input() {
+  Buffer& scratch = loop_.scratch();
+  for (int i = 0; i < 4; ++i) {  // a bounded amount per wake-up, like any other reader
+    ssize_t n = ::recv(fd_.get(), scratch.write_ptr(), scratch.writable(), 0);
+    if (n > 0) {
+      bytes_in_ += size_t(n);
+      continue;
+    }
+    if (n == 0) {
+      request_close({CloseReason::local, {}});
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      request_close({CloseReason::local, {}});  // our side is done: a late reset is no error
+    }
+    return;
+  }
+}
+
 void TcpConnection::abort() { reset_and_close({CloseReason::aborted, {}}); }
 
 void TcpConnection::reset_and_close(CloseInfo info) {
@@ -312,12 +445,16 @@ void TcpConnection::reset_and_close(CloseInfo info) {
   linger lg{1, 0};
   ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   output_.clear();
+  files_.clear();
+  queued_bytes_ = 0;
   request_close(info);
 }
 
 void TcpConnection::fail(std::error_code ec) {
   if (state_ == State::closed) return;
   output_.clear();
+  files_.clear();
+  queued_bytes_ = 0;
   state_ = State::closing;
   request_close(info_for(ec.value()));
 }
@@ -363,6 +500,8 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   input_.release();
   output_.clear();
   output_.release();
+  std::vector<QueuedFile>().swap(files_);
+  queued_bytes_ = 0;
   handler_->on_close(*this, info);
   // The handler's resources go now, unless one of its calls is still on the stack (the
   // owner shutting down from inside a callback); the connection object itself may still

@@ -57,6 +57,14 @@ class StingyHandler final : public netloop::StreamHandler {
 
 }  // namespace
 
+// The close completes at once (no lingering read after it): these tests count the
+// iterations between a close and its completion.
+netloop::ListenerOptions no_linger() {
+  netloop::ListenerOptions o;
+  o.connection.linger_timeout = netloop::Duration::zero();
+  return o;
+}
+
 // resume_reading() with input left over queues a deferred re-delivery on the loop; the
 // listener going away before that runs must not leave it pointing at a freed connection.
 // The loop runs on the test thread (run_once) so the order of events is exact.
@@ -112,7 +120,8 @@ TEST_CASE("a handler that queues another re-delivery and closes during a re-deli
     StingyJournal j;
     auto l_r = netloop::TcpListener::listen(
         loop, netloop::Address::ipv4_loopback(0),
-        [&j] { return std::make_unique<StingyHandler>(j, /*close_on_redelivery=*/true); });
+        [&j] { return std::make_unique<StingyHandler>(j, /*close_on_redelivery=*/true); },
+        no_linger());
     REQUIRE(l_r.ok());
     auto& listener = **l_r;
 

@@ -14,6 +14,7 @@
 #include "netloop/address.hpp"
 #include "netloop/buffer.hpp"
 #include "netloop/clock.hpp"
+#include "netloop/fd.hpp"
 #include "netloop/timer_queue.hpp"
 
 namespace netloop {
@@ -43,6 +44,11 @@ class Connection {
   virtual void send(const void* data, size_t n) = 0;
   void send(std::string_view s) { send(s.data(), s.size()); }
   void send(std::span<const std::byte> b) { send(b.data(), b.size()); }
+  // Sends `length` bytes of `file` from `offset`, in order after everything sent before
+  // it, with sendfile(2) where the platform has it (the bytes never enter user space).
+  // The connection owns `file` until then. A file that turns out shorter than `length`
+  // resets the connection: the peer was promised those bytes.
+  virtual void send_file(Fd file, uint64_t offset, uint64_t length) = 0;
 
   // Half-close: after the buffered output is written, the peer sees end of stream;
   // reading goes on.
@@ -59,6 +65,11 @@ class Connection {
 
   virtual bool is_open() const noexcept = 0;  // false once closing or closed
   virtual size_t pending_output() const noexcept = 0;  // bytes not yet taken by the kernel
+  // Pending output is past the high-water mark (reading is paused). A handler with more
+  // work already in its input (pipelined requests) should stop producing output and
+  // leave that input in place: on_data is offered it again once the backlog drains
+  // below the low-water mark.
+  virtual bool output_full() const noexcept = 0;
   virtual const Address& peer_address() const noexcept = 0;
   virtual const Address& local_address() const noexcept = 0;
 

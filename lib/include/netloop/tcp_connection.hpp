@@ -26,6 +26,11 @@ struct ConnectionOptions {
   // How long buffered output may go without any progress before the connection is reset:
   // a peer that sends but never reads cannot hold its buffers forever. Zero disables it.
   Duration write_timeout = seconds(60);
+  // After an orderly close with the peer still sending, how long to go on reading (and
+  // discarding) once our side is shut down: closing with unread input makes the kernel
+  // send a reset, which can destroy a response the peer has not read yet (an HTTP error
+  // answered before the request body arrived). Zero closes at once.
+  Duration linger_timeout = seconds(5);
 };
 
 class TcpConnection;
@@ -53,13 +58,15 @@ class TcpConnection final : public Connection, public Disposable {
 
   void send(const void* data, size_t n) override;
   using Connection::send;
+  void send_file(Fd file, uint64_t offset, uint64_t length) override;
   void shutdown_write() override;
   void close() override;
   void abort() override;
   void pause_reading() override;
   void resume_reading() override;
   bool is_open() const noexcept override { return state_ == State::open; }
-  size_t pending_output() const noexcept override { return output_.size(); }
+  size_t pending_output() const noexcept override { return output_.size() + queued_bytes_; }
+  bool output_full() const noexcept override { return backpressure_paused_; }
   const Address& peer_address() const noexcept override { return peer_; }
   const Address& local_address() const noexcept override { return local_; }
   TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
@@ -84,6 +91,11 @@ class TcpConnection final : public Connection, public Disposable {
   void deliver(Buffer& input);
   void redeliver_input();
   bool write_now(const char* data, size_t n, size_t& written);
+  bool flush_output(bool& progressed);
+  bool send_file_now(int file, uint64_t& offset, uint64_t& remaining, bool& progressed);
+  bool has_output() const noexcept { return !output_.empty() || !files_.empty(); }
+  void finish_orderly_close();
+  void discard_input();
   void after_output_change();
   void update_interest();
   void fail(std::error_code ec);
@@ -120,13 +132,23 @@ class TcpConnection final : public Connection, public Disposable {
   int depth_ = 0;
   std::unique_ptr<StreamHandler> handler_;
   Buffer input_;   // unconsumed input (empty, and unallocated, while the handler keeps up)
-  Buffer output_;  // what the kernel pushed back
+  Buffer output_;  // what the kernel pushed back (ahead of any queued file)
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   size_t peak_output_ = 0;
   ConnectionOptions options_;
 
-  // Cold: set-up, close and introspection.
+  // Cold: files, set-up, close and introspection.
+  // Files waiting for the socket, in order; bytes sent after a file wait in its `after`.
+  struct QueuedFile {
+    Fd file;
+    uint64_t offset;
+    uint64_t remaining;
+    Buffer after;
+  };
+  std::vector<QueuedFile> files_;  // a vector: empty costs nothing (a deque allocates)
+  uint64_t queued_bytes_ = 0;      // file bytes and their `after` bytes not yet written
+  bool lingering_ = false;         // closed for writing, reading and discarding until EOF
   bool write_shutdown_wanted_ = false;
   bool write_shutdown_done_ = false;
   ConnectionOwner* owner_ = nullptr;

@@ -5,6 +5,12 @@
 // re-armed for the descriptors that fired at the top of the next wait(). The re-arms and
 // the wait go to the kernel in one io_uring_submit_and_wait_timeout() call: one syscall
 // per iteration, however many interests changed.
+//
+// One exception: io_uring always adds POLLRDHUP to a poll's events, so once the peer has
+// half-closed, a write-only one-shot poll completes at once with RDHUP alone, however full
+// the send buffer is. For that descriptor the write interest is waited for with a
+// multishot poll instead (it completes on wake-ups, so the next one is write space), and
+// it goes back to one-shot polls as soon as it is writable.
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -77,6 +83,7 @@ class UringPoller final : public Poller {
     if (r.interest == interest) return {};
     if (r.armed) cancel(fd, /*submit_now=*/false);
     r.armed = false;
+    r.edge = false;
     r.interest = interest;
     ++r.gen;
     to_arm_.push_back(fd);
@@ -91,29 +98,18 @@ class UringPoller final : public Poller {
     if (r.armed) cancel(fd, /*submit_now=*/true);
     r.active = false;
     r.armed = false;
+    r.edge = false;
     ++r.gen;
     return {};
   }
 
   Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override {
-    for (int fd : to_arm_) {
-      Reg& r = regs_[fd];
-      if (!r.active || r.armed) continue;
-      io_uring_sqe* sqe = get_sqe();
-      if (!sqe) return make_error(EBUSY);
-      unsigned mask = 0;
-      if (has(r.interest, Interest::read)) mask |= POLLIN;
-      if (has(r.interest, Interest::write)) mask |= POLLOUT;
-      io_uring_prep_poll_add(sqe, fd, mask);
-      io_uring_sqe_set_data64(sqe, tag(fd, r.gen));
-      r.armed = true;
-    }
-    to_arm_.clear();
-
-    // Completions that report nothing (a removal, a cancelled poll) end a wait early;
-    // keep waiting for the time left until something is reported.
+    // Completions that report nothing (a removal, a cancelled poll, a poll that must be
+    // armed again) end a wait early; keep waiting for the time left until something is
+    // reported.
     backends::WaitDeadline deadline(timeout_ms);
     for (;;) {
+      if (!arm_pending()) return make_error(EBUSY);
       int rc;
       io_uring_cqe* cqe = nullptr;
       if (timeout_ms == 0 || io_uring_cq_ready(&ring_) > 0) {
@@ -133,6 +129,27 @@ class UringPoller final : public Poller {
   }
 
  private:
+  // Queues a poll for every descriptor waiting for one; false when the ring is full.
+  bool arm_pending() {
+    for (int fd : to_arm_) {
+      Reg& r = regs_[fd];
+      if (!r.active || r.armed) continue;
+      io_uring_sqe* sqe = get_sqe();
+      if (!sqe) return false;
+      unsigned mask = 0;
+      if (has(r.interest, Interest::read)) mask |= POLLIN;
+      if (has(r.interest, Interest::write)) mask |= POLLOUT;
+      if (r.edge)
+        io_uring_prep_poll_multishot(sqe, fd, mask);
+      else
+        io_uring_prep_poll_add(sqe, fd, mask);
+      io_uring_sqe_set_data64(sqe, tag(fd, r.gen));
+      r.armed = true;
+    }
+    to_arm_.clear();
+    return true;
+  }
+
   // Turns completions into events, at most out.size(); the rest wait for the next call.
   size_t reap(std::span<PollEvent> out) {
     io_uring_cqe* cqe = nullptr;
@@ -140,6 +157,7 @@ class UringPoller final : public Poller {
     while (count < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0) {
       uint64_t data = io_uring_cqe_get_data64(cqe);
       int res = cqe->res;
+      bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;  // a multishot poll stays armed
       io_uring_cqe_seen(&ring_, cqe);
       if (data == kIgnoredTag) continue;
       int fd = int(uint32_t(data));
@@ -147,18 +165,30 @@ class UringPoller final : public Poller {
       if (fd < 0 || size_t(fd) >= regs_.size()) continue;
       Reg& r = regs_[fd];
       if (!r.active || r.gen != gen) continue;  // removed or changed since: stale
-      r.armed = false;
-      to_arm_.push_back(fd);  // level-triggered: ask again at the next wait
-      if (res == -ECANCELED) continue;
+      if (!more) r.armed = false;
       uint32_t ready = 0;
-      if (res < 0) {
+      if (res == -ECANCELED) {
+        ready = 0;
+      } else if (res < 0) {
         ready = ready::error;
       } else {
         if (res & POLLIN) ready |= ready::readable;
         if (res & POLLOUT) ready |= ready::writable;
         if (res & POLLHUP) ready |= ready::hangup;
         if (res & (POLLERR | POLLNVAL)) ready |= ready::error;
+        if (!ready && (res & POLLRDHUP) && !r.edge) {
+          // A write-only poll on a half-closed socket: see the top of the file.
+          r.edge = true;
+        }
       }
+      if (r.edge && (ready & ready::writable)) {
+        // Write space came: back to level-triggered one-shot polls.
+        if (r.armed) cancel(fd, /*submit_now=*/false);
+        r.armed = false;
+        r.edge = false;
+        ++r.gen;
+      }
+      if (!r.armed) to_arm_.push_back(fd);  // level-triggered: ask again at the next wait
       if (ready) out[count++] = {r.token, ready};
     }
     return count;
@@ -170,6 +200,7 @@ class UringPoller final : public Poller {
     uint32_t gen = 0;
     bool active = false;
     bool armed = false;
+    bool edge = false;  // waiting for write space with a multishot poll (peer half-closed)
   };
 
   bool registered(int fd) const {
