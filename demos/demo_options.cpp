@@ -12,11 +12,21 @@ std::string demo_usage() {
   return R"(Usage: netloop-demo [OPTIONS]
 
 Serves the built-in protocols from one event loop. With no listener options it serves
-TCP and UDP echo on 127.0.0.1:7007.
+TCP and UDP echo on 127.0.0.1:7007 and HTTP on 127.0.0.1:8080 (the built-in page).
 
 Listeners (repeatable):
   --tcp-echo HOST:PORT   TCP echo (RFC 862), e.g. 127.0.0.1:7007 or [::1]:7007
   --udp-echo HOST:PORT   UDP echo (RFC 862): each datagram goes back whole to its sender
+  --http HOST:PORT       HTTP/1.1 GET and HEAD, e.g. 127.0.0.1:8080
+
+HTTP:
+  --root DIR             directory to serve (default: a built-in page); index.html for
+                         directories, symlinks followed only while they stay inside DIR
+  --header-timeout SECS  a request must arrive whole within this long of its first byte,
+                         else 408 and close (default 10)
+  --keepalive-timeout SECS  idle time allowed between requests (default 30)
+  --max-request-line BYTES  longer request lines get 414 (default 8k)
+  --max-header-bytes BYTES  larger request heads get 431 (default 16k)
 
 Reactor:
   --poller NAME          poller backend (see --list-pollers); default: the best available
@@ -43,9 +53,23 @@ exit with code 2.
 )";
 }
 
+namespace {
+
+// Seconds as a decimal number from 0 to 86400, e.g. "60" or "0.5".
+std::optional<Duration> parse_seconds(const std::string& v) {
+  double secs = -1;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !(secs >= 0) || secs > 86400)
+    return std::nullopt;
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(secs));
+}
+
+}  // namespace
+
 ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
   DemoOptions o;
   bool low_given = false;
+  bool root_given = false;
   auto fail = [](std::string msg) { return ParseOutcome{std::nullopt, std::move(msg)}; };
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -79,15 +103,36 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       auto a = Address::parse(v, &why);
       if (!a) return fail("--tcp-echo " + v + ": " + why);
       o.tcp_echo.push_back(*a);
-    } else if (arg == "--write-timeout") {
+    } else if (arg == "--http") {
+      std::string v, why;
+      if (!need_value(v)) return fail("--http needs HOST:PORT");
+      auto a = Address::parse(v, &why);
+      if (!a) return fail("--http " + v + ": " + why);
+      o.http.push_back(*a);
+    } else if (arg == "--root") {
+      if (!need_value(o.http_options.root) || o.http_options.root.empty())
+        return fail("--root needs a directory");
+      root_given = true;
+    } else if (arg == "--write-timeout" || arg == "--header-timeout" ||
+               arg == "--keepalive-timeout") {
       std::string v;
-      if (!need_value(v)) return fail("--write-timeout needs a number of seconds");
-      double secs = -1;
-      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
-      if (v.empty() || ec != std::errc() || end != v.data() + v.size() || !(secs >= 0) ||
-          secs > 86400)
-        return fail("--write-timeout " + v + ": expected seconds from 0 to 86400, e.g. 60 or 0.5");
-      o.connection.write_timeout = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(secs));
+      if (!need_value(v)) return fail(arg + " needs a number of seconds");
+      auto d = parse_seconds(v);
+      bool zero_ok = arg == "--write-timeout";
+      if (!d || (!zero_ok && *d <= Duration::zero()))
+        return fail(arg + " " + v + ": expected seconds from " + (zero_ok ? "0" : "above 0") +
+                    " to 86400, e.g. 60 or 0.5");
+      if (arg == "--write-timeout") o.connection.write_timeout = *d;
+      if (arg == "--header-timeout") o.http_options.header_timeout = *d;
+      if (arg == "--keepalive-timeout") o.http_options.keepalive_timeout = *d;
+    } else if (arg == "--max-request-line" || arg == "--max-header-bytes") {
+      std::string v;
+      if (!need_value(v)) return fail(arg + " needs a size in bytes");
+      auto n = parse_byte_size(v);
+      if (!n || *n < 64 || *n > 1024 * 1024)
+        return fail(arg + " " + v + ": expected a size from 64 to 1m, such as 8k");
+      if (arg == "--max-request-line") o.http_options.limits.max_request_line = *n;
+      else o.http_options.limits.max_head_bytes = *n;
     } else if (arg == "--udp-echo") {
       std::string v, why;
       if (!need_value(v)) return fail("--udp-echo needs HOST:PORT");
@@ -132,9 +177,14 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     if (low_given) return fail("--low-water must not exceed --high-water");
     o.connection.low_water = o.connection.high_water / 4;  // only --high-water was lowered
   }
-  if (o.tcp_echo.empty() && o.udp_echo.empty()) {
+  if (o.http_options.limits.max_request_line > o.http_options.limits.max_head_bytes)
+    return fail("--max-request-line must not exceed --max-header-bytes (the head includes it)");
+  if (o.tcp_echo.empty() && o.udp_echo.empty() && o.http.empty()) {
     o.tcp_echo.push_back(Address::ipv4_loopback(7007));
     o.udp_echo.push_back(Address::ipv4_loopback(7007));
+    o.http.push_back(Address::ipv4_loopback(8080));
+  } else if (root_given && o.http.empty()) {
+    return fail("--root applies to HTTP listeners: add --http HOST:PORT");
   }
   return {std::move(o), {}};
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "http/http_options.hpp"
 #include "netloop/address.hpp"
 #include "netloop/log.hpp"
 #include "netloop/tcp_connection.hpp"
@@ -15,6 +16,8 @@ namespace netloop::demo {
 struct DemoOptions {
   std::vector<Address> tcp_echo;
   std::vector<Address> udp_echo;
+  std::vector<Address> http;
+  http::HttpOptions http_options;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;

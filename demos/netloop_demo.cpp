@@ -7,6 +7,7 @@
 #include "demo_options.hpp"
 #include "echo/tcp_echo.hpp"
 #include "echo/udp_echo.hpp"
+#include "http/http_responder.hpp"
 #include "netloop/event_loop.hpp"
 #include "netloop/log.hpp"
 #include "netloop/tcp_listener.hpp"
@@ -73,6 +74,30 @@ int main(int argc, char** argv) {
                 std::string((*loop)->backend_name()).c_str());
     listeners.push_back(std::move(*l));
   }
+  std::shared_ptr<http::HttpResponder> responder;
+  if (!opt.http.empty()) {
+    auto r = http::HttpResponder::create(opt.http_options);
+    if (!r) {
+      std::fprintf(stderr, "netloop-demo: --root %s: %s\n", opt.http_options.root.c_str(),
+                   r.error().message().c_str());
+      return kExitUsage;
+    }
+    responder = std::move(*r);
+  }
+  for (const auto& addr : opt.http) {
+    auto l = TcpListener::listen(**loop, addr, responder->factory(), lopt);
+    if (!l) {
+      std::fprintf(stderr, "netloop-demo: cannot listen on %s (http): %s\n",
+                   addr.to_string().c_str(), l.error().message().c_str());
+      return kExitUsage;
+    }
+    std::printf("netloop-demo: http listening on %s (poller %s, %s)\n",
+                (*l)->local_address().to_string().c_str(),
+                std::string((*loop)->backend_name()).c_str(),
+                opt.http_options.root.empty() ? "built-in page"
+                                              : ("root " + responder->root_path()).c_str());
+    listeners.push_back(std::move(*l));
+  }
   std::vector<std::unique_ptr<UdpSocket>> udp_sockets;
   for (const auto& addr : opt.udp_echo) {
     auto s = UdpSocket::bind(**loop, addr, echo::make_udp_echo_handler(), opt.udp);
@@ -106,6 +131,13 @@ int main(int argc, char** argv) {
              s->local_address().to_string(), st.datagrams_in, st.datagrams_out,
              st.dropped_truncated, st.dropped_send_full, st.dropped_too_large,
              st.dropped_send_error, st.peer_errors);
+  }
+  if (responder) {
+    const auto& st = responder->stats();
+    log_info("http: {} requests; responses {} 2xx, {} 3xx, {} 4xx, {} 5xx; {} rejected by the "
+             "parser, {} timeouts, {} sent with sendfile",
+             st.requests, st.responses[2], st.responses[3], st.responses[4], st.responses[5],
+             st.bad_requests, st.timeouts, st.files_sent);
   }
   listeners.clear();
   udp_sockets.clear();

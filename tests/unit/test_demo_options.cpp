@@ -2,6 +2,7 @@
 // option in both spellings, sizes, and a table of bad input with its message.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -380,4 +381,257 @@ TEST_CASE("demo options: usage mentions the UDP options and the default listener
     CHECK(usage.find(opt) != std::string::npos);
   }
   CHECK(usage.find("TCP and UDP echo on 127.0.0.1:7007") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP: --http, --root, --header-timeout, --keepalive-timeout, --max-request-line,
+// --max-header-bytes and the default HTTP listener
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+milliseconds ms(netloop::Duration d) { return std::chrono::duration_cast<milliseconds>(d); }
+
+}  // namespace
+
+TEST_CASE("demo options: no arguments also means HTTP on 127.0.0.1:8080 (built-in page)") {
+  auto o = parse_ok({});
+  REQUIRE(o.http.size() == 1);
+  CHECK(o.http[0] == Address::ipv4_loopback(8080));
+  CHECK(o.http[0].to_string() == "127.0.0.1:8080");
+  // ...alongside the echo listeners.
+  REQUIRE(o.tcp_echo.size() == 1);
+  REQUIRE(o.udp_echo.size() == 1);
+  CHECK(o.tcp_echo[0].to_string() == "127.0.0.1:7007");
+  CHECK(o.udp_echo[0].to_string() == "127.0.0.1:7007");
+  // The HTTP settings keep the library's (internet-safe) defaults.
+  const netloop::http::HttpOptions lib;
+  CHECK(o.http_options.root.empty());
+  CHECK(o.http_options.index == lib.index);
+  CHECK(ms(o.http_options.header_timeout) == milliseconds(10'000));
+  CHECK(ms(o.http_options.keepalive_timeout) == milliseconds(30'000));
+  CHECK(o.http_options.header_timeout == lib.header_timeout);
+  CHECK(o.http_options.keepalive_timeout == lib.keepalive_timeout);
+  CHECK(o.http_options.limits.max_request_line == 8 * 1024);
+  CHECK(o.http_options.limits.max_head_bytes == 16 * 1024);
+  CHECK(o.http_options.limits.max_request_line == lib.limits.max_request_line);
+  CHECK(o.http_options.limits.max_head_bytes == lib.limits.max_head_bytes);
+  CHECK(o.http_options.limits.max_headers == lib.limits.max_headers);
+  CHECK(o.http_options.max_discarded_body == lib.max_discarded_body);
+
+  // Options that are not listeners keep all three defaults.
+  auto tuned = parse_ok({"--header-timeout", "5", "--max-header-bytes", "32k", "--poller", "poll"});
+  CHECK(tuned.http.size() == 1);
+  CHECK(tuned.tcp_echo.size() == 1);
+  CHECK(tuned.udp_echo.size() == 1);
+  CHECK(ms(tuned.http_options.header_timeout) == milliseconds(5'000));
+  // --root alone serves that directory on the default HTTP listener.
+  auto rooted = parse_ok({"--root", "/srv/www"});
+  REQUIRE(rooted.http.size() == 1);
+  CHECK(rooted.http[0].to_string() == "127.0.0.1:8080");
+  CHECK(rooted.http_options.root == "/srv/www");
+}
+
+TEST_CASE("demo options: --http is repeatable, both spellings, and replaces every default") {
+  auto o = parse_ok({"--http", "127.0.0.1:8000", "--http=[::1]:8001", "--http", "localhost:0",
+                     "--http=0.0.0.0:80"});
+  REQUIRE(o.http.size() == 4);
+  CHECK(o.http[0].to_string() == "127.0.0.1:8000");
+  CHECK(o.http[1].to_string() == "[::1]:8001");
+  CHECK(o.http[1].is_ipv6());
+  CHECK(o.http[2].to_string() == "127.0.0.1:0");
+  CHECK(o.http[3].to_string() == "0.0.0.0:80");
+  CHECK(o.tcp_echo.empty());
+  CHECK(o.udp_echo.empty());
+
+  // An echo listener alone replaces the HTTP default too.
+  CHECK(parse_ok({"--tcp-echo", "127.0.0.1:9000"}).http.empty());
+  CHECK(parse_ok({"--udp-echo", "127.0.0.1:9000"}).http.empty());
+  // All kinds at once, even on one port number: exactly what was asked for.
+  auto all = parse_ok({"--http", "127.0.0.1:9002", "--tcp-echo", "127.0.0.1:9003", "--udp-echo",
+                       "127.0.0.1:9003"});
+  REQUIRE(all.http.size() == 1);
+  REQUIRE(all.tcp_echo.size() == 1);
+  REQUIRE(all.udp_echo.size() == 1);
+  CHECK(all.http[0].to_string() == "127.0.0.1:9002");
+
+  const std::vector<std::pair<Args, Args>> same = {
+      {{"--http", "127.0.0.1:1"}, {"--http=127.0.0.1:1"}},
+      {{"--http", "[::1]:1", "--root", "/tmp"}, {"--http=[::1]:1", "--root=/tmp"}},
+      {{"--http", "127.0.0.1:1", "--header-timeout", "2.5"}, {"--http=127.0.0.1:1", "--header-timeout=2.5"}},
+      {{"--http", "127.0.0.1:1", "--keepalive-timeout", "7"}, {"--http=127.0.0.1:1", "--keepalive-timeout=7"}},
+      {{"--http", "127.0.0.1:1", "--max-request-line", "1k"}, {"--http=127.0.0.1:1", "--max-request-line=1k"}},
+      {{"--http", "127.0.0.1:1", "--max-header-bytes", "64k"}, {"--http=127.0.0.1:1", "--max-header-bytes=64k"}},
+  };
+  for (const auto& forms : same) {
+    // Named copies, not structured bindings: clang 14 cannot capture those in CAPTURE's lambda.
+    const Args& spaced = forms.first;
+    const Args& inline_form = forms.second;
+    CAPTURE(join(spaced));
+    auto a = parse_ok(spaced);
+    auto b = parse_ok(inline_form);
+    CHECK(a.http == b.http);
+    CHECK(a.http_options.root == b.http_options.root);
+    CHECK(a.http_options.header_timeout == b.http_options.header_timeout);
+    CHECK(a.http_options.keepalive_timeout == b.http_options.keepalive_timeout);
+    CHECK(a.http_options.limits.max_request_line == b.http_options.limits.max_request_line);
+    CHECK(a.http_options.limits.max_head_bytes == b.http_options.limits.max_head_bytes);
+  }
+}
+
+TEST_CASE("demo options: --root, before or after --http") {
+  auto after = parse_ok({"--http", "127.0.0.1:0", "--root", "/var/www"});
+  CHECK(after.http_options.root == "/var/www");
+  auto before = parse_ok({"--root", "relative/dir", "--http", "127.0.0.1:0"});
+  CHECK(before.http_options.root == "relative/dir");  // resolved when the server starts
+  auto with_echo = parse_ok({"--tcp-echo", "127.0.0.1:0", "--root", "/x", "--http", "[::1]:0"});
+  CHECK(with_echo.http_options.root == "/x");
+  CHECK(with_echo.tcp_echo.size() == 1);
+  // The last one given wins.
+  CHECK(parse_ok({"--http", "127.0.0.1:0", "--root", "/a", "--root", "/b"}).http_options.root == "/b");
+  // Without it: the built-in page.
+  CHECK(parse_ok({"--http", "127.0.0.1:0"}).http_options.root.empty());
+}
+
+TEST_CASE("demo options: HTTP timeouts take seconds above 0, up to a day") {
+  struct Case {
+    const char* text;
+    long long millis;
+  };
+  for (const Case& c : {Case{"1", 1'000}, Case{"0.5", 500}, Case{"0.001", 1}, Case{"10", 10'000},
+                        Case{"2.25", 2'250}, Case{"86400", 86'400'000}, Case{"030", 30'000}}) {
+    CAPTURE(c.text);
+    auto h = parse_ok({"--http", "127.0.0.1:0", "--header-timeout", c.text});
+    CHECK(ms(h.http_options.header_timeout).count() == c.millis);
+    CHECK(ms(h.http_options.keepalive_timeout) == milliseconds(30'000));  // untouched
+    auto k = parse_ok({"--http", "127.0.0.1:0", "--keepalive-timeout", c.text});
+    CHECK(ms(k.http_options.keepalive_timeout).count() == c.millis);
+    CHECK(ms(k.http_options.header_timeout) == milliseconds(10'000));  // untouched
+  }
+  // Independent of each other and of --write-timeout (which, unlike them, may be 0).
+  auto o = parse_ok({"--http", "127.0.0.1:0", "--header-timeout", "3", "--keepalive-timeout", "4",
+                     "--write-timeout", "0"});
+  CHECK(ms(o.http_options.header_timeout) == milliseconds(3'000));
+  CHECK(ms(o.http_options.keepalive_timeout) == milliseconds(4'000));
+  CHECK(o.connection.write_timeout == netloop::Duration::zero());
+}
+
+TEST_CASE("demo options: HTTP limits take sizes from 64 bytes to 1m") {
+  struct Case {
+    const char* text;
+    size_t bytes;
+  };
+  for (const Case& c : {Case{"64", 64}, Case{"1k", 1024}, Case{"8K", 8192}, Case{"4096", 4096},
+                        Case{"16k", 16 * 1024}}) {
+    CAPTURE(c.text);
+    auto o = parse_ok({"--http", "127.0.0.1:0", "--max-request-line", c.text});
+    CHECK(o.http_options.limits.max_request_line == c.bytes);
+    CHECK(o.http_options.limits.max_head_bytes == 16 * 1024);  // untouched
+  }
+  for (const Case& c : {Case{"64", 64}, Case{"8k", 8 * 1024}, Case{"32k", 32 * 1024},
+                        Case{"1m", 1024 * 1024}, Case{"1M", 1024 * 1024}, Case{"1048576", 1048576}}) {
+    CAPTURE(c.text);
+    // The request line must fit in the head: lower it with the head when needed.
+    Args args = {"--http", "127.0.0.1:0", "--max-header-bytes", c.text};
+    if (c.bytes < 8 * 1024) args.insert(args.end(), {"--max-request-line", c.text});
+    auto o = parse_ok(args);
+    CHECK(o.http_options.limits.max_head_bytes == c.bytes);
+  }
+  // Equal limits are allowed, in either order.
+  auto eq = parse_ok({"--max-header-bytes", "2k", "--max-request-line", "2k", "--http", "127.0.0.1:0"});
+  CHECK(eq.http_options.limits.max_request_line == 2048);
+  CHECK(eq.http_options.limits.max_head_bytes == 2048);
+  auto big_line = parse_ok({"--max-request-line", "64k", "--max-header-bytes", "1m"});
+  CHECK(big_line.http_options.limits.max_request_line == 64 * 1024);
+  CHECK(big_line.http_options.limits.max_head_bytes == 1024 * 1024);
+}
+
+TEST_CASE("demo options: bad HTTP options are refused with a message naming the problem") {
+  struct Bad {
+    Args args;
+    const char* says;  // must appear in the message
+  };
+  const Bad cases[] = {
+      // --http: bad or missing addresses
+      {{"--http"}, "--http"},
+      {{"--http="}, "--http"},
+      {{"--http", "::1:80"}, "bracket"},
+      {{"--http", "::1:80"}, "--http"},
+      {{"--http", "127.0.0.1:99999"}, "99999"},
+      {{"--http", "127.0.0.1"}, "--http"},
+      {{"--http", "example.com:80"}, "example.com"},
+      // --root: a value, and an HTTP listener to apply to
+      {{"--http", "127.0.0.1:0", "--root"}, "--root"},
+      {{"--http", "127.0.0.1:0", "--root", ""}, "--root"},
+      {{"--http", "127.0.0.1:0", "--root="}, "--root"},
+      {{"--tcp-echo", "127.0.0.1:0", "--root", "/tmp"}, "--root"},
+      {{"--tcp-echo", "127.0.0.1:0", "--root", "/tmp"}, "--http"},
+      {{"--udp-echo", "127.0.0.1:0", "--root", "/tmp"}, "--http"},
+      {{"--root", "/tmp", "--tcp-echo", "127.0.0.1:0"}, "--http"},
+      // timeouts: above 0, at most a day, plain decimal seconds
+      {{"--http", "127.0.0.1:0", "--header-timeout", "0"}, "--header-timeout"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "0"}, "above 0"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "0.0"}, "--header-timeout"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "-1"}, "-1"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "86401"}, "86401"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "10s"}, "10s"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "abc"}, "abc"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "nan"}, "--header-timeout"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", "inf"}, "--header-timeout"},
+      {{"--http", "127.0.0.1:0", "--header-timeout", ""}, "--header-timeout"},
+      {{"--http", "127.0.0.1:0", "--header-timeout"}, "--header-timeout"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout", "0"}, "--keepalive-timeout"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout", "0"}, "above 0"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout", "-5"}, "-5"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout", "1e9"}, "1e9"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout", "1m"}, "1m"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout="}, "--keepalive-timeout"},
+      {{"--http", "127.0.0.1:0", "--keepalive-timeout"}, "--keepalive-timeout"},
+      // limits: sizes from 64 to 1m
+      {{"--http", "127.0.0.1:0", "--max-request-line", "63"}, "--max-request-line"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", "63"}, "64 to 1m"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", "0"}, "--max-request-line"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", "abc"}, "abc"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", "1.5k"}, "1.5k"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", "-1"}, "-1"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", ""}, "--max-request-line"},
+      {{"--http", "127.0.0.1:0", "--max-request-line"}, "--max-request-line"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "2m"}, "2m"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "2m"}, "64 to 1m"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "1025k"}, "1025k"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "1048577"}, "1048577"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "1g"}, "1g"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "16kb"}, "16kb"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes="}, "--max-header-bytes"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes"}, "--max-header-bytes"},
+      // the request line is part of the head: it cannot be the larger limit
+      {{"--http", "127.0.0.1:0", "--max-request-line", "4k", "--max-header-bytes", "2k"},
+       "--max-request-line must not exceed --max-header-bytes"},
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "2k", "--max-request-line", "4k"},
+       "--max-header-bytes"},
+      {{"--http", "127.0.0.1:0", "--max-request-line", "32k"}, "--max-request-line"},  // head: 16k
+      {{"--http", "127.0.0.1:0", "--max-header-bytes", "4k"}, "--max-header-bytes"},   // line: 8k
+      // an error after good HTTP options still fails the whole parse
+      {{"--http", "127.0.0.1:0", "--root", "/tmp", "--header-timeout", "0"}, "--header-timeout"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(join(c.args));
+    auto out = parse_demo_options(c.args);
+    INFO("error: " << out.error);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.size() >= 10);
+    CHECK(out.error.find(c.says) != std::string::npos);
+  }
+}
+
+TEST_CASE("demo options: usage mentions the HTTP options and the default HTTP listener") {
+  std::string usage = netloop::demo::demo_usage();
+  for (const char* opt : {"--http", "--root", "--header-timeout", "--keepalive-timeout",
+                          "--max-request-line", "--max-header-bytes"}) {
+    CAPTURE(opt);
+    CHECK(usage.find(opt) != std::string::npos);
+  }
+  CHECK(usage.find("HTTP on 127.0.0.1:8080") != std::string::npos);
 }

@@ -1,0 +1,28 @@
+// IMF-fixdate formatting (RFC 9110 §5.6.7) and the per-loop Date header cache.
+#pragma once
+
+#include <array>
+#include <ctime>
+#include <string_view>
+
+namespace netloop::http {
+
+inline constexpr size_t kHttpDateSize = 29;  // "Sun, 06 Nov 1994 08:49:37 GMT"
+
+// Writes the 29 characters for `t` into `out`.
+void format_http_date(std::time_t t, char* out) noexcept;
+
+// The current date, formatted at most once per second (a wall-clock read per call is a
+// vDSO call of a few nanoseconds; formatting is what is saved).
+class DateCache {
+ public:
+  std::string_view now() noexcept;
+  // The second now() last formatted.
+  std::time_t second() const noexcept { return second_; }
+
+ private:
+  std::time_t second_ = -1;
+  std::array<char, kHttpDateSize> text_{};
+};
+
+}  // namespace netloop::http

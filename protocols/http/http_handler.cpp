@@ -1,0 +1,166 @@
+// HttpHandler: the per-connection state machine.
+#include "http/http_handler.hpp"
+
+#include "netloop/log.hpp"
+
+namespace netloop::http {
+namespace {
+
+// Responses assembled in one on_data call go out in one send, up to this much.
+constexpr size_t kFlushThreshold = 64 * 1024;
+
+}  // namespace
+
+HttpHandler::HttpHandler(std::shared_ptr<HttpResponder> responder)
+    : responder_(std::move(responder)), parser_(responder_->options().limits) {}
+
+void HttpHandler::on_open(Connection& conn) {
+  // The first request must arrive within the header timeout; later ones within the idle
+  // timeout of the response before them.
+  deadline_ = timer_at_ = conn.now() + responder_->options().header_timeout;
+  timer_ = conn.start_timer(responder_->options().header_timeout, Duration::zero(),
+                            [this, &conn] { on_timer(conn); });
+}
+
+// Timers are lazy: phases move the deadline with a store, and the timer is only re-armed
+// when the deadline comes earlier than it is set for. When it fires early it re-arms
+// itself for the rest, so a keep-alive request costs no timer-heap work at all.
+void HttpHandler::set_deadline(Connection& conn, TimePoint deadline) {
+  deadline_ = deadline;
+  if (deadline < timer_at_ || !timer_) {
+    timer_at_ = deadline;
+    Duration delay = deadline - conn.now();
+    if (timer_ && conn.restart_timer(timer_, delay)) return;
+    timer_ = conn.start_timer(delay, Duration::zero(), [this, &conn] { on_timer(conn); });
+  }
+}
+
+void HttpHandler::on_timer(Connection& conn) {
+  timer_ = {};
+  if (phase_ == Phase::closing || !conn.is_open()) return;
+  TimePoint now = conn.now();
+  if (now < deadline_ || conn.pending_output() > 0) {
+    // Not yet, or the peer is reading a response (the connection's write timeout guards
+    // that): look again later.
+    TimePoint next = now < deadline_ ? deadline_ : now + responder_->options().keepalive_timeout;
+    timer_at_ = next;
+    timer_ = conn.start_timer(next - now, Duration::zero(), [this, &conn] { on_timer(conn); });
+    return;
+  }
+  ++responder_->stats().timeouts;
+  if (phase_ == Phase::request) {
+    log_debug("http {}: request not received within the header timeout; 408",
+              conn.peer_address().to_string());
+    responder_->staging().clear();
+    reject(408, "request not received in time");
+    flush(conn);
+  }
+  phase_ = Phase::closing;
+  conn.close();
+}
+
+// An error that ends the connection: the request cannot be framed, so nothing after it
+// can be trusted to start a request.
+void HttpHandler::reject(uint16_t status, std::string_view reason) {
+  responder_->write_error(status, reason, /*head=*/false, /*keep_alive=*/false, 1,
+                          responder_->staging());
+  phase_ = Phase::closing;
+}
+
+void HttpHandler::flush(Connection& conn) {
+  Buffer& out = responder_->staging();
+  if (!out.empty()) conn.send(out.view());
+  out.clear();
+}
+
+void HttpHandler::on_data(Connection& conn, Buffer& input) {
+  if (phase_ == Phase::closing) {
+    input.clear();  // after the last response: nothing more is read
+    return;
+  }
+  HttpResponder& r = *responder_;
+  Buffer& out = r.staging();
+  Request& req = r.request();
+  out.clear();
+  TimePoint now = conn.now();
+
+  while (phase_ != Phase::closing) {
+    if (body_left_ > 0) {  // the rest of a body we do not want: read past it
+      size_t n = size_t(std::min<uint64_t>(body_left_, input.size()));
+      input.consume(n);
+      body_left_ -= n;
+      if (body_left_ > 0) break;
+    }
+    if (input.empty()) break;
+    if (conn.output_full()) break;  // on_data is called again once the peer catches up
+
+    ParseResult p = parser_.parse(input.view(), req);
+    if (p.status == ParseStatus::need_more) break;
+    if (p.status == ParseStatus::error) {
+      ++r.stats().bad_requests;
+      log_debug("http {}: {} {}", conn.peer_address().to_string(), p.http_status, p.reason);
+      reject(p.http_status, p.reason);
+      input.clear();
+      break;
+    }
+    ++r.stats().requests;
+    parser_.reset();
+    phase_ = Phase::idle;
+    bool close_after = !req.keep_alive;
+    // A client that asked "Expect: 100-continue" may never send the body once it sees our
+    // final answer; without the body the next bytes would be misread as a request.
+    if (req.has_content_length && req.content_length > 0 && req.find("expect")) {
+      close_after = true;
+      req.keep_alive = false;
+    }
+    if (req.has_content_length && req.content_length > r.options().max_discarded_body) {
+      r.write_error(413, "request bodies are not accepted", req.method == Method::head, false,
+                    req.version_minor, out);
+      input.clear();
+      phase_ = Phase::closing;
+      break;
+    }
+    HttpResponder::Reply reply = r.respond(req, now, out);
+    // Views into `input` (the request) are not used past this point.
+    input.consume(p.consumed);
+    body_left_ = req.has_content_length ? req.content_length : 0;
+    if (reply.file) {
+      flush(conn);
+      conn.send_file(std::move(reply.file), 0, reply.file_length);
+    } else if (out.size() >= kFlushThreshold) {
+      flush(conn);
+    }
+    if (close_after || reply.close) phase_ = Phase::closing;
+  }
+  flush(conn);
+
+  if (phase_ == Phase::closing) {
+    conn.close();
+    return;
+  }
+  bool partial = body_left_ > 0 || parser_.in_progress();
+  if (partial) {
+    if (phase_ == Phase::idle) {
+      phase_ = Phase::request;
+      set_deadline(conn, now + r.options().header_timeout);
+    }
+  } else if (input.empty()) {
+    phase_ = Phase::idle;
+    set_deadline(conn, now + r.options().keepalive_timeout);
+  }
+  if (peer_done_ && !conn.output_full()) conn.close();
+}
+
+void HttpHandler::on_peer_shutdown(Connection& conn) {
+  peer_done_ = true;
+  // Requests still waiting behind a full output are answered first (on_data is offered
+  // them again once it drains); a partial request at end of stream is simply dropped.
+  if (!conn.output_full()) {
+    phase_ = Phase::closing;
+    conn.close();
+  }
+}
+
+void HttpHandler::on_close(Connection&, const CloseInfo&) { timer_ = {}; }
+
+}  // namespace netloop::http

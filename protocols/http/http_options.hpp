@@ -1,0 +1,34 @@
+// What an HTTP server may be told: its root, its limits and its timeouts. Every default
+// is meant to be safe on the open internet.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "http/request_parser.hpp"
+#include "netloop/clock.hpp"
+
+namespace netloop::http {
+
+struct HttpOptions {
+  std::string root;                  // directory served; empty: the built-in page
+  std::string index = "index.html";  // served for a directory's own path
+  ParserLimits limits;               // request line (414) and head size (431)
+  // From the first byte of a request until its head (and any body) has arrived; past it a
+  // 408 and close (slowloris).
+  Duration header_timeout = seconds(10);
+  // How long a keep-alive connection may sit idle between requests.
+  Duration keepalive_timeout = seconds(30);
+  // A request body (we serve only GET and HEAD) up to this size is read and discarded so
+  // the connection stays in step; past it a 413 and close.
+  uint64_t max_discarded_body = 64 * 1024;
+  // Files up to this size are kept in memory and served with one write; larger ones go
+  // out with sendfile. Cached files are checked against the disk at most once per
+  // `cache_revalidate`.
+  size_t cache_file_max = 64 * 1024;
+  size_t cache_max_bytes = 32 * 1024 * 1024;
+  Duration cache_revalidate = seconds(1);
+};
+
+}  // namespace netloop::http

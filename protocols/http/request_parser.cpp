@@ -1,0 +1,373 @@
+// The request-head parser: a line scanner that resumes where it stopped, and a strict
+// grammar check of the request line and field lines once the head is complete.
+#include "http/request_parser.hpp"
+
+#include <cstring>
+
+namespace netloop::http {
+namespace {
+
+// Character classes, one table lookup each.
+enum : uint8_t { kTchar = 1, kTarget = 2, kHost = 4, kValue = 8 };
+
+constexpr std::array<uint8_t, 256> make_classes() {
+  std::array<uint8_t, 256> t{};
+  auto add = [&t](std::string_view chars, uint8_t cls) {
+    for (char c : chars) t[static_cast<unsigned char>(c)] |= cls;
+  };
+  std::string_view alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  add(alnum, kTchar | kTarget | kHost);
+  add("!#$%&'*+-.^_`|~", kTchar);
+  // RFC 3986 pchar / "/" / "?" and the brackets of an IPv6 authority.
+  add("-._~!$&'()*+,;=:@/?%[]", kTarget);
+  add("-._~!$&'()*+,;=%:[]", kHost);
+  for (int c = 0x21; c <= 0x7e; ++c) t[size_t(c)] |= kValue;
+  for (int c = 0x80; c <= 0xff; ++c) t[size_t(c)] |= kValue;  // obs-text
+  t[' '] |= kValue;
+  t['\t'] |= kValue;
+  return t;
+}
+constexpr std::array<uint8_t, 256> kClass = make_classes();
+
+bool all_of(std::string_view s, uint8_t cls) noexcept {
+  for (char c : s)
+    if (!(kClass[static_cast<unsigned char>(c)] & cls)) return false;
+  return true;
+}
+
+constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+
+ParseResult fail(uint16_t status, std::string_view why) noexcept {
+  return {ParseStatus::error, 0, status, why};
+}
+
+Method method_of(std::string_view m) noexcept {
+  switch (m.size()) {
+    case 3:
+      if (m == "GET") return Method::get;
+      if (m == "PUT") return Method::put;
+      break;
+    case 4:
+      if (m == "HEAD") return Method::head;
+      if (m == "POST") return Method::post;
+      break;
+    case 5:
+      if (m == "PATCH") return Method::patch;
+      if (m == "TRACE") return Method::trace;
+      break;
+    case 6:
+      if (m == "DELETE") return Method::delete_;
+      break;
+    case 7:
+      if (m == "CONNECT") return Method::connect;
+      if (m == "OPTIONS") return Method::options;
+      break;
+  }
+  return Method::unknown;
+}
+
+// `token` (letters, digits, '-' and other tchars) equals `lower_name` (lower case letters
+// and '-') ignoring case. Setting bit 5 lower-cases a letter and maps no other tchar onto
+// a letter or '-', so one OR per byte does it.
+inline bool token_is(std::string_view token, std::string_view lower_name) noexcept {
+  if (token.size() != lower_name.size()) return false;
+  for (size_t i = 0; i < token.size(); ++i)
+    if ((token[i] | 0x20) != lower_name[i]) return false;
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The request line without its CRLF; fills method, target, path, query, version.
+ParseResult parse_request_line(std::string_view line, Request& out) noexcept {
+  // One scan: method (tokens) up to a space, target up to a space (noting its first '?'),
+  // then exactly "HTTP/d.d".
+  const char* p = line.data();
+  const char* end = p + line.size();
+  const auto cls = [](const char* c) { return kClass[static_cast<unsigned char>(*c)]; };
+  const char* m = p;
+  while (p < end && (cls(p) & kTchar)) ++p;
+  if (p == end) return fail(400, "malformed request line");
+  if (*p != ' ' || p == m) return fail(400, "malformed method");
+  std::string_view method(m, size_t(p - m));
+  const char* t = ++p;
+  const char* question = nullptr;
+  while (p < end && (cls(p) & kTarget)) {
+    if (*p == '?' && !question) question = p;
+    ++p;
+  }
+  if (p == end) return fail(400, "malformed request line");
+  if (*p != ' ') return fail(400, "invalid character in request target");
+  if (p == t) return fail(400, "empty request target");
+  std::string_view target(t, size_t(p - t));
+  std::string_view version(p + 1, size_t(end - p - 1));
+
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
+      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9')
+    return fail(400, "malformed HTTP version");
+  if (version[5] != '1') return fail(505, "HTTP version not supported");
+  out.version_minor = version[7] == '0' ? 0 : 1;  // 1.x, x > 1: served as 1.1
+
+  out.method_name = method;
+  out.method = method_of(method);
+  out.target = target;
+  out.host = {};
+  out.has_host = false;
+
+  if (target.front() == '/') {
+    // origin-form, the common case: split at the '?' found while scanning
+    if (!question) {
+      out.path = target;
+      out.query = {};
+    } else {
+      out.path = std::string_view(t, size_t(question - t));
+      out.query = std::string_view(question + 1, size_t(p - question - 1));
+    }
+    return {ParseStatus::complete, 0, 0, {}};
+  } else if (target == "*") {
+    out.path = {};
+    out.query = {};
+    return {ParseStatus::complete, 0, 0, {}};
+  } else {
+    // absolute-form: scheme "://" authority path-abempty [ "?" query ]
+    size_t colon = target.find("://");
+    if (colon == std::string_view::npos) return fail(400, "malformed request target");
+    std::string_view scheme = target.substr(0, colon);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https"))
+      return fail(400, "unsupported scheme in request target");
+    std::string_view after = target.substr(colon + 3);
+    size_t slash = after.find_first_of("/?");
+    std::string_view authority = after.substr(0, slash);
+    if (authority.empty() || !all_of(authority, kHost))
+      return fail(400, "malformed authority in request target");
+    out.host = authority;
+    out.has_host = true;
+    std::string_view rest = slash == std::string_view::npos ? std::string_view{} : after.substr(slash);
+    size_t q = rest.find('?');
+    out.path = rest.substr(0, q);
+    out.query = q == std::string_view::npos ? std::string_view{} : rest.substr(q + 1);
+    if (out.path.empty()) out.path = "/";  // absolute-form without a path
+  }
+  return {ParseStatus::complete, 0, 0, {}};
+}
+
+// Connection: a comma-separated token list.
+void apply_connection(std::string_view value, Request& out) noexcept {
+  bool saw_close = false, saw_keep_alive = false;
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view token = trim_ows(value.substr(0, comma));
+    if (token_is(token, "close")) saw_close = true;
+    else if (token_is(token, "keep-alive")) saw_keep_alive = true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  if (saw_close) out.keep_alive = false;
+  else if (saw_keep_alive) out.keep_alive = true;
+}
+
+}  // namespace
+
+std::string_view to_string(Method m) noexcept {
+  switch (m) {
+    case Method::get: return "GET";
+    case Method::head: return "HEAD";
+    case Method::post: return "POST";
+    case Method::put: return "PUT";
+    case Method::delete_: return "DELETE";
+    case Method::connect: return "CONNECT";
+    case Method::options: return "OPTIONS";
+    case Method::trace: return "TRACE";
+    case Method::patch: return "PATCH";
+    case Method::unknown: break;
+  }
+  return "unknown";
+}
+
+const Header* Request::find(std::string_view name) const noexcept {
+  for (size_t i = 0; i < header_count; ++i)
+    if (iequals(headers[i].name, name)) return &headers[i];
+  return nullptr;
+}
+
+ParseResult RequestParser::parse(std::string_view input, Request& out) noexcept {
+  if (scanned_ == 0) {
+    size_t consumed = 0;
+    if (parse_fast(input, out, consumed)) return {ParseStatus::complete, consumed, 0, {}};
+  }
+  const char* base = input.data();
+  size_t pos = scanned_;
+  bool line_in_out = false;  // `out` holds this call's parse of the request line
+  for (;;) {
+    const void* hit = pos < input.size() ? std::memchr(base + pos, '\n', input.size() - pos) : nullptr;
+    if (!hit) {
+      scanned_ = input.size();
+      // A CR at the very end may be this line's own, its LF still on the way.
+      size_t pending = input.size() - line_start_;
+      if (pending > 0 && base[input.size() - 1] == '\r') --pending;
+      if (!line_checked_ && pending > limits_.max_request_line)
+        return fail(414, "request line too long");
+      if (input.size() - leading_ > limits_.max_head_bytes)
+        return fail(431, "request header fields too large");
+      return {};
+    }
+    size_t lf = size_t(static_cast<const char*>(hit) - base);
+    if (lf == line_start_ || base[lf - 1] != '\r') return fail(400, "line not ended by CRLF");
+    size_t line_len = lf - 1 - line_start_;
+    size_t next = lf + 1;
+    if (!line_checked_) {
+      if (line_len == 0) {  // an empty line before the request line
+        if (next / 2 > limits_.max_empty_lines) return fail(400, "too many empty lines");
+        leading_ = line_start_ = pos = next;
+        continue;
+      }
+      if (line_len > limits_.max_request_line) return fail(414, "request line too long");
+      ParseResult r = parse_request_line(input.substr(line_start_, line_len), out);
+      if (r.status == ParseStatus::error) return r;
+      line_checked_ = true;
+      line_in_out = true;
+      field_lines_ = 0;
+    } else if (line_len == 0) {
+      if (next - leading_ > limits_.max_head_bytes)
+        return fail(431, "request header fields too large");
+      ParseResult r = parse_head(input.substr(leading_, next - leading_), line_in_out, out);
+      if (r.status == ParseStatus::complete) r.consumed = next;
+      return r;
+    } else if (++field_lines_ > limits_.max_headers || field_lines_ > kMaxHeaders) {
+      return fail(431, "too many header fields");
+    }
+    line_start_ = pos = next;
+    if (next - leading_ > limits_.max_head_bytes) return fail(431, "request header fields too large");
+  }
+}
+
+// The field lines from `p` up to and including the empty line that ends the head, with
+// every scan bounded by `end`. need_more when the input ends first (the fast path then
+// hands over to the line scanner).
+ParseResult RequestParser::parse_fields(const char* p, const char* end, Request& out,
+                                        size_t& consumed) const noexcept {
+  out.keep_alive = out.version_minor >= 1;
+  out.has_content_length = false;
+  out.content_length = 0;
+  out.header_count = 0;
+  bool target_host = out.has_host;  // absolute-form: the target's authority wins
+  size_t host_fields = 0;
+  const char* begin = p;
+  const auto cls = [](const char* c) { return kClass[static_cast<unsigned char>(*c)]; };
+  for (;;) {
+    if (p >= end) return {};
+    if (*p == '\r') {
+      if (p + 1 >= end) return {};
+      if (p[1] != '\n') return fail(400, "CR without LF");
+      p += 2;
+      break;  // the empty line: end of the head
+    }
+    if (*p == ' ' || *p == '\t') return fail(400, "obsolete line folding");
+    if (out.header_count >= limits_.max_headers || out.header_count >= kMaxHeaders)
+      return fail(431, "too many header fields");
+    const char* name_start = p;
+    while (p < end && (cls(p) & kTchar)) ++p;
+    if (p >= end) return {};
+    if (*p != ':') {
+      if (*p == ' ' || *p == '\t') return fail(400, "whitespace before the colon of a header field");
+      if (*p == '\r' || *p == '\n') return fail(400, "header field without a colon");
+      return fail(400, "invalid character in header field name");
+    }
+    if (p == name_start) return fail(400, "empty header field name");
+    std::string_view name(name_start, size_t(p - name_start));
+    ++p;
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    const char* value_start = p;
+    while (p < end && (cls(p) & kValue)) ++p;
+    if (p + 1 >= end) return {};
+    if (*p == '\n') return fail(400, "line not ended by CRLF");
+    if (*p != '\r') return fail(400, "invalid character in header field value");
+    if (p[1] != '\n') return fail(400, "CR without LF");
+    const char* value_end = p;
+    while (value_end > value_start && (value_end[-1] == ' ' || value_end[-1] == '\t')) --value_end;
+    std::string_view value(value_start, size_t(value_end - value_start));
+    p += 2;
+    out.headers[out.header_count++] = {name, value};
+
+    switch (lower(name.front())) {
+      case 'h':
+        if (token_is(name, "host")) {
+          if (++host_fields > 1) return fail(400, "more than one Host field");
+          if (!all_of(value, kHost)) return fail(400, "malformed Host field");
+          if (!target_host) out.host = value;
+          out.has_host = true;
+        }
+        break;
+      case 'c':
+        if (token_is(name, "content-length")) {
+          if (out.has_content_length) return fail(400, "repeated Content-Length");
+          if (value.empty() || value.size() > 18) return fail(400, "malformed Content-Length");
+          uint64_t n = 0;
+          for (char c : value) {
+            if (c < '0' || c > '9') return fail(400, "malformed Content-Length");
+            n = n * 10 + uint64_t(c - '0');
+          }
+          out.has_content_length = true;
+          out.content_length = n;
+        } else if (token_is(name, "connection")) {
+          apply_connection(value, out);
+        }
+        break;
+      case 't':
+        if (token_is(name, "transfer-encoding"))
+          return fail(400, "Transfer-Encoding in a request is not accepted");
+        break;
+      default: break;
+    }
+  }
+  if (out.version_minor >= 1 && host_fields == 0) return fail(400, "missing Host field");
+  consumed = size_t(p - begin);
+  return {ParseStatus::complete, 0, 0, {}};
+}
+
+ParseResult RequestParser::parse_head(std::string_view head, bool line_in_out,
+                                      Request& out) const noexcept {
+  size_t eol = head.find("\r\n");
+  // `out` is shared by every connection of a loop: the request line is parsed again unless
+  // it was parsed into `out` during this very call.
+  if (!line_in_out) {
+    ParseResult r = parse_request_line(head.substr(0, eol), out);
+    if (r.status == ParseStatus::error) return r;
+  }
+  size_t consumed = 0;
+  ParseResult r = parse_fields(head.data() + eol + 2, head.data() + head.size(), out, consumed);
+  if (r.status == ParseStatus::need_more) return fail(400, "malformed header block");  // cannot happen
+  return r;
+}
+
+// One pass over a request that arrived whole (the common case): it returns only
+// "complete", and only where the line scanner would return the same; anything else (an
+// error, a limit, a partial request) is left to the line scanner to judge.
+bool RequestParser::parse_fast(std::string_view input, Request& out, size_t& consumed) const noexcept {
+  const char* p = input.data();
+  const char* end = p + input.size();
+  size_t empties = 0;
+  while (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+    if (++empties > limits_.max_empty_lines) return false;
+    p += 2;
+  }
+  const char* head = p;
+  const char* lf = static_cast<const char*>(std::memchr(p, '\n', size_t(end - p)));
+  if (!lf || lf == p || lf[-1] != '\r') return false;
+  size_t line_len = size_t(lf - 1 - p);
+  if (line_len > limits_.max_request_line) return false;
+  if (parse_request_line(std::string_view(p, line_len), out).status != ParseStatus::complete)
+    return false;
+  size_t fields = 0;
+  if (parse_fields(lf + 1, end, out, fields).status != ParseStatus::complete) return false;
+  size_t head_size = size_t(lf + 1 - head) + fields;
+  if (head_size > limits_.max_head_bytes) return false;
+  consumed = size_t(head - input.data()) + head_size;
+  return true;
+}
+
+}  // namespace netloop::http
