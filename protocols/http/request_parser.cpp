@@ -4,38 +4,10 @@
 
 #include <cstring>
 
+#include "http/char_scan.hpp"
+
 namespace netloop::http {
 namespace {
-
-// Character classes, one table lookup each.
-enum : uint8_t { kTchar = 1, kTarget = 2, kHost = 4, kValue = 8 };
-
-constexpr std::array<uint8_t, 256> make_classes() {
-  std::array<uint8_t, 256> t{};
-  auto add = [&t](std::string_view chars, uint8_t cls) {
-    for (char c : chars) t[static_cast<unsigned char>(c)] |= cls;
-  };
-  std::string_view alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  add(alnum, kTchar | kTarget | kHost);
-  add("!#$%&'*+-.^_`|~", kTchar);
-  // RFC 3986 pchar / "/" / "?" and the brackets of an IPv6 authority.
-  add("-._~!$&'()*+,;=:@/?%[]", kTarget);
-  add("-._~!$&'()*+,;=%:[]", kHost);
-  for (int c = 0x21; c <= 0x7e; ++c) t[size_t(c)] |= kValue;
-  for (int c = 0x80; c <= 0xff; ++c) t[size_t(c)] |= kValue;  // obs-text
-  t[' '] |= kValue;
-  t['\t'] |= kValue;
-  return t;
-}
-constexpr std::array<uint8_t, 256> kClass = make_classes();
-
-bool all_of(std::string_view s, uint8_t cls) noexcept {
-  for (char c : s)
-    if (!(kClass[static_cast<unsigned char>(c)] & cls)) return false;
-  return true;
-}
-
-constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 
 ParseResult fail(uint16_t status, std::string_view why) noexcept {
   return {ParseStatus::error, 0, status, why};
@@ -69,10 +41,29 @@ Method method_of(std::string_view m) noexcept {
 // `token` (letters, digits, '-' and other tchars) equals `lower_name` (lower case letters
 // and '-') ignoring case. Setting bit 5 lower-cases a letter and maps no other tchar onto
 // a letter or '-', so one OR per byte does it.
+// Compared a word at a time: the names we look for are 4 to 17 bytes long.
+template <class Word>
+inline bool folded_equal(const char* a, const char* lower) noexcept {
+  Word x, y, fold;
+  std::memcpy(&x, a, sizeof x);
+  std::memcpy(&y, lower, sizeof y);
+  std::memset(&fold, 0x20, sizeof fold);
+  return (x | fold) == y;
+}
+
 inline bool token_is(std::string_view token, std::string_view lower_name) noexcept {
-  if (token.size() != lower_name.size()) return false;
-  for (size_t i = 0; i < token.size(); ++i)
-    if ((token[i] | 0x20) != lower_name[i]) return false;
+  size_t n = lower_name.size();
+  if (token.size() != n) return false;
+  const char* a = token.data();
+  const char* b = lower_name.data();
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8)
+      if (!folded_equal<uint64_t>(a + i, b + i)) return false;
+    return folded_equal<uint64_t>(a + n - 8, b + n - 8);  // the tail, overlapping
+  }
+  if (n >= 4) return folded_equal<uint32_t>(a, b) && folded_equal<uint32_t>(a + n - 4, b + n - 4);
+  for (size_t i = 0; i < n; ++i)
+    if ((a[i] | 0x20) != b[i]) return false;
   return true;
 }
 
@@ -88,29 +79,28 @@ ParseResult parse_request_line(std::string_view line, Request& out) noexcept {
   // then exactly "HTTP/d.d".
   const char* p = line.data();
   const char* end = p + line.size();
-  const auto cls = [](const char* c) { return kClass[static_cast<unsigned char>(*c)]; };
   const char* m = p;
-  while (p < end && (cls(p) & kTchar)) ++p;
+  p = scan::skip_tchars(p, end);
   if (p == end) return fail(400, "malformed request line");
   if (*p != ' ' || p == m) return fail(400, "malformed method");
   std::string_view method(m, size_t(p - m));
   const char* t = ++p;
-  const char* question = nullptr;
-  while (p < end && (cls(p) & kTarget)) {
-    if (*p == '?' && !question) question = p;
-    ++p;
-  }
+  p = scan::skip_target_chars(p, end);
   if (p == end) return fail(400, "malformed request line");
   if (*p != ' ') return fail(400, "invalid character in request target");
   if (p == t) return fail(400, "empty request target");
   std::string_view target(t, size_t(p - t));
   std::string_view version(p + 1, size_t(end - p - 1));
 
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
-      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9')
-    return fail(400, "malformed HTTP version");
-  if (version[5] != '1') return fail(505, "HTTP version not supported");
-  out.version_minor = version[7] == '0' ? 0 : 1;  // 1.x, x > 1: served as 1.1
+  if (version == "HTTP/1.1") {
+    out.version_minor = 1;
+  } else {
+    if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
+        version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9')
+      return fail(400, "malformed HTTP version");
+    if (version[5] != '1') return fail(505, "HTTP version not supported");
+    out.version_minor = version[7] == '0' ? 0 : 1;  // 1.x, x > 1: served as 1.1
+  }
 
   out.method_name = method;
   out.method = method_of(method);
@@ -119,7 +109,8 @@ ParseResult parse_request_line(std::string_view line, Request& out) noexcept {
   out.has_host = false;
 
   if (target.front() == '/') {
-    // origin-form, the common case: split at the '?' found while scanning
+    // origin-form, the common case
+    const char* question = static_cast<const char*>(std::memchr(t, '?', target.size()));
     if (!question) {
       out.path = target;
       out.query = {};
@@ -142,7 +133,7 @@ ParseResult parse_request_line(std::string_view line, Request& out) noexcept {
     std::string_view after = target.substr(colon + 3);
     size_t slash = after.find_first_of("/?");
     std::string_view authority = after.substr(0, slash);
-    if (authority.empty() || !all_of(authority, kHost))
+    if (authority.empty() || !scan::all_of(authority, scan::skip_host_chars))
       return fail(400, "malformed authority in request target");
     out.host = authority;
     out.has_host = true;
@@ -157,6 +148,15 @@ ParseResult parse_request_line(std::string_view line, Request& out) noexcept {
 
 // Connection: a comma-separated token list.
 void apply_connection(std::string_view value, Request& out) noexcept {
+  // The common cases, one token.
+  if (token_is(value, "keep-alive")) {
+    out.keep_alive = true;
+    return;
+  }
+  if (token_is(value, "close")) {
+    out.keep_alive = false;
+    return;
+  }
   bool saw_close = false, saw_keep_alive = false;
   while (!value.empty()) {
     size_t comma = value.find(',');
@@ -257,7 +257,6 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
   bool target_host = out.has_host;  // absolute-form: the target's authority wins
   size_t host_fields = 0;
   const char* begin = p;
-  const auto cls = [](const char* c) { return kClass[static_cast<unsigned char>(*c)]; };
   for (;;) {
     if (p >= end) return {};
     if (*p == '\r') {
@@ -270,7 +269,7 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
     if (out.header_count >= limits_.max_headers || out.header_count >= kMaxHeaders)
       return fail(431, "too many header fields");
     const char* name_start = p;
-    while (p < end && (cls(p) & kTchar)) ++p;
+    p = scan::skip_tchars(p, end);
     if (p >= end) return {};
     if (*p != ':') {
       if (*p == ' ' || *p == '\t') return fail(400, "whitespace before the colon of a header field");
@@ -282,7 +281,7 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
     ++p;
     while (p < end && (*p == ' ' || *p == '\t')) ++p;
     const char* value_start = p;
-    while (p < end && (cls(p) & kValue)) ++p;
+    p = scan::skip_value_chars(p, end);
     if (p + 1 >= end) return {};
     if (*p == '\n') return fail(400, "line not ended by CRLF");
     if (*p != '\r') return fail(400, "invalid character in header field value");
@@ -293,16 +292,20 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
     p += 2;
     out.headers[out.header_count++] = {name, value};
 
-    switch (lower(name.front())) {
-      case 'h':
+    switch (name.size()) {  // by length first: most fields are none of these
+      case 4:
         if (token_is(name, "host")) {
           if (++host_fields > 1) return fail(400, "more than one Host field");
-          if (!all_of(value, kHost)) return fail(400, "malformed Host field");
+          if (!scan::all_of(value, scan::skip_host_chars))
+            return fail(400, "malformed Host field");
           if (!target_host) out.host = value;
           out.has_host = true;
         }
         break;
-      case 'c':
+      case 10:
+        if (token_is(name, "connection")) apply_connection(value, out);
+        break;
+      case 14:
         if (token_is(name, "content-length")) {
           if (out.has_content_length) return fail(400, "repeated Content-Length");
           if (value.empty() || value.size() > 18) return fail(400, "malformed Content-Length");
@@ -313,11 +316,9 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
           }
           out.has_content_length = true;
           out.content_length = n;
-        } else if (token_is(name, "connection")) {
-          apply_connection(value, out);
         }
         break;
-      case 't':
+      case 17:
         if (token_is(name, "transfer-encoding"))
           return fail(400, "Transfer-Encoding in a request is not accepted");
         break;

@@ -1,6 +1,13 @@
 // Percent-decoding and dot-segment resolution for request paths.
 #include "http/request_path.hpp"
 
+#include <array>
+#include <cstdint>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace netloop::http {
 namespace {
 
@@ -15,9 +22,61 @@ PathResult refuse(std::string_view why) { return {400, why, false}; }
 
 }  // namespace
 
+namespace {
+
+// A path with nothing to decode or resolve ("/css/site.css", "/docs/"): no '%', no
+// segment starting with '.', no empty segment but a final one, no control character.
+bool is_plain(std::string_view raw) noexcept {
+  const char* p = raw.data();
+  const char* end = p + raw.size();
+#if defined(__SSE2__)
+  // Sixteen bytes at a time: a '%', a control character or DEL, or a '/' followed by '/'
+  // or '.' (the second load is one byte further on, so 17 bytes must be there).
+  const __m128i bias = _mm_set1_epi8(char(0x80));
+  const __m128i space = _mm_set1_epi8(char(0x20 ^ 0x80));
+  const __m128i pct = _mm_set1_epi8('%');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  const __m128i slash = _mm_set1_epi8('/');
+  const __m128i dot = _mm_set1_epi8('.');
+  while (end - p >= 17) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 1));
+    __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(v, pct), _mm_cmpeq_epi8(v, del));
+    bad = _mm_or_si128(bad, _mm_cmplt_epi8(_mm_xor_si128(v, bias), space));
+    __m128i pair = _mm_and_si128(_mm_cmpeq_epi8(v, slash),
+                                 _mm_or_si128(_mm_cmpeq_epi8(next, slash), _mm_cmpeq_epi8(next, dot)));
+    if (_mm_movemask_epi8(_mm_or_si128(bad, pair))) return false;
+    p += 16;
+  }
+#endif
+  // 1: never plain ('%', controls, DEL); 2: '/' (plain unless '/' or '.' follows).
+  static constexpr auto kKind = [] {
+    std::array<uint8_t, 256> t{};
+    for (int c = 0; c < 0x20; ++c) t[size_t(c)] = 1;
+    t[0x7f] = 1;
+    t['%'] = 1;
+    t['/'] = 2;
+    return t;
+  }();
+  for (; p < end; ++p) {
+    uint8_t kind = kKind[static_cast<unsigned char>(*p)];
+    if (kind == 0) continue;
+    if (kind == 1) return false;
+    if (p + 1 < end && (p[1] == '/' || p[1] == '.')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 PathResult normalize_path(std::string_view raw, std::string& out) {
   out.clear();
   if (raw.empty() || raw.front() != '/') return refuse("path does not start with '/'");
+  if (is_plain(raw)) {  // the common case: the path as sent, without its slashes at the ends
+    bool directory = raw.back() == '/';
+    out.assign(raw.data() + 1, raw.size() - 1 - (directory && raw.size() > 1 ? 1 : 0));
+    return {0, {}, directory};
+  }
   // Decode and resolve in one pass, segment by segment: `out` grows by whole segments,
   // and ".." drops the last one. Decoding happens once, before the segment is judged, so
   // "%2e%2e" is "..", and "%2f" (which would turn one segment into two) is refused.
