@@ -18,6 +18,9 @@ Listeners (repeatable):
   --tcp-echo HOST:PORT   TCP echo (RFC 862), e.g. 127.0.0.1:7007 or [::1]:7007
   --udp-echo HOST:PORT   UDP echo (RFC 862): each datagram goes back whole to its sender
   --http HOST:PORT       HTTP/1.1 GET and HEAD, e.g. 127.0.0.1:8080
+  --chat HOST:PORT       example: a line-based chat room (all --chat listeners share it)
+  --kv HOST:PORT         example: a key-value store speaking a Redis subset (PING, SET,
+                         GET, DEL, ...), for redis-cli and redis-benchmark
 
 HTTP:
   --root DIR             directory to serve (default: a built-in page); index.html for
@@ -29,8 +32,20 @@ HTTP:
   --max-header-bytes BYTES  larger request heads get 431 (default 16k)
 
 Reactor:
+  --threads N            event loops, one thread each, every one with its own listeners
+                         (SO_REUSEPORT); chat and kv stay on the first (default 1)
   --poller NAME          poller backend (see --list-pollers); default: the best available
   --list-pollers         list poller backends and whether this build and kernel can use them
+  --drain-timeout SECS   on SIGTERM/SIGINT stop accepting, let requests in flight finish,
+                         close idle connections; exit within this long (default 10); a
+                         second signal exits at once
+  --max-connections N    connections open at once across all listeners; past it new ones
+                         are refused at once (HTTP: 503) and counted (default 10000)
+
+Observability:
+  --metrics HOST:PORT    serve counters for Prometheus at http://HOST:PORT/metrics
+  --access-log           one log line per HTTP response
+  SIGUSR1                logs a one-line summary of the counters
 
 Limits:
   --high-water BYTES     unsent bytes per connection that pause reading (default 256k)
@@ -48,8 +63,8 @@ Other:
   --help                 show this help
   --version              show the version
 
-SIGINT or SIGTERM stops the server (exit 0). Bad options or a listener that cannot bind
-exit with code 2.
+SIGINT or SIGTERM drains the server and exits 0 (a second one exits at once). Bad
+options or a listener that cannot bind exit with code 2.
 )";
 }
 
@@ -109,12 +124,37 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       auto a = Address::parse(v, &why);
       if (!a) return fail("--http " + v + ": " + why);
       o.http.push_back(*a);
+    } else if (arg == "--metrics") {
+      std::string v, why;
+      if (!need_value(v)) return fail("--metrics needs HOST:PORT");
+      auto a = Address::parse(v, &why);
+      if (!a) return fail("--metrics " + v + ": " + why);
+      o.metrics = *a;
+    } else if (arg == "--access-log") {
+      if (!flag_only()) return fail(arg + " takes no value");
+      o.http_options.access_log = true;
+    } else if (arg == "--threads" || arg == "--max-connections") {
+      std::string v;
+      if (!need_value(v)) return fail(arg + " needs a number");
+      size_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      bool threads = arg == "--threads";
+      size_t max = threads ? 256 : 10'000'000;
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < 1 || n > max)
+        return fail(arg + " " + v + ": expected a whole number from 1 to " + std::to_string(max));
+      (threads ? o.threads : o.max_connections) = n;
+    } else if (arg == "--chat" || arg == "--kv") {
+      std::string v, why;
+      if (!need_value(v)) return fail(arg + " needs HOST:PORT");
+      auto a = Address::parse(v, &why);
+      if (!a) return fail(arg + " " + v + ": " + why);
+      (arg == "--chat" ? o.chat : o.kv).push_back(*a);
     } else if (arg == "--root") {
       if (!need_value(o.http_options.root) || o.http_options.root.empty())
         return fail("--root needs a directory");
       root_given = true;
     } else if (arg == "--write-timeout" || arg == "--header-timeout" ||
-               arg == "--keepalive-timeout") {
+               arg == "--keepalive-timeout" || arg == "--drain-timeout") {
       std::string v;
       if (!need_value(v)) return fail(arg + " needs a number of seconds");
       auto d = parse_seconds(v);
@@ -125,6 +165,7 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       if (arg == "--write-timeout") o.connection.write_timeout = *d;
       if (arg == "--header-timeout") o.http_options.header_timeout = *d;
       if (arg == "--keepalive-timeout") o.http_options.keepalive_timeout = *d;
+      if (arg == "--drain-timeout") o.drain_timeout = *d;
     } else if (arg == "--max-request-line" || arg == "--max-header-bytes") {
       std::string v;
       if (!need_value(v)) return fail(arg + " needs a size in bytes");
@@ -179,7 +220,8 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
   }
   if (o.http_options.limits.max_request_line > o.http_options.limits.max_head_bytes)
     return fail("--max-request-line must not exceed --max-header-bytes (the head includes it)");
-  if (o.tcp_echo.empty() && o.udp_echo.empty() && o.http.empty()) {
+  if (o.tcp_echo.empty() && o.udp_echo.empty() && o.http.empty() && o.chat.empty() &&
+      o.kv.empty()) {
     o.tcp_echo.push_back(Address::ipv4_loopback(7007));
     o.udp_echo.push_back(Address::ipv4_loopback(7007));
     o.http.push_back(Address::ipv4_loopback(8080));

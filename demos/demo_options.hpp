@@ -17,6 +17,12 @@ struct DemoOptions {
   std::vector<Address> tcp_echo;
   std::vector<Address> udp_echo;
   std::vector<Address> http;
+  std::vector<Address> chat;
+  std::vector<Address> kv;
+  std::optional<Address> metrics;
+  size_t threads = 1;
+  Duration drain_timeout = seconds(10);
+  size_t max_connections = 10'000;
   http::HttpOptions http_options;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #endif
 
@@ -76,6 +78,8 @@ std::error_code TcpConnection::start(ConnectionOwner* owner) {
   ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
   if (auto ec = watcher_.start(fd, Interest::read)) return ec;
+  ++loop_.stats().connections_open;
+  counted_open_ = true;
   CallbackGuard guard(*this);
   handler_->on_open(*this);
   return {};
@@ -113,6 +117,7 @@ void TcpConnection::handle_read() {
   ssize_t n = ::recv(fd_.get(), scratch.write_ptr(), scratch.writable(), 0);
   if (n > 0) {
     bytes_in_ += size_t(n);
+    loop_.stats().tcp_bytes_in += size_t(n);
     scratch.commit(size_t(n));
     if (input_.empty()) {
       // Fast path: the handler parses straight out of the shared area; only leftovers
@@ -192,6 +197,7 @@ void TcpConnection::send(const void* data, size_t n) {
   if (output_.empty()) {
     if (!write_now(p, n, written)) return;
     bytes_out_ += written;
+    loop_.stats().tcp_bytes_out += written;
     if (written == n) return;  // the common case: nothing buffered, no interest change
   }
   output_.append(p + written, n - written);
@@ -241,6 +247,7 @@ bool TcpConnection::send_file_now(int file, uint64_t& offset, uint64_t& remainin
       offset += uint64_t(n);
       remaining -= uint64_t(n);
       bytes_out_ += uint64_t(n);
+      loop_.stats().tcp_bytes_out += uint64_t(n);
       progressed = true;
       continue;
     }
@@ -266,6 +273,7 @@ bool TcpConnection::flush_output(bool& progressed) {
       size_t written = 0;
       if (!write_now(output_.data(), output_.size(), written)) return false;
       bytes_out_ += written;
+      loop_.stats().tcp_bytes_out += written;
       output_.consume(written);
       if (written) progressed = true;
       if (!output_.empty()) return true;
@@ -364,6 +372,7 @@ void TcpConnection::watch_for_stall(bool progressed) {
       log_debug("connection {}: {} buffered bytes made no progress for {} ms; resetting",
                 peer_.to_string(), pending_output(),
                 std::chrono::duration_cast<milliseconds>(options_.write_timeout).count());
+      ++loop_.stats().write_timeouts;
       reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
     });
   } else if (progressed) {
@@ -395,6 +404,7 @@ void TcpConnection::close() {
       close_timer_ = {};
       log_debug("connection {}: output not drained within the close timeout; resetting",
                 peer_.to_string());
+      ++loop_.stats().write_timeouts;
       reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
     });
   }
@@ -426,6 +436,7 @@ void TcpConnection::discard_input() {
     ssize_t n = ::recv(fd_.get(), scratch.write_ptr(), scratch.writable(), 0);
     if (n > 0) {
       bytes_in_ += size_t(n);
+      loop_.stats().tcp_bytes_in += size_t(n);
       continue;
     }
     if (n == 0) {
@@ -481,6 +492,22 @@ void TcpConnection::finish_close_if_pending() {
   if (close_pending_) finish_close(pending_info_);
 }
 
+void TcpConnection::request_drain() {
+  if (state_ != State::open) return;
+  CallbackGuard guard(*this);
+  handler_->on_server_draining(*this);
+}
+
+bool TcpConnection::delivered_all() const noexcept {
+  if (state_ == State::closed) return true;
+  if (!lingering_ || has_output()) return false;
+#if defined(__linux__) && defined(SIOCOUTQ)
+  int unacked = 0;
+  if (::ioctl(fd_.get(), SIOCOUTQ, &unacked) == 0) return unacked == 0;
+#endif
+  return true;
+}
+
 void TcpConnection::shut_down() noexcept {
   if (state_ == State::closed) return;
   owner_ = nullptr;  // the owner is the one calling: it keeps the object
@@ -502,6 +529,18 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   output_.release();
   std::vector<QueuedFile>().swap(files_);
   queued_bytes_ = 0;
+  if (counted_open_) {
+    LoopStats& st = loop_.stats();
+    st.connections_open.sub();
+    switch (info.reason) {
+      case CloseReason::local: ++st.closed_local; break;
+      case CloseReason::peer: ++st.closed_peer; break;
+      case CloseReason::aborted: ++st.closed_aborted; break;
+      case CloseReason::reset: ++st.closed_reset; break;
+      case CloseReason::error: ++st.closed_error; break;
+      case CloseReason::shutdown: ++st.closed_shutdown; break;
+    }
+  }
   handler_->on_close(*this, info);
   // The handler's resources go now, unless one of its calls is still on the stack (the
   // owner shutting down from inside a callback); the connection object itself may still

@@ -63,6 +63,22 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const 
   return l;
 }
 
+std::unique_ptr<TcpListener> TcpListener::adopter(EventLoop& loop, const Address& local,
+                                                  StreamHandlerFactory factory,
+                                                  const ListenerOptions& options) {
+  ListenerOptions o = options;
+  o.hand_off = nullptr;
+  return std::unique_ptr<TcpListener>(new TcpListener(loop, Fd(), local, std::move(factory), o));
+}
+
+void TcpListener::adopt_accepted(Fd fd, const Address& peer) {
+  ++stats_.accepted;
+  // Handed over after this loop began draining (the acceptor had it queued): it would
+  // never be told to drain, so it is closed now, unserved, like one left in a backlog.
+  if (draining_) return;
+  adopt(std::move(fd), peer);
+}
+
 TcpListener::TcpListener(EventLoop& loop, Fd fd, const Address& local,
                          StreamHandlerFactory factory, const ListenerOptions& options)
     : loop_(loop),
@@ -81,9 +97,49 @@ TcpListener::~TcpListener() {
   // to the loop for disposal: deferred work of theirs may still be queued.
   auto conns = std::move(connections_);
   for (auto& c : conns) {
+    if (c->holds_limit_slot_ && options_.limit) options_.limit->release();
     c->shut_down();
     loop_.dispose_later(std::move(c));
   }
+}
+
+size_t TcpListener::busy_connection_count() const noexcept {
+  size_t n = 0;
+  for (const auto& c : connections_) n += c->delivered_all() ? 0 : 1;
+  return n;
+}
+
+void TcpListener::drain() {
+  draining_ = true;
+  stop_accepting();
+  // Handlers may close (and so leave connections_) as they are told: walk a snapshot.
+  // Released connections are disposed of after this iteration, so the pointers hold.
+  std::vector<TcpConnection*> snapshot;
+  snapshot.reserve(connections_.size());
+  for (auto& c : connections_) snapshot.push_back(c.get());
+  for (TcpConnection* c : snapshot) c->request_drain();
+}
+
+// Past the connection limit: a refusal handler (with a short linger, so its answer is
+// read rather than reset) or, without one, a close at once. False: `fd` is closed.
+bool TcpListener::refuse(Fd& fd, const Address& peer) {
+  ++stats_.refused;
+  if (stats_.refused == 1 || stats_.refused % 1000 == 0)
+    log_warn("listener {}: {} connections open, the limit; refusing new ones ({} so far)",
+             local_.to_string(), options_.limit->max(), stats_.refused);
+  if (!options_.refusal_factory) return false;
+  auto handler = options_.refusal_factory();
+  if (!handler) return false;
+  ConnectionOptions copt = options_.connection;
+  copt.linger_timeout = std::min(copt.linger_timeout, Duration(seconds(1)));
+  copt.close_timeout = std::min(copt.close_timeout, Duration(seconds(1)));
+  auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local_,
+                                              std::move(handler), copt);
+  TcpConnection& ref = *conn;
+  ref.owner_slot_ = connections_.size();
+  connections_.push_back(std::move(conn));
+  if (ref.start(this)) release(ref);  // never reached its handler: destroyed here
+  return true;
 }
 
 void TcpListener::stop_accepting() noexcept {
@@ -110,8 +166,13 @@ void TcpListener::on_readable() {
     socklen_t len = sizeof ss;
     int cfd = accept_nonblocking(fd_.get(), &ss, &len);
     if (cfd >= 0) {
+      Address peer = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+      if (options_.hand_off) {
+        options_.hand_off(Fd(cfd), peer);
+        continue;
+      }
       ++stats_.accepted;
-      adopt(Fd(cfd), Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len));
+      adopt(Fd(cfd), peer);
       if (!alive) return;
       continue;
     }
@@ -172,11 +233,19 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
     socklen_t len = sizeof(sockaddr_storage);
     if (::getsockname(fd.get(), local.sockaddr_ptr(), &len) < 0) local = local_;
   }
+  if (options_.limit && !options_.limit->try_acquire()) {
+    refuse(fd, peer);
+    return;
+  }
   auto handler = factory_();
-  if (!handler) return;  // the factory refused it: closing fd drops the connection
+  if (!handler) {  // the factory refused it: closing fd drops the connection
+    if (options_.limit) options_.limit->release();
+    return;
+  }
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
                                               std::move(handler), options_.connection);
   TcpConnection& ref = *conn;
+  ref.holds_limit_slot_ = options_.limit != nullptr;
   ref.owner_slot_ = connections_.size();
   connections_.push_back(std::move(conn));
   if (auto ec = ref.start(this)) {
@@ -194,6 +263,10 @@ std::unique_ptr<TcpConnection> TcpListener::release(TcpConnection& conn) noexcep
   size_t slot = conn.owner_slot_;
   if (slot >= connections_.size() || connections_[slot].get() != &conn) return nullptr;
   std::unique_ptr<TcpConnection> out = std::move(connections_[slot]);
+  if (out->holds_limit_slot_ && options_.limit) {
+    options_.limit->release();
+    out->holds_limit_slot_ = false;
+  }
   if (slot + 1 != connections_.size()) {
     connections_[slot] = std::move(connections_.back());
     connections_[slot]->owner_slot_ = slot;

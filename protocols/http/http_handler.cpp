@@ -84,6 +84,7 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
   out.clear();
   TimePoint now = conn.now();
 
+  input_waiting_ = false;
   while (phase_ != Phase::closing) {
     if (body_left_ > 0) {  // the rest of a body we do not want: read past it
       size_t n = size_t(std::min<uint64_t>(body_left_, input.size()));
@@ -92,7 +93,10 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
       if (body_left_ > 0) break;
     }
     if (input.empty()) break;
-    if (conn.output_full()) break;  // on_data is called again once the peer catches up
+    if (conn.output_full()) {  // on_data is called again once the peer catches up
+      input_waiting_ = true;
+      break;
+    }
 
     ParseResult p = parser_.parse(input.view(), req);
     if (p.status == ParseStatus::need_more) break;
@@ -106,6 +110,7 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
     ++r.stats().requests;
     parser_.reset();
     phase_ = Phase::idle;
+    if (draining_) req.keep_alive = false;  // this one is answered, then the connection goes
     bool close_after = !req.keep_alive;
     // A client that asked "Expect: 100-continue" may never send the body once it sees our
     // final answer; without the body the next bytes would be misread as a request.
@@ -120,7 +125,13 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
       phase_ = Phase::closing;
       break;
     }
+    size_t out_before = out.size();
     HttpResponder::Reply reply = r.respond(req, now, out);
+    if (r.options().access_log) {
+      log_info("{} \"{} {} HTTP/1.{}\" {} {}", conn.peer_address().to_string(), req.method_name,
+               req.target, req.version_minor, reply.status,
+               out.size() - out_before + reply.file_length);
+    }
     // Views into `input` (the request) are not used past this point.
     input.consume(p.consumed);
     body_left_ = req.has_content_length ? req.content_length : 0;
@@ -161,6 +172,52 @@ void HttpHandler::on_peer_shutdown(Connection& conn) {
   }
 }
 
+// Output the peer had pushed back is all written. If the peer has also ended its stream,
+// nothing more will come: close (leftover input, if any, is offered again first).
+void HttpHandler::on_drain(Connection& conn) {
+  if (peer_done_ && !input_waiting_ && phase_ != Phase::closing) {
+    phase_ = Phase::closing;
+    conn.close();
+  }
+}
+
+void HttpHandler::on_server_draining(Connection& conn) {
+  // Idle (between requests, nothing waiting): close now. Otherwise the request in
+  // progress is answered with Connection: close, and the connection goes after it.
+  if (phase_ == Phase::closing) return;
+  bool busy = input_waiting_ || body_left_ > 0 || parser_.in_progress();
+  if (!busy) {
+    phase_ = Phase::closing;
+    conn.close();  // writes any response still buffered first
+    return;
+  }
+  draining_ = true;
+}
+
 void HttpHandler::on_close(Connection&, const CloseInfo&) { timer_ = {}; }
+
+namespace {
+
+class RefusalHandler final : public StreamHandler {
+ public:
+  explicit RefusalHandler(std::shared_ptr<HttpResponder> r) : responder_(std::move(r)) {}
+  void on_open(Connection& conn) override {
+    ++responder_->stats().refused;
+    Buffer out;  // the refusal path: an allocation is fine here
+    responder_->write_error(503, "too many connections; try again later", false, false, 1, out);
+    conn.send(out.view());
+    conn.close();
+  }
+  void on_data(Connection&, Buffer& input) override { input.clear(); }
+
+ private:
+  std::shared_ptr<HttpResponder> responder_;
+};
+
+}  // namespace
+
+StreamHandlerFactory refusal_factory(std::shared_ptr<HttpResponder> responder) {
+  return [responder] { return std::make_unique<RefusalHandler>(responder); };
+}
 
 }  // namespace netloop::http

@@ -18,6 +18,8 @@ class HttpHandler final : public StreamHandler {
   void on_open(Connection& conn) override;
   void on_data(Connection& conn, Buffer& input) override;
   void on_peer_shutdown(Connection& conn) override;
+  void on_server_draining(Connection& conn) override;
+  void on_drain(Connection& conn) override;
   void on_close(Connection& conn, const CloseInfo& info) override;
 
  private:
@@ -40,6 +42,11 @@ class HttpHandler final : public StreamHandler {
   TimerId timer_;
   Phase phase_ = Phase::idle;
   bool peer_done_ = false;    // the peer sent its end of stream
+  bool draining_ = false;     // the server is draining: close after the next response
+  bool input_waiting_ = false;  // requests left in the input while the output was full
 };
+
+// Handlers for connections past the server's limit: a 503 and close, without reading.
+StreamHandlerFactory refusal_factory(std::shared_ptr<HttpResponder> responder);
 
 }  // namespace netloop::http

@@ -29,6 +29,8 @@ struct HttpOptions {
   size_t cache_file_max = 64 * 1024;
   size_t cache_max_bytes = 32 * 1024 * 1024;
   Duration cache_revalidate = seconds(1);
+  // One log line per response (peer, request line, status, bytes) at level info.
+  bool access_log = false;
 };
 
 }  // namespace netloop::http

@@ -99,7 +99,7 @@ HttpResponder::Reply HttpResponder::serve_cached(CachedFile& f, const Request& r
     if (f.response.empty()) {  // once per cached file
       Buffer head;
       write_head(200, true, 1, head);
-      --stats_.responses[2];  // counted below
+      stats_.responses[2].sub();  // counted below, per response
       f.response.assign(head.view());
       f.date_at = f.response.find("Date: ") + 6;
       f.response.append(f.headers);

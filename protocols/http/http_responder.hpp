@@ -15,6 +15,7 @@
 #include "http/request_parser.hpp"
 #include "http/root_directory.hpp"
 #include "netloop/buffer.hpp"
+#include "netloop/counter.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/protocol.hpp"
 #include "netloop/result.hpp"
@@ -22,12 +23,13 @@
 namespace netloop::http {
 
 struct HttpStats {
-  uint64_t requests = 0;         // complete request heads parsed
-  uint64_t responses[6] = {};    // by class: [2] = 2xx ... [5] = 5xx
-  uint64_t bad_requests = 0;     // rejected by the parser (400, 414, 431, 505)
-  uint64_t timeouts = 0;         // 408s and idle keep-alive closes
-  uint64_t files_sent = 0;       // responses that went out with sendfile
-  uint64_t cache_hits = 0;
+  Counter requests;      // complete request heads parsed
+  Counter responses[6];  // by class: [2] = 2xx ... [5] = 5xx
+  Counter bad_requests;  // rejected by the parser (400, 414, 431, 505)
+  Counter timeouts;      // 408s and idle keep-alive closes
+  Counter files_sent;    // responses that went out with sendfile
+  Counter cache_hits;
+  Counter refused;       // 503s: past --max-connections
 };
 
 class HttpResponder : public std::enable_shared_from_this<HttpResponder> {

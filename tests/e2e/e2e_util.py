@@ -6,6 +6,7 @@ Every wait is bounded; the demo is killed on any failure so nothing is left runn
 
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -257,6 +258,36 @@ def wait_closed(sock, timeout=5.0):
         return True
     except socket.timeout:
         return False
+
+
+def wait_banner(demo, service, timeout=5.0):
+    """Reads the demo's stdout until "SERVICE listening on HOST:PORT (" appears; returns
+    (host without brackets, port, the line). Fails when the demo exits first or the line
+    does not come within `timeout` seconds."""
+    pattern = re.compile(re.escape(service) + r" listening on (\S+):(\d+) \(")
+    deadline = time.monotonic() + timeout
+    fd = demo.proc.stdout.fileno()
+    while True:
+        for line in demo.out.decode(errors="replace").splitlines():
+            m = pattern.search(line)
+            if m:
+                host = m.group(1)
+                if host.startswith("["):
+                    host = host[1:-1]
+                return host, int(m.group(2)), line
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Failure("%s: no '%s listening on' line within %.0f s; stdout %r, stderr %r"
+                          % (demo.describe(), service, timeout, demo.out.decode(errors="replace"),
+                             demo.stderr_text()))
+        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                code = demo.proc.wait(timeout=5)
+                raise Failure("%s exited with code %s before its banner; stderr: %r"
+                              % (demo.describe(), code, demo.stderr_text()))
+            demo.out += chunk
 
 
 def main(tests, argv):

@@ -17,9 +17,8 @@ import tempfile
 import time
 
 from e2e_util import (Demo, Failure, check, clip, ipv6_loopback_works, main, run_demo, spec,
-                      wait_closed)
+                      wait_banner, wait_closed)
 
-HTTP_BANNER = re.compile(r"http listening on (\S+):(\d+) \(")
 
 
 # ---------------------------------------------------------------------------------------
@@ -68,31 +67,8 @@ class Site:
 
 
 def wait_http_banner(demo, timeout=5.0):
-    """Reads the demo's stdout until its "http listening on HOST:PORT" line; returns
-    (host, port, line)."""
-    deadline = time.monotonic() + timeout
-    fd = demo.proc.stdout.fileno()
-    while True:
-        for line in demo.out.decode(errors="replace").splitlines():
-            m = HTTP_BANNER.search(line)
-            if m:
-                host = m.group(1)
-                if host.startswith("["):
-                    host = host[1:-1]
-                return host, int(m.group(2)), line
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Failure("%s: no 'http listening on' line within %.0f s; stdout %r, stderr %r"
-                          % (demo.describe(), timeout, demo.out.decode(errors="replace"),
-                             demo.stderr_text()))
-        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                code = demo.proc.wait(timeout=5)
-                raise Failure("%s exited with code %s before its banner; stderr: %r"
-                              % (demo.describe(), code, demo.stderr_text()))
-            demo.out += chunk
+    """Reads the demo's stdout until "http listening on HOST:PORT"; returns (host, port, line)."""
+    return wait_banner(demo, "http", timeout)
 
 
 class HttpDemo:
@@ -525,8 +501,9 @@ def test_ab(exe):
 
 
 def test_sigterm(exe):
-    with Site() as site, HttpDemo(exe, site.root) as d:
-        # An idle keep-alive client and one mid-request are both closed when the demo exits.
+    # SIGTERM drains: the idle keep-alive client is closed at once; the one mid-request is
+    # given until --drain-timeout to finish it, and closed then.
+    with Site() as site, HttpDemo(exe, site.root, extra=["--drain-timeout", "1"]) as d:
         idle = d.connect()
         r = Raw(idle)
         r.send(get("/f1.txt"))

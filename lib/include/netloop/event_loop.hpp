@@ -14,6 +14,7 @@
 
 #include "netloop/buffer.hpp"
 #include "netloop/clock.hpp"
+#include "netloop/counter.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/poller.hpp"
 #include "netloop/result.hpp"
@@ -86,6 +87,10 @@ class EventLoop {
   // a connection owns no input storage while it keeps up.
   Buffer& scratch() noexcept { return scratch_; }
 
+  // This loop's connection counters: written by the loop, readable from any thread.
+  LoopStats& stats() noexcept { return stats_; }
+  const LoopStats& stats() const noexcept { return stats_; }
+
   bool in_loop_thread() const noexcept;
   void assert_in_loop_thread() const noexcept;
   uint64_t iterations() const noexcept { return iterations_; }
@@ -114,6 +119,7 @@ class EventLoop {
   std::vector<std::function<void()>> deferred_;
   std::vector<std::unique_ptr<Disposable>> graveyard_;
   Buffer scratch_;
+  LoopStats stats_;
   uint64_t iterations_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<std::thread::id> thread_id_;

@@ -57,6 +57,10 @@ class Connection {
   virtual void close() = 0;
   // Abortive close: drop buffered output and reset the connection.
   virtual void abort() = 0;
+  // Either one, called from this connection's own callbacks, completes (on_close runs)
+  // when that callback returns; called from anywhere else (another connection's handler,
+  // a timer of someone else's), after the current dispatch batch: never under the
+  // caller's feet. is_open() turns false at once either way.
 
   // Stops and restarts reading from the peer (input already buffered stays there and is
   // offered again through on_data after resume_reading()).
@@ -86,12 +90,20 @@ class StreamHandler {
 
   virtual void on_open(Connection&) {}
   // New bytes are in `input` (with whatever earlier calls left there). Consume what can
-  // be parsed (input.consume(n)) and leave the rest for the next call.
+  // be parsed (input.consume(n)) and leave the rest for the next call. `input` may be the
+  // loop's shared read area on one call and the connection's own buffer on the next: keep
+  // offsets between calls, never pointers or views. A loop runs one handler call at a
+  // time, so per-loop scratch state shared by handlers needs no lock.
   virtual void on_data(Connection& conn, Buffer& input) = 0;
   // The peer will send nothing more. By default: finish sending, then close.
   virtual void on_peer_shutdown(Connection& conn) { conn.close(); }
   // Output that the kernel had pushed back is now fully written.
   virtual void on_drain(Connection&) {}
+  // The server is shutting down gracefully: finish what is in progress (a request being
+  // answered), then close; an idle connection should close now. By default: close(),
+  // which still writes what is buffered. Connections left open when the server's drain
+  // timeout passes are closed with CloseReason::shutdown.
+  virtual void on_server_draining(Connection& conn) { conn.close(); }
   // Last call: the connection is closed and why. It must not be used afterwards.
   virtual void on_close(Connection&, const CloseInfo&) {}
 };

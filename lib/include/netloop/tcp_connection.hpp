@@ -55,6 +55,12 @@ class TcpConnection final : public Connection, public Disposable {
   std::error_code start(ConnectionOwner* owner);
   // Closes now (reason shutdown): the owner is going away.
   void shut_down() noexcept;
+  // Tells the handler the server is draining (StreamHandler::on_server_draining).
+  void request_drain();
+  // Nothing left to deliver: closed for writing after an orderly close, and every byte
+  // written has been acknowledged by the peer (Linux: SIOCOUTQ), so closing now loses
+  // nothing. A drain need not wait for such a connection to finish lingering.
+  bool delivered_all() const noexcept;
 
   void send(const void* data, size_t n) override;
   using Connection::send;
@@ -149,6 +155,8 @@ class TcpConnection final : public Connection, public Disposable {
   std::vector<QueuedFile> files_;  // a vector: empty costs nothing (a deque allocates)
   uint64_t queued_bytes_ = 0;      // file bytes and their `after` bytes not yet written
   bool lingering_ = false;         // closed for writing, reading and discarding until EOF
+  bool counted_open_ = false;      // started: counted in the loop's connections_open
+  bool holds_limit_slot_ = false;  // counted in the owner's ConnectionLimit
   bool write_shutdown_wanted_ = false;
   bool write_shutdown_done_ = false;
   ConnectionOwner* owner_ = nullptr;

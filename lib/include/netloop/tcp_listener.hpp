@@ -2,10 +2,13 @@
 // it accepted, each driving a handler made by the factory.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "netloop/address.hpp"
+#include "netloop/counter.hpp"
 #include "netloop/event_loop.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/protocol.hpp"
@@ -13,18 +16,47 @@
 
 namespace netloop {
 
+// A budget of simultaneous connections, shared by listeners on several loops.
+class ConnectionLimit {
+ public:
+  explicit ConnectionLimit(size_t max) noexcept : max_(max) {}
+  bool try_acquire() noexcept {
+    if (open_.fetch_add(1, std::memory_order_relaxed) < max_) return true;
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  void release() noexcept { open_.fetch_sub(1, std::memory_order_relaxed); }
+  size_t open() const noexcept { return open_.load(std::memory_order_relaxed); }
+  size_t max() const noexcept { return max_; }
+
+ private:
+  std::atomic<size_t> open_{0};
+  size_t max_;
+};
+
 struct ListenerOptions {
   int backlog = 4096;       // the kernel caps it at net.core.somaxconn
   bool reuse_port = false;  // SO_REUSEPORT: one listener per loop on the same port
   size_t accept_batch = 64; // accepts per readiness event, so one listener cannot starve the rest
   ConnectionOptions connection;
+  // Past this many connections (null: no limit) a new one is accepted and refused at
+  // once, never left in the backlog to time out: handed to a handler from
+  // `refusal_factory` (an HTTP 503, say) with a short linger, or closed at once without
+  // one; counted in stats().refused.
+  std::shared_ptr<ConnectionLimit> limit;
+  StreamHandlerFactory refusal_factory;
+  // When set, accepted descriptors go here instead of becoming connections of this
+  // listener: one acceptor feeding several loops where SO_REUSEPORT is missing (the
+  // receiving loop's listener takes them with adopt_accepted()).
+  std::function<void(Fd, const Address& peer)> hand_off;
 };
 
 struct ListenerStats {
-  uint64_t accepted = 0;
-  uint64_t accept_errors = 0;   // failures that paused accepting (EMFILE with no reserve, ENOBUFS...)
-  uint64_t dropped_no_fds = 0;  // accepted and closed at once because of EMFILE/ENFILE
-  uint64_t unwatchable = 0;     // accepted, but the poller refused them (select: FD_SETSIZE)
+  Counter accepted;
+  Counter accept_errors;   // failures that paused accepting (EMFILE with no reserve, ENOBUFS...)
+  Counter dropped_no_fds;  // accepted and closed at once because of EMFILE/ENFILE
+  Counter unwatchable;     // accepted, but the poller refused them (select: FD_SETSIZE)
+  Counter refused;         // accepted and closed at once: past max_connections
 };
 
 class TcpListener final : ConnectionOwner {
@@ -33,13 +65,25 @@ class TcpListener final : ConnectionOwner {
   static Result<std::unique_ptr<TcpListener>> listen(EventLoop& loop, const Address& address,
                                                      StreamHandlerFactory factory,
                                                      const ListenerOptions& options = {});
+  // A listener without a socket, for connections accepted elsewhere (hand_off).
+  static std::unique_ptr<TcpListener> adopter(EventLoop& loop, const Address& local,
+                                              StreamHandlerFactory factory,
+                                              const ListenerOptions& options = {});
   ~TcpListener();  // closes the listening socket and every connection (reason shutdown)
+
+  // Loop thread: makes a connection of a descriptor accepted on another loop.
+  void adopt_accepted(Fd fd, const Address& peer);
 
   const Address& local_address() const noexcept { return local_; }
   size_t connection_count() const noexcept { return connections_.size(); }
+  // Connections that still have something to deliver (see TcpConnection::delivered_all).
+  size_t busy_connection_count() const noexcept;
   const ListenerStats& stats() const noexcept { return stats_; }
   // Closes the listening socket; live connections go on.
   void stop_accepting() noexcept;
+  // Graceful shutdown: stops accepting and tells every connection's handler the server
+  // is draining (on_server_draining). connection_count() says when they are all gone.
+  void drain();
 
   // Visits live connections (tests and counters).
   template <class F>
@@ -52,6 +96,7 @@ class TcpListener final : ConnectionOwner {
               const ListenerOptions& options);
   void on_readable();
   void adopt(Fd fd, const Address& peer);
+  bool refuse(Fd& fd, const Address& peer);
   bool shed_one_connection();
   void pause_accepting();
   std::unique_ptr<TcpConnection> release(TcpConnection& conn) noexcept override;
@@ -65,6 +110,7 @@ class TcpListener final : ConnectionOwner {
   Fd reserve_fd_;  // spare descriptor given up to accept-and-close under EMFILE
   TimerId retry_timer_;
   bool wildcard_;  // bound to 0.0.0.0 or ::
+  bool draining_ = false;
   bool* alive_flag_ = nullptr;  // set while on_readable() runs; cleared by the destructor
   std::vector<std::unique_ptr<TcpConnection>> connections_;
   ListenerStats stats_;

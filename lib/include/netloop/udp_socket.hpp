@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "netloop/buffer.hpp"
+#include "netloop/counter.hpp"
 #include "netloop/datagram.hpp"
 #include "netloop/event_loop.hpp"
 #include "netloop/fd.hpp"
@@ -19,20 +20,21 @@ struct UdpOptions {
   size_t batches_per_wakeup = 4; // receive calls per readiness event (fairness to other sockets)
   int recv_buffer = 0;           // SO_RCVBUF in bytes; 0 keeps the kernel's default
   int send_buffer = 0;           // SO_SNDBUF in bytes; 0 keeps the kernel's default
+  bool reuse_port = false;       // SO_REUSEPORT: one socket per loop on the same port
 };
 
 struct UdpStats {
-  uint64_t datagrams_in = 0;
-  uint64_t datagrams_out = 0;
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t dropped_truncated = 0;  // larger than max_datagram: never delivered cut short
-  uint64_t dropped_send_full = 0;  // reply dropped: send buffer full (EAGAIN/ENOBUFS)
-  uint64_t dropped_too_large = 0;  // reply larger than a datagram can be (EMSGSIZE)
-  uint64_t dropped_send_error = 0; // reply dropped: any other send error (EINVAL, EACCES...)
-  uint64_t peer_errors = 0;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
-  uint64_t receive_calls = 0;      // recvmmsg/recvfrom calls that returned data
-  uint64_t send_calls = 0;         // sendmmsg/sendto calls
+  Counter datagrams_in;
+  Counter datagrams_out;
+  Counter bytes_in;
+  Counter bytes_out;
+  Counter dropped_truncated;  // larger than max_datagram: never delivered cut short
+  Counter dropped_send_full;  // reply dropped: send buffer full (EAGAIN/ENOBUFS)
+  Counter dropped_too_large;  // reply larger than a datagram can be (EMSGSIZE)
+  Counter dropped_send_error; // reply dropped: any other send error (EINVAL, EACCES...)
+  Counter peer_errors;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
+  Counter receive_calls;      // recvmmsg/recvfrom calls that returned data
+  Counter send_calls;         // sendmmsg/sendto calls
 };
 
 class UdpSocket final : public DatagramSocket {

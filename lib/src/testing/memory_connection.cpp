@@ -3,6 +3,7 @@
 #include "netloop/testing/memory_connection.hpp"
 
 #include <algorithm>
+#include <vector>
 #include <cerrno>
 #include <unistd.h>
 
@@ -10,12 +11,34 @@
 
 namespace netloop::testing {
 
+namespace {
+
+// Like the loop's deferred work: a close asked for from someone else's callback (another
+// connection's handler broadcasting, say) completes after the outermost callback of any
+// MemoryConnection on this thread returns, never under the caller's feet.
+thread_local int t_callbacks = 0;
+thread_local std::vector<MemoryConnection*> t_deferred;
+
+}  // namespace
+
 // Marks a call into the handler: closes and re-deliveries asked for inside it happen when
 // the outermost one returns, as on a real connection.
 struct MemoryConnection::Guard {
-  explicit Guard(MemoryConnection& c) : c(c) { ++c.depth_; }
+  explicit Guard(MemoryConnection& c) : c(c) {
+    ++c.depth_;
+    ++t_callbacks;
+  }
   ~Guard() {
+    --t_callbacks;
     if (--c.depth_ == 0) c.after_callbacks();
+    if (t_callbacks == 0) run_deferred();
+  }
+  static void run_deferred() {
+    while (!t_deferred.empty()) {
+      MemoryConnection* next = t_deferred.front();
+      t_deferred.erase(t_deferred.begin());
+      next->after_callbacks();
+    }
   }
   MemoryConnection& c;
 };
@@ -26,6 +49,7 @@ MemoryConnection::MemoryConnection(std::unique_ptr<StreamHandler> handler, Memor
 }
 
 MemoryConnection::~MemoryConnection() {
+  std::erase(t_deferred, this);
   // Like a listener going away: a connection still open is closed with reason shutdown.
   if (opened_ && state_ != State::closed) {
     pending_close_ = CloseInfo{CloseReason::shutdown, {}};
@@ -131,6 +155,7 @@ void MemoryConnection::written() {
 }
 
 void MemoryConnection::send(const void* data, size_t n) {
+  ++send_calls_;
   if (state_ != State::open || write_shutdown_wanted_ || n == 0) return;
   const char* p = static_cast<const char*>(data);
   if (peer_reading_ && pending_.empty()) {
@@ -144,6 +169,7 @@ void MemoryConnection::send(const void* data, size_t n) {
 
 void MemoryConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
   if (state_ != State::open || write_shutdown_wanted_ || length == 0) return;
+  --send_calls_;  // counted once, by the send() below
   std::string bytes(size_t(length), '\0');
   size_t got = 0;
   while (got < bytes.size()) {
@@ -186,7 +212,19 @@ void MemoryConnection::request_close(CloseInfo info) {
   if (state_ == State::closed) return;
   state_ = State::closing;
   if (!pending_close_ || info.reason == CloseReason::aborted || info.error) pending_close_ = info;
-  if (depth_ == 0) after_callbacks();
+  if (depth_ > 0) return;  // our own callback: completes when it returns
+  if (t_callbacks > 0) {   // someone else's: after the outermost callback, like loop.defer
+    if (std::find(t_deferred.begin(), t_deferred.end(), this) == t_deferred.end())
+      t_deferred.push_back(this);
+    return;
+  }
+  after_callbacks();
+}
+
+void MemoryConnection::server_drain() {
+  if (state_ != State::open) return;
+  Guard g(*this);
+  handler_->on_server_draining(*this);
 }
 
 void MemoryConnection::finish_close() {

@@ -4,7 +4,8 @@
 // stop reading (so output backs up past the high-water mark) and read again, advance a
 // fake clock to fire the handler's timers, and see how and why the connection closed.
 // The rules are TcpConnection's: a close asked for inside a callback completes when that
-// callback returns, input left unconsumed is offered again after resume_reading() or
+// callback returns (asked for from another connection's callback, when the outermost
+// callback returns, as the loop's deferred work would), input left unconsumed is offered again after resume_reading() or
 // once output drains below the low-water mark, output is flushed before an orderly close.
 //
 //   MemoryConnection c(std::make_unique<MyHandler>());
@@ -52,6 +53,7 @@ class MemoryConnection final : public Connection {
   void feed_in_pieces(std::string_view bytes, size_t piece);
   void peer_shutdown();  // the peer's end of stream: on_peer_shutdown
   void peer_reset();     // the peer resets the connection: on_close(reset)
+  void server_drain();   // the server starts a graceful drain: on_server_draining
   // The peer stops (false) or resumes (true) reading. While it does not read, what the
   // handler sends stays pending and counts toward the water marks.
   void set_peer_reading(bool reading);
@@ -65,6 +67,7 @@ class MemoryConnection final : public Connection {
   const std::string& output() const noexcept { return received_; }  // bytes the peer read
   std::string take_output();                                         // ...and forget them
   size_t pending() const noexcept { return pending_.size(); }        // sent, not yet read
+  size_t send_calls() const noexcept { return send_calls_; }         // send() and send_file()
   bool opened() const noexcept { return opened_; }
   bool closed() const noexcept { return close_info_.has_value(); }
   const std::optional<CloseInfo>& close_info() const noexcept { return close_info_; }
@@ -116,6 +119,7 @@ class MemoryConnection final : public Connection {
   bool write_shutdown_wanted_ = false;
   bool write_shut_down_ = false;
   int depth_ = 0;
+  size_t send_calls_ = 0;
   std::optional<CloseInfo> pending_close_;
   std::optional<CloseInfo> close_info_;
   Buffer input_;

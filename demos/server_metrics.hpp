@@ -1,0 +1,23 @@
+// netloop-demo's observability: the Prometheus text for --metrics and the one-line
+// summary for SIGUSR1, from the server's totals and each loop's HTTP counters.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "http/http_responder.hpp"
+#include "netloop/server.hpp"
+
+namespace netloop::demo {
+
+struct MetricsSources {
+  const Server* server = nullptr;
+  std::vector<const http::HttpStats*> http;  // one per loop serving HTTP
+};
+
+// The Prometheus text exposition format (0.0.4); every value read without locks.
+std::string render_prometheus(const MetricsSources& sources);
+// "connections open=3 accepted=120 refused=0; bytes in=... out=...; http requests=..."
+std::string one_line_summary(const MetricsSources& sources);
+
+}  // namespace netloop::demo

@@ -1,0 +1,151 @@
+// Server: N event loops on N threads, shared-nothing, each with its own listeners for
+// every protocol (SO_REUSEPORT: the kernel spreads connections and datagrams across
+// them), a shared connection budget, graceful drain, signals and aggregated counters.
+//
+//   Server server({.threads = 2});
+//   server.add_stream("echo", addr, [](EventLoop&, size_t) {
+//     return StreamService{echo::tcp_echo_factory()};
+//   });
+//   if (auto ec = server.start(&why)) ...;
+//   server.handle_signals();
+//   server.run();  // until SIGTERM has drained it
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "netloop/address.hpp"
+#include "netloop/counter.hpp"
+#include "netloop/datagram.hpp"
+#include "netloop/event_loop.hpp"
+#include "netloop/protocol.hpp"
+#include "netloop/tcp_listener.hpp"
+#include "netloop/udp_socket.hpp"
+
+namespace netloop {
+
+struct ServerOptions {
+  size_t threads = 1;                    // event loops, one thread each
+  std::string poller;                    // backend name; "" = the default
+  Duration drain_timeout = seconds(10);  // a drain closes what is left after this
+  size_t max_connections = 0;            // across all loops and listeners; 0 = no limit
+  // SO_REUSEPORT listeners on every loop; false (or where the platform lacks it): one
+  // acceptor on loop 0 hands connections to the loops in turn.
+  bool reuse_port = true;
+  ListenerOptions listener;  // backlog, connection options (reuse_port and limit are set here)
+  UdpOptions udp;
+};
+
+// What a stream protocol needs on one loop; made once per loop, so per-loop state (a
+// cache, a chat room) is shared by that loop's connections only.
+struct StreamService {
+  StreamHandlerFactory factory;
+  StreamHandlerFactory refusal_factory;  // optional: answers connections past the limit
+};
+
+// Totals across loops, read without locks while the loops run.
+struct ServerTotals {
+  uint64_t connections_open = 0;
+  uint64_t accepted = 0;
+  uint64_t refused = 0;          // past max_connections
+  uint64_t accept_errors = 0;    // accept failures that paused accepting
+  uint64_t dropped_no_fds = 0;   // accepted and closed: out of descriptors
+  uint64_t tcp_bytes_in = 0;
+  uint64_t tcp_bytes_out = 0;
+  uint64_t closed_local = 0, closed_peer = 0, closed_aborted = 0, closed_reset = 0,
+           closed_error = 0, closed_shutdown = 0;
+  uint64_t write_timeouts = 0;
+  uint64_t datagrams_in = 0;
+  uint64_t datagrams_out = 0;
+  uint64_t datagrams_dropped = 0;  // truncated, send buffer full, too large, send errors
+  uint64_t udp_peer_errors = 0;
+};
+
+class Server {
+ public:
+  using StreamSetup = std::function<StreamService(EventLoop& loop, size_t loop_index)>;
+  using DatagramSetup =
+      std::function<std::unique_ptr<DatagramHandler>(EventLoop& loop, size_t loop_index)>;
+
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Registration, before start(). With every_loop false only loop 0 listens: for a
+  // protocol whose connections share state (a chat room) that must not be split.
+  void add_stream(std::string name, Address address, StreamSetup setup, bool every_loop = true);
+  void add_datagram(std::string name, Address address, DatagramSetup setup,
+                    bool every_loop = true);
+
+  // Creates the loops and binds everything. Port 0 is picked by loop 0's socket and the
+  // other loops bind that same port. The error (and `why`) names the listener.
+  std::error_code start(std::string* why = nullptr);
+  // Runs the loops, loop 0 on the calling thread, until stop() or a finished drain.
+  void run();
+  // Any thread. Stops now: open connections close with CloseReason::shutdown.
+  void stop();
+  // Any thread. Stops accepting at once, tells every connection the server is draining
+  // (StreamHandler::on_server_draining), and stops when none is left or after
+  // drain_timeout (what is left then is closed).
+  void drain();
+  bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+
+  // On loop 0: SIGTERM and SIGINT start a drain, a second one stops at once; SIGUSR1
+  // calls `on_usr1` (a one-line summary, say). Call after start().
+  std::error_code handle_signals(std::function<void()> on_usr1 = {});
+
+  struct Bound {
+    std::string name;
+    Address address;  // as bound (the port the kernel chose for port 0)
+    bool datagram;
+  };
+  const std::vector<Bound>& bound() const noexcept { return bound_; }
+  size_t loop_count() const noexcept { return loops_.size(); }
+  EventLoop& loop(size_t i) noexcept;
+  // Any thread.
+  ServerTotals totals() const;
+  std::vector<uint64_t> accepted_per_loop() const;
+  // One datagram registration's counters, summed over its loops (index: registration order).
+  UdpStats datagram_stats(size_t registration) const;
+
+ private:
+  struct Loop;
+  struct StreamReg {
+    std::string name;
+    Address address;
+    StreamSetup setup;
+    bool every_loop;
+  };
+  struct DatagramReg {
+    std::string name;
+    Address address;
+    DatagramSetup setup;
+    bool every_loop;
+  };
+
+  std::error_code bind_stream(const StreamReg& reg, std::string* why);
+  std::error_code bind_datagram(const DatagramReg& reg, std::string* why);
+  void begin_drain(Loop& l);
+  void finish(Loop& l);
+  void retire_sockets(Loop& l);
+
+  ServerOptions options_;
+  std::shared_ptr<ConnectionLimit> limit_;
+  std::vector<StreamReg> streams_;
+  std::vector<DatagramReg> datagrams_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<Bound> bound_;
+  mutable std::mutex retired_udp_mutex_;
+  std::vector<UdpStats> retired_udp_;  // by datagram registration: sockets already closed
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<size_t> finished_loops_{0};
+  int signals_seen_ = 0;  // loop 0 only
+};
+
+}  // namespace netloop

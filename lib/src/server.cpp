@@ -1,0 +1,369 @@
+// Server: loops, threads, per-loop listeners (SO_REUSEPORT or one acceptor handing off),
+// drain and stop, signals, and counter totals.
+#include "netloop/server.hpp"
+
+#include <csignal>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include "netloop/log.hpp"
+
+namespace netloop {
+
+struct Server::Loop {
+  size_t index = 0;
+  std::unique_ptr<EventLoop> loop;
+  // Touched by the loop thread; the mutex is only for readers on other threads (totals)
+  // against finish() emptying them: the accept and I/O paths never take it.
+  std::mutex registry;
+  std::vector<std::unique_ptr<TcpListener>> listeners;
+  struct Socket {
+    size_t registration;
+    std::unique_ptr<UdpSocket> socket;
+  };
+  std::vector<Socket> sockets;
+  ServerTotals retired;  // counters of listeners and sockets already closed
+  std::thread thread;
+  TimerId drain_check;
+  TimerId drain_deadline;
+  bool finished = false;  // loop thread only
+};
+
+namespace {
+
+std::error_code fail_with(std::string* why, std::string text, std::error_code ec) {
+  if (why) *why = std::move(text) + ": " + ec.message();
+  return ec;
+}
+
+void add_listener_stats(ServerTotals& t, const ListenerStats& s) {
+  t.accepted += s.accepted;
+  t.refused += s.refused;
+  t.accept_errors += s.accept_errors;
+  t.dropped_no_fds += s.dropped_no_fds;
+}
+
+void add_udp(UdpStats& t, const UdpStats& s) {
+  t.datagrams_in += s.datagrams_in;
+  t.datagrams_out += s.datagrams_out;
+  t.bytes_in += s.bytes_in;
+  t.bytes_out += s.bytes_out;
+  t.dropped_truncated += s.dropped_truncated;
+  t.dropped_send_full += s.dropped_send_full;
+  t.dropped_too_large += s.dropped_too_large;
+  t.dropped_send_error += s.dropped_send_error;
+  t.peer_errors += s.peer_errors;
+  t.receive_calls += s.receive_calls;
+  t.send_calls += s.send_calls;
+}
+
+void add_udp_stats(ServerTotals& t, const UdpStats& s) {
+  t.datagrams_in += s.datagrams_in;
+  t.datagrams_out += s.datagrams_out;
+  t.datagrams_dropped +=
+      s.dropped_truncated + s.dropped_send_full + s.dropped_too_large + s.dropped_send_error;
+  t.udp_peer_errors += s.peer_errors;
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options) : options_(std::move(options)) {
+  if (options_.threads == 0) options_.threads = 1;
+}
+
+Server::~Server() {
+  stop();
+  for (auto& l : loops_)
+    if (l->thread.joinable()) l->thread.join();
+}
+
+EventLoop& Server::loop(size_t i) noexcept { return *loops_[i]->loop; }
+
+void Server::add_stream(std::string name, Address address, StreamSetup setup, bool every_loop) {
+  streams_.push_back({std::move(name), address, std::move(setup), every_loop});
+}
+
+void Server::add_datagram(std::string name, Address address, DatagramSetup setup,
+                          bool every_loop) {
+  datagrams_.push_back({std::move(name), address, std::move(setup), every_loop});
+}
+
+std::error_code Server::start(std::string* why) {
+  if (started_.exchange(true)) return make_error(EALREADY);
+  for (size_t i = 0; i < options_.threads; ++i) {
+    std::string reason;
+    auto loop = EventLoop::create(options_.poller, &reason);
+    if (!loop) {
+      if (why) *why = reason;
+      return loop.error();
+    }
+    auto l = std::make_unique<Loop>();
+    l->index = i;
+    l->loop = std::move(*loop);
+    loops_.push_back(std::move(l));
+  }
+  if (options_.max_connections > 0)
+    limit_ = std::make_shared<ConnectionLimit>(options_.max_connections);
+  for (const auto& reg : streams_)
+    if (auto ec = bind_stream(reg, why)) return ec;
+  retired_udp_.resize(datagrams_.size());
+  for (const auto& reg : datagrams_)
+    if (auto ec = bind_datagram(reg, why)) return ec;
+  return {};
+}
+
+std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
+  size_t n = reg.every_loop ? loops_.size() : 1;
+  std::vector<StreamService> services;
+  for (size_t i = 0; i < n; ++i) services.push_back(reg.setup(*loops_[i]->loop, i));
+  ListenerOptions lo = options_.listener;
+  lo.limit = limit_;
+  lo.refusal_factory = services[0].refusal_factory;
+  lo.reuse_port = n > 1 && options_.reuse_port;
+  const std::string what = reg.name + " on " + reg.address.to_string();
+
+  auto first = TcpListener::listen(*loops_[0]->loop, reg.address, services[0].factory, lo);
+  if (!first && lo.reuse_port && (first.error().value() == ENOPROTOOPT ||
+                                  first.error().value() == ENOTSUP)) {
+    log_warn("{}: SO_REUSEPORT is not available ({}); one acceptor hands connections to "
+             "the loops", what, first.error().message());
+    lo.reuse_port = false;
+    options_.reuse_port = false;
+    first = TcpListener::listen(*loops_[0]->loop, reg.address, services[0].factory, lo);
+  }
+  if (!first) return fail_with(why, "cannot listen (" + what + ")", first.error());
+  Address local = (*first)->local_address();
+  bound_.push_back({reg.name, local, false});
+
+  if (n > 1 && !lo.reuse_port) {
+    // One acceptor (loop 0) and an adopter per loop: connections go round the loops.
+    first->reset();  // listens again below, as the acceptor
+    auto targets = std::make_shared<std::vector<std::pair<Loop*, TcpListener*>>>();
+    ListenerOptions acceptor = lo;
+    acceptor.limit = nullptr;  // the adopters count
+    acceptor.hand_off = [targets, next = size_t(0)](Fd fd, const Address& peer) mutable {
+      auto [target, adopter] = (*targets)[next++ % targets->size()];
+      if (target->index == 0) {  // this loop: no hop
+        adopter->adopt_accepted(std::move(fd), peer);
+        return;
+      }
+      int raw = fd.release();
+      target->loop->post([target = target, adopter = adopter, raw, peer] {
+        if (target->finished) {  // that loop is shutting down: its adopter is gone
+          ::close(raw);
+          return;
+        }
+        adopter->adopt_accepted(Fd(raw), peer);
+      });
+    };
+    auto acc = TcpListener::listen(*loops_[0]->loop, local, services[0].factory, acceptor);
+    if (!acc) return fail_with(why, "cannot listen (" + what + ")", acc.error());
+    loops_[0]->listeners.push_back(std::move(*acc));
+    for (size_t i = 0; i < n; ++i) {
+      ListenerOptions ao = lo;
+      ao.refusal_factory = services[i].refusal_factory;
+      auto a = TcpListener::adopter(*loops_[i]->loop, local, services[i].factory, ao);
+      targets->emplace_back(loops_[i].get(), a.get());
+      loops_[i]->listeners.push_back(std::move(a));
+    }
+    return {};
+  }
+
+  loops_[0]->listeners.push_back(std::move(*first));
+  for (size_t i = 1; i < n; ++i) {
+    ListenerOptions li = lo;
+    li.refusal_factory = services[i].refusal_factory;
+    auto l = TcpListener::listen(*loops_[i]->loop, local, services[i].factory, li);
+    if (!l) return fail_with(why, "cannot listen (" + what + ", loop " + std::to_string(i) + ")",
+                             l.error());
+    loops_[i]->listeners.push_back(std::move(*l));
+  }
+  return {};
+}
+
+std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) {
+  // Without SO_REUSEPORT a UDP port is served by loop 0 alone.
+  size_t n = reg.every_loop && options_.reuse_port ? loops_.size() : 1;
+  UdpOptions uo = options_.udp;
+  uo.reuse_port = n > 1;
+  const std::string what = reg.name + " on " + reg.address.to_string();
+  Address address = reg.address;
+  for (size_t i = 0; i < n; ++i) {
+    auto s = UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
+    if (!s) return fail_with(why, "cannot bind (" + what + ")", s.error());
+    if (i == 0) {
+      address = (*s)->local_address();
+      bound_.push_back({reg.name, address, true});
+    }
+    loops_[i]->sockets.push_back({size_t(&reg - datagrams_.data()), std::move(*s)});
+  }
+  return {};
+}
+
+void Server::run() {
+  if (loops_.empty()) return;
+  auto body = [this](Loop& l) {
+    l.loop->run();
+    // On the loop's own thread: listeners and sockets close here.
+    finish(l);
+  };
+  for (size_t i = 1; i < loops_.size(); ++i) {
+    Loop& l = *loops_[i];
+    l.thread = std::thread([body, &l] { body(l); });
+  }
+  body(*loops_[0]);
+  for (size_t i = 1; i < loops_.size(); ++i)
+    if (loops_[i]->thread.joinable()) loops_[i]->thread.join();
+}
+
+void Server::stop() {
+  for (auto& lp : loops_) {
+    Loop* l = lp.get();
+    l->loop->post([this, l] { finish(*l); });
+  }
+}
+
+void Server::drain() {
+  if (draining_.exchange(true)) return;
+  for (auto& lp : loops_) {
+    Loop* l = lp.get();
+    l->loop->post([this, l] { begin_drain(*l); });
+  }
+}
+
+void Server::begin_drain(Loop& l) {
+  if (l.finished) return;
+  for (auto& listener : l.listeners) listener->drain();
+  retire_sockets(l);  // datagrams have nothing in flight to wait for
+  auto idle = [&l] {
+    for (auto& listener : l.listeners)
+      if (listener->busy_connection_count() > 0) return false;
+    return true;
+  };
+  if (idle()) {
+    finish(l);
+    return;
+  }
+  l.drain_check = l.loop->run_every(milliseconds(20), [this, &l, idle] {
+    if (idle()) finish(l);
+  });
+  l.drain_deadline = l.loop->run_after(options_.drain_timeout, [this, &l] {
+    l.drain_deadline = {};
+    size_t left = 0;
+    for (auto& listener : l.listeners) left += listener->busy_connection_count();
+    log_warn("drain timeout: closing {} connection(s) still open on loop {}", left, l.index);
+    finish(l);
+  });
+}
+
+void Server::finish(Loop& l) {
+  if (l.finished) return;
+  l.finished = true;
+  if (l.drain_check) l.loop->cancel_timer(std::exchange(l.drain_check, {}));
+  if (l.drain_deadline) l.loop->cancel_timer(std::exchange(l.drain_deadline, {}));
+  std::vector<std::unique_ptr<TcpListener>> listeners;
+  {
+    std::lock_guard<std::mutex> lock(l.registry);
+    for (auto& listener : l.listeners) add_listener_stats(l.retired, listener->stats());
+    listeners.swap(l.listeners);
+  }
+  listeners.clear();  // closes what is left: CloseReason::shutdown
+  retire_sockets(l);
+  // Every loop keeps running until all are done: loop 0 handles the signals (a second
+  // SIGTERM, SIGUSR1), and a connection the acceptor hands to a finished loop must still
+  // reach it, to be closed. The last one to finish stops them all.
+  if (finished_loops_.fetch_add(1) + 1 == loops_.size())
+    for (auto& other : loops_) other->loop->stop();
+}
+
+void Server::retire_sockets(Loop& l) {
+  std::vector<Loop::Socket> sockets;
+  {
+    std::lock_guard<std::mutex> lock(l.registry);
+    std::lock_guard<std::mutex> lock2(retired_udp_mutex_);
+    for (auto& s : l.sockets) {
+      add_udp_stats(l.retired, s.socket->stats());
+      add_udp(retired_udp_[s.registration], s.socket->stats());
+    }
+    sockets.swap(l.sockets);
+  }
+}
+
+std::error_code Server::handle_signals(std::function<void()> on_usr1) {
+  if (loops_.empty()) return make_error(EINVAL);
+  EventLoop& l0 = *loops_[0]->loop;
+  for (int sig : {SIGTERM, SIGINT}) {
+    auto ec = l0.on_signal(sig, [this, sig] {
+      const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+      if (++signals_seen_ == 1) {
+        log_info("{}: draining (up to {} ms); send it again to stop at once", name,
+                 std::chrono::duration_cast<milliseconds>(options_.drain_timeout).count());
+        drain();
+      } else {
+        log_info("{} again: stopping now", name);
+        stop();
+      }
+    });
+    if (ec) return ec;
+  }
+  if (on_usr1) {
+    if (auto ec = l0.on_signal(SIGUSR1, std::move(on_usr1))) return ec;
+  }
+  return {};
+}
+
+ServerTotals Server::totals() const {
+  ServerTotals t;
+  for (const auto& lp : loops_) {
+    Loop& l = *lp;
+    const LoopStats& s = l.loop->stats();
+    t.connections_open += s.connections_open;
+    t.tcp_bytes_in += s.tcp_bytes_in;
+    t.tcp_bytes_out += s.tcp_bytes_out;
+    t.closed_local += s.closed_local;
+    t.closed_peer += s.closed_peer;
+    t.closed_aborted += s.closed_aborted;
+    t.closed_reset += s.closed_reset;
+    t.closed_error += s.closed_error;
+    t.closed_shutdown += s.closed_shutdown;
+    t.write_timeouts += s.write_timeouts;
+    std::lock_guard<std::mutex> lock(l.registry);
+    t.accepted += l.retired.accepted;
+    t.refused += l.retired.refused;
+    t.accept_errors += l.retired.accept_errors;
+    t.dropped_no_fds += l.retired.dropped_no_fds;
+    t.datagrams_in += l.retired.datagrams_in;
+    t.datagrams_out += l.retired.datagrams_out;
+    t.datagrams_dropped += l.retired.datagrams_dropped;
+    t.udp_peer_errors += l.retired.udp_peer_errors;
+    for (const auto& listener : l.listeners) add_listener_stats(t, listener->stats());
+    for (const auto& s2 : l.sockets) add_udp_stats(t, s2.socket->stats());
+  }
+  return t;
+}
+
+UdpStats Server::datagram_stats(size_t registration) const {
+  UdpStats out;
+  for (const auto& lp : loops_) {
+    std::lock_guard<std::mutex> lock(lp->registry);
+    for (const auto& s : lp->sockets)
+      if (s.registration == registration) add_udp(out, s.socket->stats());
+  }
+  std::lock_guard<std::mutex> lock(retired_udp_mutex_);
+  if (registration < retired_udp_.size()) add_udp(out, retired_udp_[registration]);
+  return out;
+}
+
+std::vector<uint64_t> Server::accepted_per_loop() const {
+  std::vector<uint64_t> out;
+  for (const auto& lp : loops_) {
+    std::lock_guard<std::mutex> lock(lp->registry);
+    uint64_t n = lp->retired.accepted;
+    for (const auto& listener : lp->listeners) n += listener->stats().accepted;
+    out.push_back(n);
+  }
+  return out;
+}
+
+}  // namespace netloop
