@@ -77,15 +77,20 @@ void EventLoop::run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   // A stop() that came before run() counts: run() then returns at once.
   while (!stop_.load(std::memory_order_relaxed)) run_once(-1);
+  // A stop() or post() from another thread may still be finishing its wake-up write: wait
+  // for it, so that whoever destroys the loop once run() returns does not pull it away.
+  { std::lock_guard lock(posted_mutex_); }
   stop_.store(false, std::memory_order_relaxed);
   thread_id_.store(std::thread::id(), std::memory_order_relaxed);
 }
 
 void EventLoop::stop() {
-  stop_.store(true);
   // Always wake it: deciding from another thread whether the loop is inside wait() would
-  // race with run() starting. One eventfd write per stop() is nothing.
-  post([] {});
+  // race with run() starting. One eventfd write per stop() is nothing. All under the lock
+  // (see the end of run()).
+  std::lock_guard lock(posted_mutex_);
+  stop_.store(true);
+  wake_locked();
 }
 
 void EventLoop::run_once(int max_timeout_ms) {
@@ -181,14 +186,16 @@ void EventLoop::apply_changes() {
 }
 
 void EventLoop::post(std::function<void()> fn) {
-  bool wake;
-  {
-    std::lock_guard lock(posted_mutex_);
-    posted_.push_back(std::move(fn));
-    wake = !wake_pending_;
-    wake_pending_ = true;
-  }
-  if (!wake) return;
+  std::lock_guard lock(posted_mutex_);
+  posted_.push_back(std::move(fn));
+  wake_locked();
+}
+
+// posted_mutex_ held. The write happens under the lock too, so that once the loop thread
+// has taken the lock after its last iteration, no other thread is still touching it.
+void EventLoop::wake_locked() {
+  if (wake_pending_) return;
+  wake_pending_ = true;
   uint64_t one = 1;
   int wfd = wake_write_ ? wake_write_.get() : wake_read_.get();
   // EAGAIN means a wake-up is already pending: fine.

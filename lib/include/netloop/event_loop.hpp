@@ -108,6 +108,7 @@ class EventLoop {
   void run_posted();
   void run_deferred();
   void on_wakeup();
+  void wake_locked();
   void on_signal_pipe();
 
   std::unique_ptr<Poller> poller_;
