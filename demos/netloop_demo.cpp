@@ -112,10 +112,11 @@ int main(int argc, char** argv) {
   sources.server = &server;
   if (opt.metrics) {
     server.add_stream("metrics", *opt.metrics, [&sources](EventLoop&, size_t) {
+      // Outside --max-connections: a scrape must still get through when the server is full.
       return StreamService{http::metrics_factory([&sources] {
                              return demo::render_prometheus(sources);
                            }),
-                           {}};
+                           {}, /*unlimited=*/true};
     }, /*every_loop=*/false);
   }
 

@@ -118,7 +118,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   std::vector<StreamService> services;
   for (size_t i = 0; i < n; ++i) services.push_back(reg.setup(*loops_[i]->loop, i));
   ListenerOptions lo = options_.listener;
-  lo.limit = limit_;
+  lo.limit = services[0].unlimited ? nullptr : limit_;
   lo.refusal_factory = services[0].refusal_factory;
   lo.reuse_port = n > 1 && options_.reuse_port;
   const std::string what = reg.name + " on " + reg.address.to_string();
@@ -280,8 +280,10 @@ void Server::finish(Loop& l) {
 void Server::retire_sockets(Loop& l) {
   std::vector<Loop::Socket> sockets;
   {
-    std::lock_guard<std::mutex> lock(l.registry);
+    // Lock order: retired_udp_mutex_, then a loop's registry (as datagram_stats does), so
+    // a reader never sees a socket both live and retired.
     std::lock_guard<std::mutex> lock2(retired_udp_mutex_);
+    std::lock_guard<std::mutex> lock(l.registry);
     for (auto& s : l.sockets) {
       add_udp_stats(l.retired, s.socket->stats());
       add_udp(retired_udp_[s.registration], s.socket->stats());
@@ -345,12 +347,12 @@ ServerTotals Server::totals() const {
 
 UdpStats Server::datagram_stats(size_t registration) const {
   UdpStats out;
+  std::lock_guard<std::mutex> retired(retired_udp_mutex_);  // held throughout: see retire_sockets
   for (const auto& lp : loops_) {
     std::lock_guard<std::mutex> lock(lp->registry);
     for (const auto& s : lp->sockets)
       if (s.registration == registration) add_udp(out, s.socket->stats());
   }
-  std::lock_guard<std::mutex> lock(retired_udp_mutex_);
   if (registration < retired_udp_.size()) add_udp(out, retired_udp_[registration]);
   return out;
 }

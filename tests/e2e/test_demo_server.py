@@ -362,7 +362,9 @@ def test_metrics_exact(exe):
         before, _, before_response = scrape(srv)
         time.sleep(0.2)  # curl's close of that scrape reaches the server
 
-        # The scripted load.
+        # The scripted load: 10 GETs of f.txt on one keep-alive connection (http.client,
+        # every byte counted on the client side), one of big.bin, 3 echo connections of
+        # 1000, 2000 and 3000 bytes, 5 datagrams.
         conn = CountingHTTPConnection(*srv.addr["http"], timeout=5)
         for i in range(10):
             conn.request("GET", "/f.txt")
@@ -372,6 +374,17 @@ def test_metrics_exact(exe):
         http_sent, http_received = conn.sock.sent, conn.sock.received
         conn.sock.shutdown(socket.SHUT_WR)  # the server closes on our end of stream...
         check(conn.sock.recv(1) == b"", "bytes after the 10 responses")  # ...and we see it
+        conn.close()
+        # And one large file (sendfile) on a connection of its own.
+        conn = CountingHTTPConnection(*srv.addr["http"], timeout=10)
+        conn.request("GET", "/big.bin")
+        resp = conn.getresponse()
+        body = resp.read()
+        check(resp.status == 200 and body == BIG, "GET /big.bin: %d, %d bytes" % (resp.status, len(body)))
+        http_sent += conn.sock.sent
+        http_received += conn.sock.received
+        conn.sock.shutdown(socket.SHUT_WR)
+        check(conn.sock.recv(1) == b"", "bytes after the big response")
         conn.close()
         echo_bytes = 0
         for size in (1000, 2000, 3000):
@@ -386,19 +399,20 @@ def test_metrics_exact(exe):
         delta = {k: after[k] - before.get(k, 0) for k in after}
         report = "; ".join("%s %+d" % (k, v) for k, v in sorted(delta.items()) if v)
         exact = {
-            "netloop_http_requests_total": 10,
-            'netloop_http_responses_total{code="2xx"}': 10,
+            "netloop_http_requests_total": 10 + 1,
+            'netloop_http_responses_total{code="2xx"}': 10 + 1,
+            "netloop_http_sendfile_responses_total": 1,  # f.txt is cached, big.bin is not
             'netloop_http_responses_total{code="4xx"}': 0,
             'netloop_http_responses_total{code="5xx"}': 0,
             "netloop_datagrams_in_total": 5,
             "netloop_datagrams_out_total": 5,
             "netloop_datagrams_dropped_total": 0,
-            # The HTTP connection, 3 echo connections, and this scrape's own connection (the
+            # 2 HTTP connections, 3 echo connections, and this scrape's own connection (the
             # first scrape's was counted in `before`: it is accepted before it renders).
-            "netloop_connections_accepted_total": 1 + 3 + 1,
+            "netloop_connections_accepted_total": 2 + 3 + 1,
             "netloop_connections_refused_total": 0,
             # The HTTP and echo clients half-closed first, as did curl after the first scrape.
-            'netloop_connections_closed_total{reason="peer"}': 1 + 3 + 1,
+            'netloop_connections_closed_total{reason="peer"}': 2 + 3 + 1,
             'netloop_connections_closed_total{reason="local"}': 0,
             'netloop_connections_closed_total{reason="reset"}': 0,
             'netloop_connections_closed_total{reason="error"}': 0,

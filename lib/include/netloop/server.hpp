@@ -45,6 +45,7 @@ struct ServerOptions {
 struct StreamService {
   StreamHandlerFactory factory;
   StreamHandlerFactory refusal_factory;  // optional: answers connections past the limit
+  bool unlimited = false;  // outside max_connections (an admin endpoint: metrics)
 };
 
 // Totals across loops, read without locks while the loops run.
