@@ -3,6 +3,8 @@
 #include "netloop/server.hpp"
 
 #include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <mutex>
 #include <thread>
 #include <unistd.h>
@@ -35,6 +37,22 @@ namespace {
 std::error_code fail_with(std::string* why, std::string text, std::error_code ec) {
   if (why) *why = std::move(text) + ": " + ec.message();
   return ec;
+}
+
+// A UDP port on `address`'s host that no socket holds now: bound without SO_REUSEPORT,
+// so the kernel cannot hand out a port some other socket shares.
+Result<uint16_t> pick_free_udp_port(const Address& address) {
+  Fd probe(::socket(address.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!probe) return last_error();
+  if (address.is_ipv6()) {
+    int one = 1;
+    ::setsockopt(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (::bind(probe.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
+  Address local = address;
+  socklen_t len = sizeof(sockaddr_storage);
+  if (::getsockname(probe.get(), local.sockaddr_ptr(), &len) < 0) return last_error();
+  return local.port();
 }
 
 void add_listener_stats(ServerTotals& t, const ListenerStats& s) {
@@ -187,10 +205,28 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
   size_t n = reg.every_loop && options_.reuse_port ? loops_.size() : 1;
   UdpOptions uo = options_.udp;
   uo.reuse_port = n > 1;
+  int port_retries = 0;
   const std::string what = reg.name + " on " + reg.address.to_string();
   Address address = reg.address;
+  if (n > 1 && address.port() == 0) {
+    // Linux lets a UDP socket with SO_REUSEPORT that binds port 0 be given a port that
+    // another process of the same user already serves with SO_REUSEPORT (TCP never does
+    // that): the two would share its datagrams. An exclusive socket picks the port.
+    auto port = pick_free_udp_port(address);
+    if (!port) return fail_with(why, "cannot bind (" + what + ")", port.error());
+    address.set_port(*port);
+  }
   for (size_t i = 0; i < n; ++i) {
     auto s = UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
+    if (!s && i == 0 && reg.address.port() == 0 && s.error() == std::errc::address_in_use &&
+        ++port_retries < 16) {
+      // Taken between the pick and this bind: pick again.
+      auto port = pick_free_udp_port(reg.address);
+      if (!port) return fail_with(why, "cannot bind (" + what + ")", port.error());
+      address.set_port(*port);
+      --i;
+      continue;
+    }
     if (!s) return fail_with(why, "cannot bind (" + what + ")", s.error());
     if (i == 0) {
       address = (*s)->local_address();

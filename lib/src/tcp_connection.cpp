@@ -1,6 +1,7 @@
 // TcpConnection: reading into the loop's scratch area, writing at once, buffering only
 // what the kernel refuses, water-mark backpressure, and the three kinds of close.
 #include "netloop/tcp_connection.hpp"
+#include "netloop/tcp_listener.hpp"
 
 #include <algorithm>
 #include <cassert>
@@ -64,6 +65,10 @@ TcpConnection::~TcpConnection() {
   watcher_.stop();
   if (close_timer_) loop_.cancel_timer(close_timer_);
   if (stall_timer_) loop_.cancel_timer(stall_timer_);
+}
+
+void TcpConnection::give_back_limit_slot() noexcept {
+  if (limit_slot_) std::exchange(limit_slot_, nullptr)->release();
 }
 
 std::error_code TcpConnection::start(ConnectionOwner* owner) {
@@ -529,6 +534,8 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   output_.release();
   std::vector<QueuedFile>().swap(files_);
   queued_bytes_ = 0;
+  // Before the gauge drops: whoever sees connections_open fall can connect again at once.
+  give_back_limit_slot();
   if (counted_open_) {
     LoopStats& st = loop_.stats();
     st.connections_open.sub();

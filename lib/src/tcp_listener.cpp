@@ -97,7 +97,6 @@ TcpListener::~TcpListener() {
   // to the loop for disposal: deferred work of theirs may still be queued.
   auto conns = std::move(connections_);
   for (auto& c : conns) {
-    if (c->holds_limit_slot_ && options_.limit) options_.limit->release();
     c->shut_down();
     loop_.dispose_later(std::move(c));
   }
@@ -245,7 +244,7 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
                                               std::move(handler), options_.connection);
   TcpConnection& ref = *conn;
-  ref.holds_limit_slot_ = options_.limit != nullptr;
+  ref.limit_slot_ = options_.limit.get();
   ref.owner_slot_ = connections_.size();
   connections_.push_back(std::move(conn));
   if (auto ec = ref.start(this)) {
@@ -263,10 +262,7 @@ std::unique_ptr<TcpConnection> TcpListener::release(TcpConnection& conn) noexcep
   size_t slot = conn.owner_slot_;
   if (slot >= connections_.size() || connections_[slot].get() != &conn) return nullptr;
   std::unique_ptr<TcpConnection> out = std::move(connections_[slot]);
-  if (out->holds_limit_slot_ && options_.limit) {
-    options_.limit->release();
-    out->holds_limit_slot_ = false;
-  }
+  out->give_back_limit_slot();
   if (slot + 1 != connections_.size()) {
     connections_[slot] = std::move(connections_.back());
     connections_[slot]->owner_slot_ = slot;

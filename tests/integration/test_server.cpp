@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <csignal>
+#include <sys/resource.h>
 
 #include "echo/udp_echo.hpp"
 #include "http/http_handler.hpp"
@@ -130,24 +131,63 @@ bool ipv6_loopback_works() {
   return ::bind(s.get(), a.sockaddr_ptr(), a.length()) == 0;
 }
 
-// Sockets in /proc/net/{tcp,tcp6,udp,udp6} bound to `port` in state `st` (0A: TCP LISTEN;
-// 07: an unconnected UDP socket). Tells how many loops really listen on the one port.
-size_t proc_sockets(const Address& a, bool udp, const char* st) {
-  std::string file = std::string("/proc/net/") + (udp ? "udp" : "tcp") + (a.is_ipv6() ? "6" : "");
-  std::ifstream in(file);
-  if (!in) return size_t(-1);
-  char want[8];
-  std::snprintf(want, sizeof want, ":%04X", unsigned(a.port()));
-  std::string line;
-  std::getline(in, line);  // header
+// The inodes of this process's sockets (/proc/self/fd links "socket:[N]").
+std::set<std::string> own_socket_inodes() {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) out.insert(target.substr(8, target.size() - 9));
+  }
+  return out;
+}
+
+// This process's sockets bound to `a`'s family and port: listening TCP sockets, or UDP
+// sockets. Asked of each descriptor (getsockname), not read from /proc/net/*: that file
+// is read a page at a time and lines repeat or go missing while other processes (tests
+// run side by side) open and close sockets. How many loops really serve the one port.
+size_t own_sockets(const Address& a, bool udp) {
   size_t n = 0;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string sl, local, remote, state;
-    fields >> sl >> local >> remote >> state;
-    if (local.size() >= 5 && local.compare(local.size() - 5, 5, want) == 0 && state == st) ++n;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = std::atoi(e.path().filename().c_str());
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) continue;  // not a socket
+    if (type != (udp ? SOCK_DGRAM : SOCK_STREAM)) continue;
+    len = sizeof listening;
+    if (!udp && (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening))
+      continue;
+    sockaddr_storage ss{};
+    len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) continue;
+    Address local = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    if (local.family() == a.family() && local.port() == a.port()) ++n;
   }
   return n;
+}
+
+// Other processes' sockets in /proc/net/{tcp,tcp6,udp,udp6} bound to `a`'s port in state
+// `st` (0A: TCP LISTEN; 07: an unconnected UDP socket), a line each. (The file's lines can
+// repeat or go missing while it changes; a socket that is not there never shows.)
+std::string foreign_sockets(const Address& a, bool udp, const char* st) {
+  std::string file = std::string("/proc/net/") + (udp ? "udp" : "tcp") + (a.is_ipv6() ? "6" : "");
+  std::ifstream in(file);
+  if (!in) return {};
+  char want[8];
+  std::snprintf(want, sizeof want, ":%04X", unsigned(a.port()));
+  const std::set<std::string> mine = own_socket_inodes();
+  std::string line, out;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    // sl local remote st tx:rx tr:when retrnsmt uid timeout inode
+    std::istringstream fields(line);
+    std::string sl, local, remote, state, queues, timer, retr, uid, timeout, inode;
+    fields >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+    if (local.size() < 5 || local.compare(local.size() - 5, 5, want) != 0 || state != st) continue;
+    if (!mine.count(inode)) out += line + "\n";
+  }
+  return out;
 }
 
 // Pattern bytes of a response of `n` bytes: position-dependent, so a lost, repeated or
@@ -555,7 +595,7 @@ void spread(const std::string& backend, size_t threads, bool reuse_port, size_t 
 #ifdef __linux__
   // Port 0 was resolved once: every loop listens on that same port (one acceptor without
   // SO_REUSEPORT).
-  CHECK(proc_sockets(addr, false, "0A") == (reuse_port ? threads : 1));
+  CHECK(own_sockets(addr, false) == (reuse_port ? threads : 1));
 #endif
   Running run(server);
 
@@ -689,8 +729,12 @@ TEST_CASE("server: UDP on 2 loops: every loop receives, all echoed, one port") {
       CHECK(server.bound()[0].datagram);
       CHECK(addr.port() != 0);
 #ifdef __linux__
-      // Without SO_REUSEPORT a UDP port is served by loop 0 alone.
-      CHECK(proc_sockets(addr, true, "07") == (reuse_port ? 2u : 1u));
+      // Without SO_REUSEPORT a UDP port is served by loop 0 alone; and no other process
+      // shares the port (Linux would let a SO_REUSEPORT bind to port 0 join someone
+      // else's group: Server picks the port with an exclusive socket).
+      CHECK(own_sockets(addr, true) == (reuse_port ? 2u : 1u));
+      std::string others = foreign_sockets(addr, true, "07");
+      CHECK_MESSAGE(others.empty(), "other processes' sockets on the port:\n" << others);
 #endif
       Running run(server);
 
@@ -730,6 +774,55 @@ TEST_CASE("server: UDP on 2 loops: every loop receives, all echoed, one port") {
       CHECK(t.accepted == 0);
     }
   }
+}
+
+TEST_CASE("server: UDP port 0 on 2 loops never joins another SO_REUSEPORT group") {
+  // Linux lets a UDP socket with SO_REUSEPORT binding port 0 be given a port that other
+  // SO_REUSEPORT sockets of the same user already hold (TCP never does that): two servers
+  // would share each other's datagrams. Hold many such ports (a third of the ephemeral
+  // range or more), as other processes might, then start servers on port 0: none may
+  // land on one of them. Without the exclusive pick each start lands on a held port with
+  // probability about the held fraction, so 40 starts miss it with odds around 1e-7.
+  rlimit lim{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+  rlimit raised = lim;
+  raised.rlim_cur = std::min<rlim_t>(lim.rlim_max, 20000);
+  ::setrlimit(RLIMIT_NOFILE, &raised);
+  struct Restore {
+    rlimit saved;
+    ~Restore() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+  } restore{lim};
+  const size_t hold = std::min<size_t>(12000, size_t(raised.rlim_cur) - 1000);
+  REQUIRE_MESSAGE(hold >= 8000, "needs about 13,000 descriptors, has " << raised.rlim_cur);
+  std::vector<Sock> held;
+  std::set<uint16_t> held_ports;
+  for (size_t i = 0; i < hold; ++i) {
+    Sock s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(s.valid());
+    int one = 1;
+    REQUIRE(::setsockopt(s.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
+    Address a = Address::ipv4_loopback(0);
+    if (::bind(s.get(), a.sockaddr_ptr(), a.length()) < 0) break;  // the range is full
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    REQUIRE(::getsockname(s.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+    held_ports.insert(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).port());
+    held.push_back(std::move(s));
+  }
+  CAPTURE(held_ports.size());
+  REQUIRE(held_ports.size() > 6000);
+  int landed = 0;
+  for (int i = 0; i < 40; ++i) {
+    Server server(opts(2));
+    server.add_datagram("udp", Address::ipv4_loopback(0), [](netloop::EventLoop&, size_t) {
+      return netloop::echo::make_udp_echo_handler();
+    });
+    std::string why;
+    REQUIRE_MESSAGE(!server.start(&why), why);
+    const Address addr = server.bound()[0].address;
+    if (held_ports.count(addr.port())) ++landed;
+  }
+  CHECK_MESSAGE(landed == 0, landed << " of 40 servers were given a port already in use");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -788,10 +881,10 @@ TEST_CASE("server drain: stops accepting at once, closes idle connections, finis
       CHECK(server.draining());
       // Not accepting: a connect is refused at once (both listeners, or the acceptor).
       CHECK(wait_until([&] { return connect_refused(addr); }, 2s));
-      CHECK(ms_since(t0) < 500);
+      CHECK(ms_since(t0) < 1000);  // at once, not at the drain's end
       // Idle connections: closed promptly, with nothing sent.
       for (auto& s : idle) CHECK(std::string(to_cstr(wait_end(s.get(), 2s))) == "eof");
-      CHECK(ms_since(t0) < 1000);
+      CHECK(ms_since(t0) < 2000);  // promptly: long before the drain timeout
       // (an idle client can see its EOF while its loop is still telling the others)
       CHECK(wait_until([&] { return j->told_draining.load() == int(kIdle + kDelayed + 2); }, 1s));
       CHECK(j->busy_when_told.load() == int(kDelayed + 1));
@@ -870,9 +963,9 @@ TEST_CASE("server drain: HTTP: idle keep-alive closed, a slow download completes
     auto t0 = SteadyClock::now();
     from_another_thread([&] { server.drain(); });
     CHECK(wait_until([&] { return connect_refused(addr); }, 2s));
-    CHECK(ms_since(t0) < 500);
+    CHECK(ms_since(t0) < 1000);  // at once, not at the drain's end
     for (auto& s : idle) CHECK(std::string(to_cstr(wait_end(s.get(), 2s))) == "eof");
-    CHECK(ms_since(t0) < 1000);
+    CHECK(ms_since(t0) < 2000);  // promptly: long before the drain timeout
 
     REQUIRE(send_all(half.get(), "\r\n"));
     HttpReader hr(half.get());
@@ -1127,7 +1220,7 @@ TEST_CASE("server max_connections: shared by 2 loops; past it refused at once an
         send_all(extra.get(), "refused?");  // may fail: the server may have closed already
         Ending e = wait_end(extra.get(), 3s);
         CHECK_MESSAGE((e == Ending::eof || e == Ending::reset), std::string(to_cstr(e)));
-        CHECK(ms_since(t0) < 1000);
+        CHECK(ms_since(t0) < 2000);  // not left in the backlog (wait_end gives 3 s)
         CHECK(wait_until([&] { return server.totals().refused == uint64_t(k); }, 2s));
       }
       // The allowed ones are unharmed.
@@ -1135,9 +1228,7 @@ TEST_CASE("server max_connections: shared by 2 loops; past it refused at once an
       // One closes: its slot is free again, on whichever loop the next one lands.
       open.erase(open.begin());
       REQUIRE(wait_until([&] { return server.totals().connections_open == kMax - 1; }, 3s));
-      // connections_open drops just before the listener gives the slot back, on the same
-      // loop call: give that call a moment to end.
-      std::this_thread::sleep_for(20ms);
+      // The slot is given back before connections_open drops: no pause needed here.
       for (int k = 0; k < 2; ++k) {  // the first takes the slot, the second is refused
         Sock next = connect_to(addr, {.timeout = 5s});
         REQUIRE(next.valid());
@@ -1190,7 +1281,6 @@ TEST_CASE("server max_connections: one budget for every listener of every protoc
     CHECK(wait_until([&] { return server.totals().refused == 2; }, 2s));
     open.erase(open.begin());  // one of port a's
     REQUIRE(wait_until([&] { return server.totals().connections_open == kMax - 1; }, 3s));
-    std::this_thread::sleep_for(20ms);  // the slot is given back right after, on that loop
     Sock next = connect_to(b, {.timeout = 5s});  // port b takes port a's slot
     REQUIRE(next.valid());
     CHECK(echo_once(next.get(), "welcome") == "welcome");
@@ -1254,7 +1344,6 @@ TEST_CASE("server max_connections: HTTP past the limit gets a 503, then the conn
     // The refused connections went away; the slot frees when an allowed one closes.
     open.pop_back();
     REQUIRE(wait_until([&] { return server.totals().connections_open == kMax - 1; }, 3s));
-    std::this_thread::sleep_for(20ms);  // the slot is given back right after, on that loop
     Sock again = connect_to(addr, {.timeout = 5s});
     REQUIRE(again.valid());
     REQUIRE(send_all(again.get(), http_get("/small.txt")));

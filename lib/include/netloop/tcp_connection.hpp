@@ -34,6 +34,7 @@ struct ConnectionOptions {
 };
 
 class TcpConnection;
+class ConnectionLimit;
 
 // Whoever owns live connections (a listener) hears when one has closed, and hands it
 // back for disposal.
@@ -88,6 +89,7 @@ class TcpConnection final : public Connection, public Disposable {
   uint64_t bytes_out() const noexcept { return bytes_out_; }
 
  private:
+  void give_back_limit_slot() noexcept;
   friend class TcpListener;
   enum class State : uint8_t { open, closing, closed };
 
@@ -156,7 +158,7 @@ class TcpConnection final : public Connection, public Disposable {
   uint64_t queued_bytes_ = 0;      // file bytes and their `after` bytes not yet written
   bool lingering_ = false;         // closed for writing, reading and discarding until EOF
   bool counted_open_ = false;      // started: counted in the loop's connections_open
-  bool holds_limit_slot_ = false;  // counted in the owner's ConnectionLimit
+  ConnectionLimit* limit_slot_ = nullptr;  // counted in this shared budget until closed
   bool write_shutdown_wanted_ = false;
   bool write_shutdown_done_ = false;
   ConnectionOwner* owner_ = nullptr;
