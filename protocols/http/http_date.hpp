@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <ctime>
 #include <string_view>
 
@@ -16,12 +17,24 @@ void format_http_date(std::time_t t, char* out) noexcept;
 // vDSO call of a few nanoseconds; formatting is what is saved).
 class DateCache {
  public:
+  // Reads the wall clock.
   std::string_view now() noexcept;
+  // Reads the wall clock only when `loop_now` (a loop's cached steady time, which moves
+  // once per loop iteration) has moved since the last call: one clock read per batch of
+  // responses, as nginx updates its time once per event-loop iteration.
+  std::string_view at(std::chrono::steady_clock::time_point loop_now) noexcept {
+    if (loop_now != checked_at_ || second_ < 0) {
+      checked_at_ = loop_now;
+      return now();
+    }
+    return {text_.data(), text_.size()};
+  }
   // The second now() last formatted.
   std::time_t second() const noexcept { return second_; }
 
  private:
   std::time_t second_ = -1;
+  std::chrono::steady_clock::time_point checked_at_{};
   std::array<char, kHttpDateSize> text_{};
 };
 

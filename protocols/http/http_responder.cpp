@@ -92,10 +92,10 @@ HttpResponder::Reply HttpResponder::fail(uint16_t status, std::string_view detai
 }
 
 HttpResponder::Reply HttpResponder::serve_cached(CachedFile& f, const Request& req,
-                                                 Buffer& out) {
+                                                 TimePoint now, Buffer& out) {
   if (req.keep_alive && req.version_minor == 1) {
     // The common case: the prepared response, its Date refreshed once per second.
-    std::string_view date = date_.now();
+    std::string_view date = date_.at(now);
     if (f.response.empty()) {  // once per cached file
       Buffer head;
       write_head(200, true, 1, head);
@@ -139,6 +139,15 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
   if (req.method != Method::get && req.method != Method::head)
     return fail(req.method == Method::unknown ? 501 : 405, {}, req, out);
   if (req.path.empty()) return fail(400, "'*' is a target for OPTIONS only", req, out);
+  if (root_ && req.path.size() > 1 && is_plain_path(req.path)) {
+    // The common case: a plain path is its own cache key less its leading '/' (what
+    // normalize_path and the key below would make of it), so a hit needs no copy.
+    CachedFile* cached = cache_.find(req.path.substr(1));
+    if (cached && now - cached->checked < options_.cache_revalidate) {
+      ++stats_.cache_hits;
+      return serve_cached(*cached, req, now, out);
+    }
+  }
   PathResult p = normalize_path(req.path, path_);
   if (p.http_status) return fail(p.http_status, p.reason, req, out);
 
@@ -156,7 +165,7 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
   CachedFile* cached = cache_.find(key_);
   if (cached && now - cached->checked < options_.cache_revalidate) {
     ++stats_.cache_hits;
-    return serve_cached(*cached, req, out);
+    return serve_cached(*cached, req, now, out);
   }
 
   OpenedFile f = root_->open_file(path_, scratch_);
@@ -179,12 +188,12 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
   }
   if (cached && cached->same_file(f.st)) {
     cached->checked = now;
-    return serve_cached(*cached, req, out);
+    return serve_cached(*cached, req, now, out);
   }
   std::string_view type = content_type_for(path_);
   if (uint64_t(f.st.st_size) <= cache_.max_file()) {
     if (CachedFile* fresh = cache_.insert(key_, f.fd.get(), f.st, type, now))
-      return serve_cached(*fresh, req, out);
+      return serve_cached(*fresh, req, now, out);
     // Not cached (it changed while being read, or does not fit): sendfile copes.
   }
   write_head(200, req.keep_alive, req.version_minor, out);

@@ -68,7 +68,7 @@ class HttpResponder : public std::enable_shared_from_this<HttpResponder> {
  private:
   explicit HttpResponder(const HttpOptions& options, std::optional<RootDirectory> root);
   void write_head(uint16_t status, bool keep_alive, uint8_t version_minor, Buffer& out);
-  Reply serve_cached(CachedFile& f, const Request& req, Buffer& out);
+  Reply serve_cached(CachedFile& f, const Request& req, TimePoint now, Buffer& out);
   Reply redirect_to_directory(const Request& req, Buffer& out);
   Reply fail(uint16_t status, std::string_view detail, const Request& req, Buffer& out);
 

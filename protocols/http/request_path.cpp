@@ -1,6 +1,8 @@
 // Percent-decoding and dot-segment resolution for request paths.
 #include "http/request_path.hpp"
 
+#include "http/char_scan.hpp"
+
 #include <array>
 #include <cstdint>
 
@@ -48,7 +50,18 @@ bool is_plain(std::string_view raw) noexcept {
     if (_mm_movemask_epi8(_mm_or_si128(bad, pair))) return false;
     p += 16;
   }
-#endif
+  if (p == end) return true;
+  // The last 1..16 bytes (most paths are no longer): loaded in bounds, zeros above; the
+  // last byte's successor is a zero lane, so it pairs with nothing.
+  const size_t n = size_t(end - p);
+  __m128i v = scan::detail::load_partial(p, n);
+  __m128i next = _mm_srli_si128(v, 1);
+  __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(v, pct), _mm_cmpeq_epi8(v, del));
+  bad = _mm_or_si128(bad, _mm_cmplt_epi8(_mm_xor_si128(v, bias), space));
+  __m128i pair = _mm_and_si128(_mm_cmpeq_epi8(v, slash),
+                               _mm_or_si128(_mm_cmpeq_epi8(next, slash), _mm_cmpeq_epi8(next, dot)));
+  return scan::detail::first_lanes(_mm_movemask_epi8(_mm_or_si128(bad, pair)), n) == 0;
+#else
   // 1: never plain ('%', controls, DEL); 2: '/' (plain unless '/' or '.' follows).
   static constexpr auto kKind = [] {
     std::array<uint8_t, 256> t{};
@@ -65,9 +78,14 @@ bool is_plain(std::string_view raw) noexcept {
     if (p + 1 < end && (p[1] == '/' || p[1] == '.')) return false;
   }
   return true;
+#endif
 }
 
 }  // namespace
+
+bool is_plain_path(std::string_view raw) noexcept {
+  return !raw.empty() && raw.front() == '/' && is_plain(raw);
+}
 
 PathResult normalize_path(std::string_view raw, std::string& out) {
   out.clear();

@@ -21,4 +21,9 @@ struct PathResult {
 // root. `out` keeps its capacity between calls (no allocation once warm).
 PathResult normalize_path(std::string_view raw, std::string& out);
 
+// `raw` (a request path as sent) needs no decoding or resolving: no '%', no control
+// character or DEL, no empty, "." or ".." segment but a final empty one. normalize_path
+// then maps it to `raw` without its leading '/' (and its final '/', if any).
+bool is_plain_path(std::string_view raw) noexcept;
+
 }  // namespace netloop::http

@@ -37,6 +37,11 @@ bool inside(std::string_view v, std::string_view in) {
   return p >= b && p + v.size() <= b + in.size();
 }
 
+// The same bytes at the same place (two empty views are the same whatever they point at).
+bool same_view(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || a.data() == b.data());
+}
+
 // normalize_path's promises: on success no leading '/', no "//", no empty, "." or ".."
 // segment, no NUL; otherwise a 400 with a reason.
 void check_path(std::string_view raw) {
@@ -49,6 +54,9 @@ void check_path(std::string_view raw) {
   }
   FUZZ_REQUIRE(!raw.empty() && raw.front() == '/');
   FUZZ_REQUIRE(out.find('\0') == std::string::npos);
+  // A plain path is looked up in the file cache as itself less the leading '/'.
+  if (is_plain_path(raw) && raw.size() > 1)
+    FUZZ_REQUIRE(out + (r.directory ? "/" : "") == raw.substr(1));
   if (out.empty()) {
     FUZZ_REQUIRE(r.directory);
     return;
@@ -146,7 +154,22 @@ void fuzz_parser(std::string_view in, const ParserLimits& limits, size_t split) 
       check_result(r, req2, in, limits);
     }
     FUZZ_REQUIRE(r.status == whole.status);
-    if (whole.status == ParseStatus::complete) FUZZ_REQUIRE(r.consumed == whole.consumed);
+    if (whole.status == ParseStatus::complete) {
+      // The one-pass fast path (whole) and the line scanner (two parts) agree on every
+      // part, down to where the views point.
+      FUZZ_REQUIRE(r.consumed == whole.consumed);
+      FUZZ_REQUIRE(same_view(req2.method_name, req.method_name) && req2.method == req.method);
+      FUZZ_REQUIRE(same_view(req2.target, req.target) && same_view(req2.path, req.path));
+      FUZZ_REQUIRE(same_view(req2.query, req.query) && same_view(req2.host, req.host));
+      FUZZ_REQUIRE(req2.version_minor == req.version_minor && req2.has_host == req.has_host);
+      FUZZ_REQUIRE(req2.keep_alive == req.keep_alive);
+      FUZZ_REQUIRE(req2.has_content_length == req.has_content_length &&
+                   req2.content_length == req.content_length);
+      FUZZ_REQUIRE(req2.header_count == req.header_count);
+      for (size_t i = 0; i < req.header_count; ++i)
+        FUZZ_REQUIRE(same_view(req2.headers[i].name, req.headers[i].name) &&
+                     same_view(req2.headers[i].value, req.headers[i].value));
+    }
   }
 
   // Pipelined requests after a complete head.

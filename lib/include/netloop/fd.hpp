@@ -16,7 +16,9 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
+  ~Fd() {
+    if (fd_ >= 0) reset();  // most are empty by now (released or moved from): no call
+  }
 
   int get() const noexcept { return fd_; }
   bool valid() const noexcept { return fd_ >= 0; }
