@@ -76,7 +76,8 @@ struct ParseResult {
 // arriving in pieces is not rescanned from the start (and a slowloris costs O(n)).
 class RequestParser {
  public:
-  explicit RequestParser(const ParserLimits& limits = {}) noexcept : limits_(limits) {}
+  explicit RequestParser(const ParserLimits& limits = {}) noexcept
+      : limits_(limits), max_fields_(limits.max_headers < kMaxHeaders ? limits.max_headers : kMaxHeaders) {}
 
   // `input` starts at the first byte of the request (or the empty lines before it) and
   // is the same bytes as last time plus whatever arrived since. Never reads past it.
@@ -98,6 +99,7 @@ class RequestParser {
   bool parse_fast(std::string_view input, Request& out, size_t& consumed) const noexcept;
 
   ParserLimits limits_;
+  size_t max_fields_;      // the smaller of limits_.max_headers and kMaxHeaders
   size_t scanned_ = 0;     // bytes already checked for line ends
   size_t line_start_ = 0;  // where the current line starts
   size_t leading_ = 0;     // bytes of empty lines before the request line

@@ -275,6 +275,20 @@ void add_simple_rows(std::vector<Row>& t) {
           .path("/a/b.css")
           .headers(5));
   add(ok("field name case does not matter", "GET / HTTP/1.1\r\nhOsT: h\r\n\r\n"));
+  // Host and Connection are matched a word at a time with their colon, letters folded:
+  // upper case, names that only start the same, and a control byte that folds onto ':'.
+  add(ok("HOST in capitals", "GET / HTTP/1.1\r\nHOST: cap\r\n\r\n").host("cap"));
+  add(ok("Host-Name is another field", "GET / HTTP/1.1\r\nHost-Name: x\r\nHost: h\r\n\r\n")
+          .host("h")
+          .headers(2));
+  add(ok("Hostx is another field", "GET / HTTP/1.1\r\nHostx: x\r\nHost: h\r\n\r\n")
+          .host("h")
+          .headers(2));
+  add(bad("Host then 0x1a (0x1a | 0x20 is ':')", "GET / HTTP/1.1\r\nHost\x1a h\r\n\r\n", 400));
+  add(bad("Connection then 0x1a (0x1a | 0x20 is ':')",
+          "GET / HTTP/1.1\r\nHost: h\r\nConnection\x1a close\r\n\r\n", 400));
+  add(bad("Host\x0f (a control where a letter is folded)",
+          "GET / HTTP/1.1\r\nH\x0fst: h\r\n\r\n", 400));
   add(ok("no OWS after the colon", "GET / HTTP/1.1\r\nHost:h\r\n\r\n"));
   add(ok("OWS (SP and HTAB) around the value is trimmed",
          "GET / HTTP/1.1\r\nHost: \t h \t \r\n\r\n"));
@@ -556,6 +570,21 @@ void add_connection_rows(std::vector<Row>& t) {
           .headers(2));
   add(ok("1.1 Connection: CLOSE", "GET / HTTP/1.1\r\nHost: h\r\nConnection: CLOSE\r\n\r\n")
           .keep_alive(false)
+          .headers(2));
+  add(ok("1.1 CONNECTION: close (name in capitals)",
+         "GET / HTTP/1.1\r\nHost: h\r\nCONNECTION: close\r\n\r\n")
+          .keep_alive(false)
+          .headers(2));
+  add(ok("1.1 cOnNeCtIoN: close", "GET / HTTP/1.1\r\nHost: h\r\ncOnNeCtIoN: close\r\n\r\n")
+          .keep_alive(false)
+          .headers(2));
+  add(ok("1.1 Connections: close is another field",
+         "GET / HTTP/1.1\r\nHost: h\r\nConnections: close\r\n\r\n")
+          .keep_alive(true)
+          .headers(2));
+  add(ok("1.1 Connectio: close is another field",
+         "GET / HTTP/1.1\r\nHost: h\r\nConnectio: close\r\n\r\n")
+          .keep_alive(true)
           .headers(2));
   add(ok("1.1 Connection: keep-alive",
          "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
