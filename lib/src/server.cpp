@@ -62,20 +62,6 @@ void add_listener_stats(ServerTotals& t, const ListenerStats& s) {
   t.dropped_no_fds += s.dropped_no_fds;
 }
 
-void add_udp(UdpStats& t, const UdpStats& s) {
-  t.datagrams_in += s.datagrams_in;
-  t.datagrams_out += s.datagrams_out;
-  t.bytes_in += s.bytes_in;
-  t.bytes_out += s.bytes_out;
-  t.dropped_truncated += s.dropped_truncated;
-  t.dropped_send_full += s.dropped_send_full;
-  t.dropped_too_large += s.dropped_too_large;
-  t.dropped_send_error += s.dropped_send_error;
-  t.peer_errors += s.peer_errors;
-  t.receive_calls += s.receive_calls;
-  t.send_calls += s.send_calls;
-}
-
 void add_udp_stats(ServerTotals& t, const UdpStats& s) {
   t.datagrams_in += s.datagrams_in;
   t.datagrams_out += s.datagrams_out;
@@ -322,7 +308,7 @@ void Server::retire_sockets(Loop& l) {
     std::lock_guard<std::mutex> lock(l.registry);
     for (auto& s : l.sockets) {
       add_udp_stats(l.retired, s.socket->stats());
-      add_udp(retired_udp_[s.registration], s.socket->stats());
+      retired_udp_[s.registration] += s.socket->stats();
     }
     sockets.swap(l.sockets);
   }
@@ -351,6 +337,28 @@ std::error_code Server::handle_signals(std::function<void()> on_usr1) {
   return {};
 }
 
+ServerTotals& ServerTotals::operator+=(const ServerTotals& o) noexcept {
+  connections_open += o.connections_open;
+  accepted += o.accepted;
+  refused += o.refused;
+  accept_errors += o.accept_errors;
+  dropped_no_fds += o.dropped_no_fds;
+  tcp_bytes_in += o.tcp_bytes_in;
+  tcp_bytes_out += o.tcp_bytes_out;
+  closed_local += o.closed_local;
+  closed_peer += o.closed_peer;
+  closed_aborted += o.closed_aborted;
+  closed_reset += o.closed_reset;
+  closed_error += o.closed_error;
+  closed_shutdown += o.closed_shutdown;
+  write_timeouts += o.write_timeouts;
+  datagrams_in += o.datagrams_in;
+  datagrams_out += o.datagrams_out;
+  datagrams_dropped += o.datagrams_dropped;
+  udp_peer_errors += o.udp_peer_errors;
+  return *this;
+}
+
 ServerTotals Server::totals() const {
   ServerTotals t;
   for (const auto& lp : loops_) {
@@ -367,14 +375,7 @@ ServerTotals Server::totals() const {
     t.closed_shutdown += s.closed_shutdown;
     t.write_timeouts += s.write_timeouts;
     std::lock_guard<std::mutex> lock(l.registry);
-    t.accepted += l.retired.accepted;
-    t.refused += l.retired.refused;
-    t.accept_errors += l.retired.accept_errors;
-    t.dropped_no_fds += l.retired.dropped_no_fds;
-    t.datagrams_in += l.retired.datagrams_in;
-    t.datagrams_out += l.retired.datagrams_out;
-    t.datagrams_dropped += l.retired.datagrams_dropped;
-    t.udp_peer_errors += l.retired.udp_peer_errors;
+    t += l.retired;  // only listener and socket counters are ever retired
     for (const auto& listener : l.listeners) add_listener_stats(t, listener->stats());
     for (const auto& s2 : l.sockets) add_udp_stats(t, s2.socket->stats());
   }
@@ -387,9 +388,9 @@ UdpStats Server::datagram_stats(size_t registration) const {
   for (const auto& lp : loops_) {
     std::lock_guard<std::mutex> lock(lp->registry);
     for (const auto& s : lp->sockets)
-      if (s.registration == registration) add_udp(out, s.socket->stats());
+      if (s.registration == registration) out += s.socket->stats();
   }
-  if (registration < retired_udp_.size()) add_udp(out, retired_udp_[registration]);
+  if (registration < retired_udp_.size()) out += retired_udp_[registration];
   return out;
 }
 

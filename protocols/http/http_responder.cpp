@@ -58,12 +58,7 @@ StreamHandlerFactory HttpResponder::factory() {
 void HttpResponder::write_head(uint16_t status, bool keep_alive, uint8_t version_minor,
                                Buffer& out) {
   ++stats_.responses[status / 100 < 6 ? status / 100 : 5];
-  out.append(status_line(status));
-  out.append("Server: netloop\r\nDate: ");
-  out.append(date_.now());
-  out.append("\r\n");
-  if (!keep_alive) out.append("Connection: close\r\n");
-  else if (version_minor == 0) out.append("Connection: keep-alive\r\n");
+  append_response_head(out, status, date_.now(), keep_alive, version_minor);
 }
 
 void HttpResponder::write_error(uint16_t status, std::string_view detail, bool head,

@@ -47,14 +47,12 @@ class MetricsHandler final : public StreamHandler {
  private:
   void reply(Connection& conn, uint16_t status, std::string_view type, const std::string& body,
              bool head, bool keep_alive) {
-    std::string out(status_line(status));
-    out += "Server: netloop\r\nDate: ";
-    out += date_.now();
-    out += "\r\nContent-Type: ";
+    std::string out;
+    append_response_head(out, status, date_.now(), keep_alive, request_.version_minor);
+    out += "Content-Type: ";
     out += type;
     out += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
     if (status == 405) out += "Allow: GET, HEAD\r\n";
-    if (!keep_alive) out += "Connection: close\r\n";
     out += "\r\n";
     if (!head) out += body;
     conn.send(out);

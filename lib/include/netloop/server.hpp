@@ -64,6 +64,8 @@ struct ServerTotals {
   uint64_t datagrams_out = 0;
   uint64_t datagrams_dropped = 0;  // truncated, send buffer full, too large, send errors
   uint64_t udp_peer_errors = 0;
+
+  ServerTotals& operator+=(const ServerTotals& o) noexcept;
 };
 
 class Server {

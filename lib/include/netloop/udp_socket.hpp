@@ -35,6 +35,22 @@ struct UdpStats {
   Counter peer_errors;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
   Counter receive_calls;      // recvmmsg/recvfrom calls that returned data
   Counter send_calls;         // sendmmsg/sendto calls
+
+  // Adds `o` field by field: for totals kept by a reader (never the socket's own stats).
+  UdpStats& operator+=(const UdpStats& o) noexcept {
+    datagrams_in += o.datagrams_in;
+    datagrams_out += o.datagrams_out;
+    bytes_in += o.bytes_in;
+    bytes_out += o.bytes_out;
+    dropped_truncated += o.dropped_truncated;
+    dropped_send_full += o.dropped_send_full;
+    dropped_too_large += o.dropped_too_large;
+    dropped_send_error += o.dropped_send_error;
+    peer_errors += o.peer_errors;
+    receive_calls += o.receive_calls;
+    send_calls += o.send_calls;
+    return *this;
+  }
 };
 
 class UdpSocket final : public DatagramSocket {
