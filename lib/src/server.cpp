@@ -191,34 +191,37 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
   size_t n = reg.every_loop && options_.reuse_port ? loops_.size() : 1;
   UdpOptions uo = options_.udp;
   uo.reuse_port = n > 1;
-  int port_retries = 0;
   const std::string what = reg.name + " on " + reg.address.to_string();
+  const size_t registration = size_t(&reg - datagrams_.data());
+
+  // Linux gives a UDP socket with SO_REUSEPORT that binds port 0 a port other SO_REUSEPORT
+  // sockets of the same user may already hold (TCP never does): this server would join
+  // their group and share their datagrams. So an exclusive socket picks the port, and
+  // loop 0 binds it at once. (Between the two another process's SO_REUSEPORT socket
+  // could still take the port and go unnoticed; an exclusive one makes our bind fail, and
+  // we pick again. No socket API closes that window of a few microseconds entirely.)
+  const bool pick = n > 1 && reg.address.port() == 0;
   Address address = reg.address;
-  if (n > 1 && address.port() == 0) {
-    // Linux lets a UDP socket with SO_REUSEPORT that binds port 0 be given a port that
-    // another process of the same user already serves with SO_REUSEPORT (TCP never does
-    // that): the two would share its datagrams. An exclusive socket picks the port.
-    auto port = pick_free_udp_port(address);
-    if (!port) return fail_with(why, "cannot bind (" + what + ")", port.error());
-    address.set_port(*port);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    auto s = UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
-    if (!s && i == 0 && reg.address.port() == 0 && s.error() == std::errc::address_in_use &&
-        ++port_retries < 16) {
-      // Taken between the pick and this bind: pick again.
+  Result<std::unique_ptr<UdpSocket>> first = make_error(EADDRINUSE);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    if (pick) {
       auto port = pick_free_udp_port(reg.address);
       if (!port) return fail_with(why, "cannot bind (" + what + ")", port.error());
       address.set_port(*port);
-      --i;
-      continue;
     }
-    if (!s) return fail_with(why, "cannot bind (" + what + ")", s.error());
-    if (i == 0) {
-      address = (*s)->local_address();
-      bound_.push_back({reg.name, address, true});
-    }
-    loops_[i]->sockets.push_back({size_t(&reg - datagrams_.data()), std::move(*s)});
+    first = UdpSocket::bind(*loops_[0]->loop, address, reg.setup(*loops_[0]->loop, 0), uo);
+    if (first || !pick || first.error() != std::errc::address_in_use) break;
+  }
+  if (!first) return fail_with(why, "cannot bind (" + what + ")", first.error());
+  address = (*first)->local_address();
+  bound_.push_back({reg.name, address, true});
+  loops_[0]->sockets.push_back({registration, std::move(*first)});
+
+  for (size_t i = 1; i < n; ++i) {
+    auto s = UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
+    if (!s) return fail_with(why, "cannot bind (" + what + ", loop " + std::to_string(i) + ")",
+                             s.error());
+    loops_[i]->sockets.push_back({registration, std::move(*s)});
   }
   return {};
 }

@@ -534,7 +534,10 @@ void TcpConnection::finish_close(CloseInfo info) noexcept {
   output_.release();
   std::vector<QueuedFile>().swap(files_);
   queued_bytes_ = 0;
-  // Before the gauge drops: whoever sees connections_open fall can connect again at once.
+  // Before the gauge drops: whoever sees connections_open fall can connect again at once
+  // (in practice: the counters are relaxed atomics and the new connection comes through
+  // the kernel). The handler hears on_close just after, so for that moment the budget's
+  // next connection and this handler may both be alive.
   give_back_limit_slot();
   if (counted_open_) {
     LoopStats& st = loop_.stats();

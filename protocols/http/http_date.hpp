@@ -21,7 +21,8 @@ class DateCache {
   std::string_view now() noexcept;
   // Reads the wall clock only when `loop_now` (a loop's cached steady time, which moves
   // once per loop iteration) has moved since the last call: one clock read per batch of
-  // responses, as nginx updates its time once per event-loop iteration.
+  // responses, as nginx updates its time once per event-loop iteration. A caller whose
+  // time stands still (a fake clock) gets the date of the last read until it moves.
   std::string_view at(std::chrono::steady_clock::time_point loop_now) noexcept {
     if (loop_now != checked_at_ || second_ < 0) {
       checked_at_ = loop_now;

@@ -272,18 +272,39 @@ def wait_for(pred, timeout, step=0.01):
         time.sleep(step)
 
 
-def listen_sockets(port, udp=False):
-    """Sockets bound to 127.0.0.1:`port` in /proc/net/{tcp,udp}: LISTEN (0A) for TCP,
-    unconnected (07) for UDP. None where /proc/net is not there."""
+def listen_sockets(port, udp=False, pid=None):
+    """The sockets of process `pid` bound to 127.0.0.1:`port` in /proc/net/{tcp,udp}:
+    LISTEN (0A) for TCP, unconnected (07) for UDP. None where /proc is not there.
+
+    /proc/net/* is produced a page at a time: while other processes (tests run side by
+    side) open and close sockets its lines can repeat or go missing. So sockets are
+    counted by inode, only the process's own (from /proc/PID/fd), over several reads."""
     path = "/proc/net/udp" if udp else "/proc/net/tcp"
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()[1:]
+        own = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                own.add(target[8:-1])
     except OSError:
         return None
     want = "0100007F:%04X" % port
     state = "07" if udp else "0A"
-    return sum(1 for l in lines if l.split()[1] == want and l.split()[3] == state)
+    seen = set()
+    for _ in range(5):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            return None
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[1] == want and fields[3] == state and fields[9] in own:
+                seen.add(fields[9])
+    return len(seen)
 
 
 def under_tsan(pid):
@@ -311,11 +332,11 @@ def test_two_loops_serve(exe):
             check("2 loop(s)" in srv.detail[name], "%s banner: %r" % (name, srv.detail[name]))
         check("1 loop(s)" in srv.detail["metrics"], "metrics banner: %r" % srv.detail["metrics"])
         # One listener per loop on the one port (the metrics endpoint: loop 0 only).
-        if listen_sockets(srv.addr["http"][1]) is not None:
+        if listen_sockets(srv.addr["http"][1], pid=srv.pid) is not None:
             for name, n in (("tcp-echo", 2), ("http", 2), ("metrics", 1)):
-                got = listen_sockets(srv.addr[name][1])
+                got = listen_sockets(srv.addr[name][1], pid=srv.pid)
                 check(got == n, "%s: %s listening sockets on its port (want %d)" % (name, got, n))
-            got = listen_sockets(srv.addr["udp-echo"][1], udp=True)
+            got = listen_sockets(srv.addr["udp-echo"][1], udp=True, pid=srv.pid)
             check(got == 2, "udp-echo: %s sockets on its port (want 2)" % got)
         # One thread per loop (ThreadSanitizer's runtime adds a thread of its own once the
         # process has a second one: then only "at least 2" is checked).

@@ -142,11 +142,14 @@ void fuzz_parser(std::string_view in, const ParserLimits& limits, size_t split) 
   ParseResult whole = one_shot.parse(in, req);
   check_result(whole, req, in, limits);
 
-  // The same bytes in two parts, through one parser object.
-  {
+  // The same bytes in two parts, through one parser object: at `split`, and after the
+  // first byte, which always sends the head through the line scanner (a first call that
+  // completes, or split 0, would take the one-pass path again).
+  for (size_t at : {split, size_t(1)}) {
+    if (at > in.size()) continue;
+    std::string_view first = in.substr(0, at);
     Request req2;
     RequestParser parser(limits);
-    std::string_view first = in.substr(0, split);
     ParseResult r = parser.parse(first, req2);
     check_result(r, req2, first, limits);
     if (r.status == ParseStatus::need_more) {
