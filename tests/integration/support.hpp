@@ -31,6 +31,7 @@
 #include "echo/tcp_echo.hpp"
 #include "netloop/event_loop.hpp"
 #include "netloop/protocol.hpp"
+#include "netloop/result.hpp"
 #include "netloop/tcp_connection.hpp"
 #include "netloop/tcp_listener.hpp"
 
@@ -389,45 +390,45 @@ struct ConnInfo {
   netloop::Address local;
 };
 
-class ServerThread {
+// An event loop on a thread of its own serving one Service (a TcpListener, a UdpSocket)
+// made on that thread by `make`; call() runs a function there and waits for its result.
+// The base of ServerThread and of test_udp's UdpServerThread.
+template <class Service>
+class LoopThread {
  public:
-  struct Config {
-    std::string backend;  // "" = default
-    netloop::Address address = netloop::Address::ipv4_loopback(0);
-    netloop::StreamHandlerFactory factory = netloop::echo::tcp_echo_factory();
-    netloop::ListenerOptions options;
-  };
+  using Make = std::function<netloop::Result<std::unique_ptr<Service>>(netloop::EventLoop&)>;
 
-  ServerThread() = default;
-  ServerThread(const ServerThread&) = delete;
-  ServerThread& operator=(const ServerThread&) = delete;
-  ~ServerThread() { stop(); }
+  LoopThread() = default;
+  LoopThread(const LoopThread&) = delete;
+  LoopThread& operator=(const LoopThread&) = delete;
+  ~LoopThread() { stop(); }
 
-  // Creates the loop and the listener on the new thread; returns the listen error.
-  std::error_code start(Config cfg) {
+  // Creates the loop and the service on the new thread; returns the error of either.
+  std::error_code start(std::string backend, Make make) {
     std::promise<std::error_code> ready;
     auto fut = ready.get_future();
-    thread_ = std::thread([this, cfg = std::move(cfg), ready = std::move(ready)]() mutable {
+    thread_ = std::thread([this, backend = std::move(backend), make = std::move(make),
+                           ready = std::move(ready)]() mutable {
       std::string why;
-      auto loop = netloop::EventLoop::create(cfg.backend, &why);
+      auto loop = netloop::EventLoop::create(backend, &why);
       if (!loop) {
         ready.set_value(loop.error());
         return;
       }
-      auto l = netloop::TcpListener::listen(**loop, cfg.address, cfg.factory, cfg.options);
-      if (!l) {
-        ready.set_value(l.error());
+      auto service = make(**loop);
+      if (!service) {
+        ready.set_value(service.error());
         return;
       }
       std::unique_ptr<netloop::EventLoop> owned = std::move(*loop);
       loop_ = owned.get();
-      listener_ = std::move(*l);
-      address_ = listener_->local_address();
+      service_ = std::move(*service);
+      address_ = service_->local_address();
       backend_ = std::string(owned->backend_name());
       ready.set_value({});
       owned->run();
-      listener_.reset();  // on the loop thread, like everything else
-      owned->run_once(0);  // dispose of connections closed by the listener's destructor
+      service_.reset();    // on the loop thread, like everything else
+      owned->run_once(0);  // dispose of what the service's destructor closed
     });
     auto ec = fut.get();
     if (ec) {
@@ -447,24 +448,56 @@ class ServerThread {
   const netloop::Address& address() const { return address_; }
   const std::string& backend() const { return backend_; }
 
-  // Runs fn(loop, listener-or-null) on the loop thread and returns its result.
+  // Runs fn(loop, service-or-null) on the loop thread and returns its result.
   template <class F>
   auto call(F fn) {
-    using R = std::invoke_result_t<F&, netloop::EventLoop&, netloop::TcpListener*>;
+    using R = std::invoke_result_t<F&, netloop::EventLoop&, Service*>;
     REQUIRE_MESSAGE(loop_ != nullptr, "server is not running");
     auto p = std::make_shared<std::promise<R>>();
     auto fut = p->get_future();
     loop_->post([this, p, fn = std::move(fn)]() mutable {
       if constexpr (std::is_void_v<R>) {
-        fn(*loop_, listener_.get());
+        fn(*loop_, service_.get());
         p->set_value();
       } else {
-        p->set_value(fn(*loop_, listener_.get()));
+        p->set_value(fn(*loop_, service_.get()));
       }
     });
     if (fut.wait_for(10s) != std::future_status::ready)
       FAIL("the loop thread did not run a posted function within 10 s");
     return fut.get();
+  }
+
+ protected:
+  // Destroys the service on the loop thread (the loop goes on running).
+  void destroy_service() {
+    call([this](netloop::EventLoop&, Service*) { service_.reset(); });
+  }
+
+ private:
+  std::thread thread_;
+  netloop::EventLoop* loop_ = nullptr;
+  std::unique_ptr<Service> service_;  // loop thread only
+  netloop::Address address_;
+  std::string backend_;
+};
+
+// A TcpListener (the TCP echo by default) on a loop thread.
+class ServerThread : public LoopThread<netloop::TcpListener> {
+ public:
+  struct Config {
+    std::string backend;  // "" = default
+    netloop::Address address = netloop::Address::ipv4_loopback(0);
+    netloop::StreamHandlerFactory factory = netloop::echo::tcp_echo_factory();
+    netloop::ListenerOptions options;
+  };
+
+  // Creates the loop and the listener on the new thread; returns the listen error.
+  std::error_code start(Config cfg) {
+    std::string backend = cfg.backend;
+    return LoopThread::start(std::move(backend), [cfg = std::move(cfg)](netloop::EventLoop& loop) {
+      return netloop::TcpListener::listen(loop, cfg.address, cfg.factory, cfg.options);
+    });
   }
 
   size_t connection_count() {
@@ -490,16 +523,7 @@ class ServerThread {
     });
   }
   // Destroys the listener (and with it every live connection) on the loop thread.
-  void destroy_listener() {
-    call([this](netloop::EventLoop&, netloop::TcpListener*) { listener_.reset(); });
-  }
-
- private:
-  std::thread thread_;
-  netloop::EventLoop* loop_ = nullptr;
-  std::unique_ptr<netloop::TcpListener> listener_;  // loop thread only
-  netloop::Address address_;
-  std::string backend_;
+  void destroy_listener() { destroy_service(); }
 };
 
 }  // namespace nltest

@@ -29,7 +29,7 @@ constexpr size_t kMaxIpv4Payload = 65507;  // 65535 - 20 (IPv4) - 8 (UDP)
 // ---------------------------------------------------------------------------------------
 // The server: EventLoop + UdpSocket on a background thread
 
-class UdpServerThread {
+class UdpServerThread : public LoopThread<UdpSocket> {
  public:
   struct Config {
     std::string backend;  // "" = default
@@ -38,84 +38,25 @@ class UdpServerThread {
     UdpOptions options;
   };
 
-  UdpServerThread() = default;
-  UdpServerThread(const UdpServerThread&) = delete;
-  UdpServerThread& operator=(const UdpServerThread&) = delete;
-  ~UdpServerThread() { stop(); }
-
   // Creates the loop and binds the socket on the new thread; returns the bind error.
   std::error_code start(Config cfg) {
-    std::promise<std::error_code> ready;
-    auto fut = ready.get_future();
-    thread_ = std::thread([this, cfg = std::move(cfg), ready = std::move(ready)]() mutable {
-      std::string why;
-      auto loop = netloop::EventLoop::create(cfg.backend, &why);
-      if (!loop) {
-        ready.set_value(loop.error());
-        return;
-      }
-      auto s = UdpSocket::bind(**loop, cfg.address, cfg.handler(), cfg.options);
-      if (!s) {
-        ready.set_value(s.error());
-        return;
-      }
-      std::unique_ptr<netloop::EventLoop> owned = std::move(*loop);
-      loop_ = owned.get();
-      socket_ = std::move(*s);
-      address_ = socket_->local_address();
-      backend_ = std::string(owned->backend_name());
-      ready.set_value({});
-      owned->run();
-      socket_.reset();  // on the loop thread, like everything else
+    std::string backend = cfg.backend;
+    return LoopThread::start(std::move(backend), [cfg = std::move(cfg)](netloop::EventLoop& loop) {
+      return UdpSocket::bind(loop, cfg.address, cfg.handler(), cfg.options);
     });
-    auto ec = fut.get();
-    if (ec) {
-      thread_.join();
-      loop_ = nullptr;
-    }
-    return ec;
   }
-
-  void stop() {
-    if (!thread_.joinable()) return;
-    if (loop_) loop_->stop();
-    thread_.join();
-    loop_ = nullptr;
-  }
-
-  const Address& address() const { return address_; }
-  const std::string& backend() const { return backend_; }
 
   // Runs fn(socket) on the loop thread and returns its result.
   template <class F>
   auto call(F fn) {
-    using R = std::invoke_result_t<F&, UdpSocket&>;
-    REQUIRE_MESSAGE(loop_ != nullptr, "server is not running");
-    auto p = std::make_shared<std::promise<R>>();
-    auto fut = p->get_future();
-    loop_->post([this, p, fn = std::move(fn)]() mutable {
-      if constexpr (std::is_void_v<R>) {
-        fn(*socket_);
-        p->set_value();
-      } else {
-        p->set_value(fn(*socket_));
-      }
+    return LoopThread::call([fn = std::move(fn)](netloop::EventLoop&, UdpSocket* s) mutable {
+      return fn(*s);
     });
-    if (fut.wait_for(10s) != std::future_status::ready)
-      FAIL("the loop thread did not run a posted function within 10 s");
-    return fut.get();
   }
 
   UdpStats stats() {
     return call([](UdpSocket& s) { return s.stats(); });
   }
-
- private:
-  std::thread thread_;
-  netloop::EventLoop* loop_ = nullptr;
-  std::unique_ptr<UdpSocket> socket_;  // loop thread only
-  Address address_;
-  std::string backend_;
 };
 
 // ---------------------------------------------------------------------------------------
