@@ -8,7 +8,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
@@ -524,6 +527,43 @@ class ServerThread : public LoopThread<netloop::TcpListener> {
   }
   // Destroys the listener (and with it every live connection) on the loop thread.
   void destroy_listener() { destroy_service(); }
+};
+
+// ---------------------------------------------------------------------------------------
+// Files
+
+// Writes `content` to `p`, creating its parent directories.
+inline void write_file(const std::filesystem::path& p, std::string_view content) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(content.data(), std::streamsize(content.size()));
+  f.close();
+  REQUIRE_MESSAGE(f.good(), "cannot write " << p.string());
+}
+
+// A directory under the system's temporary directory, removed with everything in it.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "netloop-test") {
+    std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    if (::mkdtemp(tmpl.data()) == nullptr) FAIL("mkdtemp: " << std::strerror(errno));
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+  std::filesystem::path operator/(std::string_view rel) const { return path_ / rel; }
+  // Writes `content` to the file `rel` inside (directories created as needed).
+  void write(std::string_view rel, std::string_view content) const { write_file(path_ / rel, content); }
+
+ private:
+  std::filesystem::path path_;
 };
 
 }  // namespace nltest

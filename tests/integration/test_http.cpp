@@ -28,37 +28,6 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Files
 
-// A directory under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "netloop-http-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) FAIL("mkdtemp: " << std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-  fs::path operator/(std::string_view rel) const { return path_ / rel; }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const fs::path& p, std::string_view content) {
-  fs::create_directories(p.parent_path());
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(content.data(), std::streamsize(content.size()));
-  f.close();
-  REQUIRE_MESSAGE(f.good(), "cannot write " << p.string());
-}
-
 // Sets a file's modification time to `secs` after the epoch.
 void set_mtime(const fs::path& p, time_t secs) {
   timespec times[2] = {{secs, 0}, {secs, 0}};
@@ -299,7 +268,7 @@ long ms_since(SteadyClock::time_point t) {
 // Pipelining
 
 TEST_CASE("http: 100 pipelined GETs in one write are answered in order") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   for (const auto& backend : usable_backends()) {
     CAPTURE(backend);
@@ -352,7 +321,7 @@ TEST_CASE("http: 100 pipelined GETs in one write are answered in order") {
 }
 
 TEST_CASE("http: two pipelined requests split at every byte boundary") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   HttpServer srv;
   srv.start(site_options(root));
@@ -424,7 +393,7 @@ struct Sampler {
 }  // namespace
 
 TEST_CASE("http backpressure: a pipelining client that does not read cannot grow the server") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   const std::string big = random_bytes(kBigFile, 0xb16);
   write_file(root / "big.bin", big);
@@ -499,7 +468,7 @@ TEST_CASE("http backpressure: a pipelining client that does not read cannot grow
 // them are answered as the client reads, promptly (the client's reads time out after 5 s,
 // well before the server's 10 s header timer could wake a stalled loop), and then EOF.
 TEST_CASE("http backpressure: pipelined requests then half-close: all answered, then EOF") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   const std::string big = random_bytes(kBigFile, 0x5eed);
   write_file(root / "big.bin", big);
@@ -548,7 +517,7 @@ TEST_CASE("http backpressure: pipelined requests then half-close: all answered, 
 }
 
 TEST_CASE("http backpressure: a pipelined request whose head straddles a pause") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   const std::string big = random_bytes(kBigFile, 0x9a5e);
   write_file(root / "big.bin", big);
@@ -606,7 +575,7 @@ TEST_CASE("http backpressure: a pipelined request whose head straddles a pause")
 // Request bodies and framing errors
 
 TEST_CASE("http: request bodies are read past; too large, chunked and bare LF close") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   HttpServer srv;
   HttpOptions o = site_options(root);
@@ -714,7 +683,7 @@ TEST_CASE("http: request bodies are read past; too large, chunked and bare LF cl
 // whatever the server's socket still holds unsent: without the lingering close the client
 // below loses the 400 (or, with a large response ahead of it, that response's tail).
 TEST_CASE("http lingering close: a 400 reaches a client that is still sending, then EOF") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   const std::string big = random_bytes(1 * MiB, 0x1196);
   write_file(root / "big.bin", big);
@@ -770,7 +739,7 @@ TEST_CASE("http lingering close: a 400 reaches a client that is still sending, t
 // Timeouts
 
 TEST_CASE("http timeouts: slowloris, idle keep-alive, silent connection") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   HttpOptions o = site_options(root);
   o.header_timeout = 300ms;
@@ -872,7 +841,7 @@ TEST_CASE("http timeouts: slowloris, idle keep-alive, silent connection") {
 }
 
 TEST_CASE("http timeouts: an idle timeout shorter than the header timeout") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   HttpOptions o = site_options(root);
   o.header_timeout = 1500ms;
@@ -909,7 +878,7 @@ TEST_CASE("http timeouts: an idle timeout shorter than the header timeout") {
 // Paths: traversal, symlinks, special files, directories
 
 TEST_CASE("http paths: traversal refused, symlinks kept inside the root, special files") {
-  TempDir root;
+  TempDir root("netloop-http");
   TempDir outside;
   make_site(root);
   write_file(outside / "secret.txt", "SECRET outside the root\n");
@@ -1065,7 +1034,7 @@ TEST_CASE("http paths: traversal refused, symlinks kept inside the root, special
 // Large files (sendfile)
 
 TEST_CASE("http large files: sent whole with sendfile, HEAD, parallel clients") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   const std::string one_mib = random_bytes(1 * MiB, 0x1111);
   const std::string five_mib = random_bytes(5 * MiB, 0x5555);
@@ -1140,7 +1109,7 @@ TEST_CASE("http large files: sent whole with sendfile, HEAD, parallel clients") 
 // The small-file cache
 
 TEST_CASE("http cache: a changed file is served anew after cache_revalidate; a deleted one 404") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   write_file(root / "c.txt", "version-1\n");
   HttpOptions o = site_options(root);
@@ -1221,7 +1190,7 @@ TEST_CASE("http cache: a changed file is served anew after cache_revalidate; a d
 // Keep-alive rules
 
 TEST_CASE("http keep-alive: HTTP/1.0 and Connection: close") {
-  TempDir root;
+  TempDir root("netloop-http");
   make_site(root);
   HttpServer srv;
   srv.start(site_options(root));
@@ -1309,7 +1278,7 @@ TEST_CASE("http: methods, the built-in page and IPv6") {
     CHECK(status_of(srv.address(), get("/other")) == 404);
   }
   SUBCASE("methods") {
-    TempDir root;
+    TempDir root("netloop-http");
     make_site(root);
     HttpServer srv;
     srv.start(site_options(root));
@@ -1333,7 +1302,7 @@ TEST_CASE("http: methods, the built-in page and IPv6") {
       MESSAGE("skipped: ::1 is not usable here");
     } else {
       probe.reset();
-      TempDir root;
+      TempDir root("netloop-http");
       make_site(root);
       HttpServer srv;
       srv.start(site_options(root), "", {}, v6);

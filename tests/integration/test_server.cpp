@@ -457,31 +457,6 @@ bool roundtrip(Sock& s, unsigned delay_ms, size_t bytes) {
 // ---------------------------------------------------------------------------------------
 // A small HTTP site
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "netloop-server-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) FAIL("mkdtemp: " << std::strerror(errno));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string str() const { return path_.string(); }
-  void write(const std::string& rel, std::string_view content) const {
-    std::ofstream f(path_ / rel, std::ios::binary | std::ios::trunc);
-    f.write(content.data(), std::streamsize(content.size()));
-    f.close();
-    REQUIRE_MESSAGE(f.good(), "cannot write " << rel);
-  }
-
- private:
-  fs::path path_;
-};
-
 const std::string kSmall = "hello from the server test\n";
 const std::string& big_body() {
   static const std::string b = random_bytes(2 * MiB + 5, 77);
@@ -952,7 +927,7 @@ TEST_CASE("server drain: stops accepting at once, closes idle connections, finis
 }
 
 TEST_CASE("server drain: HTTP: idle keep-alive closed, a slow download completes, a half-sent request gets Connection: close") {
-  TempDir root;
+  TempDir root("netloop-server");
   root.write("small.txt", kSmall);
   root.write("big.bin", big_body());
   netloop::http::HttpOptions ho;
@@ -1318,7 +1293,7 @@ TEST_CASE("server max_connections: one budget for every listener of every protoc
 
 TEST_CASE("server max_connections: HTTP past the limit gets a 503, then the connection closes") {
   constexpr size_t kMax = 4;
-  TempDir root;
+  TempDir root("netloop-server");
   root.write("small.txt", kSmall);
   netloop::http::HttpOptions ho;
   ho.root = root.str();
