@@ -74,6 +74,13 @@ Address Address::from_sockaddr(const sockaddr* sa, socklen_t len) noexcept {
   return a;
 }
 
+Address Address::local_of(int fd, const Address& otherwise) noexcept {
+  Address a;
+  socklen_t len = sizeof a.storage_;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a.storage_), &len) < 0) return otherwise;
+  return a;
+}
+
 Address Address::ipv4_loopback(uint16_t port) noexcept {
   Address a;
   auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage_);

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace netloop {
@@ -20,6 +21,18 @@ bool set_nonblocking_cloexec(int fd) noexcept {
   if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return false;
   int fdfl = ::fcntl(fd, F_GETFD);
   return fdfl >= 0 && ::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) >= 0;
+}
+
+std::error_code set_reuse_port(int fd) noexcept {
+#ifdef SO_REUSEPORT
+  int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    return {errno, std::system_category()};
+  return {};
+#else
+  (void)fd;
+  return {ENOTSUP, std::system_category()};
+#endif
 }
 
 }  // namespace netloop

@@ -49,10 +49,9 @@ Result<uint16_t> pick_free_udp_port(const Address& address) {
     ::setsockopt(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   }
   if (::bind(probe.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
-  Address local = address;
-  socklen_t len = sizeof(sockaddr_storage);
-  if (::getsockname(probe.get(), local.sockaddr_ptr(), &len) < 0) return last_error();
-  return local.port();
+  uint16_t port = Address::local_of(probe.get(), address).port();
+  if (port == 0) return make_error(EADDRNOTAVAIL);  // the kernel would not say which
+  return port;
 }
 
 void add_listener_stats(ServerTotals& t, const ListenerStats& s) {

@@ -42,20 +42,13 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const 
   if (!fd) return last_error();
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (options.reuse_port) {
-#ifdef SO_REUSEPORT
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) return last_error();
-#else
-    return make_error(ENOTSUP);
-#endif
-  }
+  if (options.reuse_port)
+    if (auto ec = set_reuse_port(fd.get())) return ec;
   if (address.is_ipv6()) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
   if (::listen(fd.get(), options.backlog) < 0) return last_error();
 
-  Address local = address;
-  socklen_t len = sizeof(sockaddr_storage);
-  ::getsockname(fd.get(), local.sockaddr_ptr(), &len);
+  Address local = Address::local_of(fd.get(), address);
 
   std::unique_ptr<TcpListener> l(
       new TcpListener(loop, std::move(fd), local, std::move(factory), options));
@@ -227,11 +220,7 @@ bool TcpListener::shed_one_connection() {
 void TcpListener::adopt(Fd fd, const Address& peer) {
   // Bound to one address, the local address is the listener's; only a wildcard listener
   // needs to ask the kernel which of its addresses the peer reached.
-  Address local = local_;
-  if (wildcard_) {
-    socklen_t len = sizeof(sockaddr_storage);
-    if (::getsockname(fd.get(), local.sockaddr_ptr(), &len) < 0) local = local_;
-  }
+  Address local = wildcard_ ? Address::local_of(fd.get(), local_) : local_;
   if (options_.limit && !options_.limit->try_acquire()) {
     refuse(fd, peer);
     return;

@@ -66,17 +66,10 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &options.recv_buffer, sizeof options.recv_buffer);
   if (options.send_buffer > 0)
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &options.send_buffer, sizeof options.send_buffer);
-  if (options.reuse_port) {
-#ifdef SO_REUSEPORT
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) return last_error();
-#else
-    return make_error(ENOTSUP);
-#endif
-  }
+  if (options.reuse_port)
+    if (auto ec = set_reuse_port(fd.get())) return ec;
   if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
-  Address local = address;
-  socklen_t len = sizeof(sockaddr_storage);
-  ::getsockname(fd.get(), local.sockaddr_ptr(), &len);
+  Address local = Address::local_of(fd.get(), address);
   std::unique_ptr<UdpSocket> s(new UdpSocket(loop, std::move(fd), local, std::move(handler), options));
   if (auto ec = s->watcher_.start(s->fd_.get(), Interest::read)) return ec;
   return s;

@@ -20,6 +20,9 @@ class Address {
   // On failure `why` (if given) says what is wrong, e.g. "port 70000 out of range".
   static Result<Address> parse(std::string_view text, std::string* why = nullptr);
   static Address from_sockaddr(const sockaddr* sa, socklen_t len) noexcept;
+  // The address socket `fd` is bound to (getsockname), or `otherwise` when the kernel
+  // will not say.
+  static Address local_of(int fd, const Address& otherwise) noexcept;
   static Address ipv4_loopback(uint16_t port) noexcept;
   static Address ipv6_loopback(uint16_t port) noexcept;
 

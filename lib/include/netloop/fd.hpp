@@ -1,6 +1,7 @@
 // Fd: the one owner of a file descriptor; closes it exactly once.
 #pragma once
 
+#include <system_error>
 #include <utility>
 
 namespace netloop {
@@ -35,5 +36,8 @@ class Fd {
 
 // Sets O_NONBLOCK and FD_CLOEXEC; returns false (errno set) on failure.
 bool set_nonblocking_cloexec(int fd) noexcept;
+
+// Sets SO_REUSEPORT on socket `fd` (before bind): ENOTSUP where the platform has none.
+std::error_code set_reuse_port(int fd) noexcept;
 
 }  // namespace netloop
