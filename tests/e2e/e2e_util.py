@@ -139,6 +139,38 @@ class Demo:
         return False
 
 
+class DemoService:
+    """The base of the tests' per-protocol wrappers (chat, HTTP, kv): owns a Demo started
+    with `args`, whose banner `wait(demo)` reads (its result is returned by started());
+    closes the demo if that fails and when a with-block ends; stop() expects exit 0."""
+
+    def __init__(self, exe, args, wait):
+        self.demo = Demo(exe, args)
+        try:
+            self._started = wait(self.demo)
+        except BaseException:
+            self.demo.close()
+            raise
+
+    def started(self):
+        return self._started
+
+    def check_exit(self, code):
+        check(code == 0, "exit code %d after SIGTERM (expected 0); stderr: %r"
+              % (code, self.demo.stderr_text()))
+
+    def stop(self):
+        """SIGTERM: the demo must exit 0."""
+        self.check_exit(self.demo.stop(signal.SIGTERM, timeout=5))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.demo.close()
+        return False
+
+
 def start_echo(exe, host, extra=(), attempts=5):
     """Starts the demo serving TCP echo on host:<free port>. A port taken by someone else
     between our probe and the demo's bind is retried with another port.

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from e2e_util import Demo, Failure, check, main, wait_banner
+from e2e_util import DemoService, Failure, check, main, wait_banner
 
 
 
@@ -24,16 +24,12 @@ def wait_chat_banner(demo, timeout=5.0):
     return port
 
 
-class ChatDemo:
+class ChatDemo(DemoService):
     """netloop-demo --chat 127.0.0.1:0 (the kernel picks the port)."""
 
     def __init__(self, exe):
-        self.demo = Demo(exe, ["--chat", "127.0.0.1:0"])
-        try:
-            self.port = wait_chat_banner(self.demo)
-        except BaseException:
-            self.demo.close()
-            raise
+        super().__init__(exe, ["--chat", "127.0.0.1:0"], wait_chat_banner)
+        self.port = self.started()
 
     def client(self, name, rcvbuf=None):
         return Client(self.port, name, rcvbuf)
@@ -52,15 +48,7 @@ class ChatDemo:
         except subprocess.TimeoutExpired:
             raise Failure("%s did not exit within 5 s of SIGTERM; stderr: %r"
                           % (self.demo.describe(), self.demo.stderr_text()))
-        check(code == 0, "exit code %d after SIGTERM (expected 0); stderr: %r"
-              % (code, self.demo.stderr_text()))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.demo.close()
-        return False
+        self.check_exit(code)
 
 
 class Client:

@@ -9,14 +9,13 @@ import random
 import re
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from e2e_util import (Demo, Failure, check, clip, ipv6_loopback_works, main, run_demo, spec,
+from e2e_util import (DemoService, Failure, check, clip, ipv6_loopback_works, main, run_demo, spec,
                       wait_banner, wait_closed)
 
 
@@ -71,19 +70,15 @@ def wait_http_banner(demo, timeout=5.0):
     return wait_banner(demo, "http", timeout)
 
 
-class HttpDemo:
+class HttpDemo(DemoService):
     """netloop-demo serving HTTP on host:0 (the kernel picks the port)."""
 
     def __init__(self, exe, root=None, extra=(), host="127.0.0.1"):
         args = ["--http", spec(host, 0), "--log-level", "warn"]
         if root:
             args += ["--root", root]
-        self.demo = Demo(exe, args + list(extra))
-        try:
-            self.host, self.port, self.banner = wait_http_banner(self.demo)
-        except BaseException:
-            self.demo.close()
-            raise
+        super().__init__(exe, args + list(extra), wait_http_banner)
+        self.host, self.port, self.banner = self.started()
         check(self.host == host, "banner names host %s, expected %s: %r" % (self.host, host, self.banner))
         check(self.port != 0, "banner names port 0: %r" % self.banner)
 
@@ -95,19 +90,6 @@ class HttpDemo:
         s.settimeout(timeout)
         s.connect((self.host, self.port))
         return s
-
-    def stop(self):
-        """SIGTERM: the demo must exit 0."""
-        code = self.demo.stop(signal.SIGTERM, timeout=5)
-        check(code == 0, "exit code %d after SIGTERM (expected 0); stderr: %r"
-              % (code, self.demo.stderr_text()))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.demo.close()
-        return False
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from e2e_util import Demo, Failure, check, clip, main, wait_banner, wait_closed
+from e2e_util import DemoService, Failure, check, clip, main, wait_banner, wait_closed
 
 APT_HINT = "apt-get install redis-tools"
 
@@ -29,33 +29,17 @@ def wait_kv_banner(demo, timeout=5.0):
     return host, port
 
 
-class KvDemo:
+class KvDemo(DemoService):
     """netloop-demo --kv 127.0.0.1:0 (the kernel picks the port)."""
 
     def __init__(self, exe, extra=()):
-        self.demo = Demo(exe, ["--kv", "127.0.0.1:0", "--log-level", "warn"] + list(extra))
-        try:
-            self.host, self.port = wait_kv_banner(self.demo)
-        except BaseException:
-            self.demo.close()
-            raise
+        super().__init__(exe, ["--kv", "127.0.0.1:0", "--log-level", "warn"] + list(extra),
+                         wait_kv_banner)
+        self.host, self.port = self.started()
         check(self.host == "127.0.0.1" and self.port != 0, "banner: %r" % self.demo.out)
 
     def client(self, timeout=10.0):
         return Resp(socket.create_connection((self.host, self.port), timeout=timeout))
-
-    def stop(self):
-        """SIGTERM: the demo must exit 0."""
-        code = self.demo.stop(signal.SIGTERM, timeout=5)
-        check(code == 0, "exit code %d after SIGTERM (expected 0); stderr: %r"
-              % (code, self.demo.stderr_text()))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.demo.close()
-        return False
 
 
 # ---------------------------------------------------------------------------------------
