@@ -9,10 +9,13 @@
 #include <vector>
 
 #include "kv/resp_parser.hpp"
+#include "resp_command.hpp"
 
 using namespace netloop::demo::kv;
 using namespace std::string_literals;
 using namespace std::string_view_literals;
+
+using kv_test::resp_command;
 
 namespace {
 
@@ -36,22 +39,6 @@ struct Valid {
   std::vector<std::string> args;
 };
 
-// RESP array encoding of `args`.
-// (Built with += only: GCC 12 warns falsely (-Wrestrict) about "literal" + std::string.)
-std::string array(const std::vector<std::string>& args) {
-  std::string s = "*";
-  s += std::to_string(args.size());
-  s += "\r\n";
-  for (const auto& a : args) {
-    s += '$';
-    s += std::to_string(a.size());
-    s += "\r\n";
-    s += a;
-    s += "\r\n";
-  }
-  return s;
-}
-
 const std::string kBinary = "a\r\nb\0c\xff\r\n\r\n"s;  // CR, LF, NUL, 0xff inside a value
 
 std::vector<Valid> valid_requests() {
@@ -59,9 +46,9 @@ std::vector<Valid> valid_requests() {
       {"*1\r\n$4\r\nPING\r\n", {"PING"}},
       {"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", {"ECHO", ""}},
       {"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n", {"SET", "key", "value"}},
-      {array({"SET", "k\r\n", kBinary}), {"SET", "k\r\n", kBinary}},
-      {array({"SET", "$3\r\n", "*1\r\n"}), {"SET", "$3\r\n", "*1\r\n"}},  // framing bytes as data
-      {array({"GET", std::string(1000, 'x')}), {"GET", std::string(1000, 'x')}},
+      {resp_command({"SET", "k\r\n", kBinary}), {"SET", "k\r\n", kBinary}},
+      {resp_command({"SET", "$3\r\n", "*1\r\n"}), {"SET", "$3\r\n", "*1\r\n"}},  // framing bytes as data
+      {resp_command({"GET", std::string(1000, 'x')}), {"GET", std::string(1000, 'x')}},
       {"*0\r\n", {}},   // Redis ignores empty arrays
       {"*-1\r\n", {}},  // ...and negative counts
       {"*-5\r\n", {}},
@@ -130,7 +117,7 @@ TEST_CASE("resuming across random splits gives the same arguments as a whole par
   std::mt19937 rng(42);
   std::string value(300 * 1024, '\0');
   for (auto& c : value) c = char(rng());
-  std::string raw = array({"SET", "big", value, "EX", "10"});
+  std::string raw = resp_command({"SET", "big", value, "EX", "10"});
   for (int round = 0; round < 5; ++round) {
     RespParser p;
     size_t have = 0;
@@ -238,9 +225,9 @@ TEST_CASE("limits from KvOptions") {
     std::string_view error;  // empty: complete
   };
   const Row rows[] = {
-      {array({"a", "b", "0123456789"}), ""},
-      {array({"a", "b", "01234567890"}), "invalid bulk length"},
-      {array({"a", "b", "c", "d"}), "invalid multibulk length"},
+      {resp_command({"a", "b", "0123456789"}), ""},
+      {resp_command({"a", "b", "01234567890"}), "invalid bulk length"},
+      {resp_command({"a", "b", "c", "d"}), "invalid multibulk length"},
       {"*3\r\n", ""},  // need more
       {"a             b\r\n", ""},  // 15 + CR: the LF is at offset 16
       {"a              b\r\n", "too big inline request"},
