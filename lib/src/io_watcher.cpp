@@ -10,6 +10,7 @@ std::error_code IoWatcher::start(int fd, Interest interest) {
   wanted_ = interest;
   registered_ = Interest::none;
   error_ = {};
+  channel_ = false;
   if (interest != Interest::none) {
     if (auto ec = loop_.poller_->add(fd, interest, this)) {
       fd_ = -1;
@@ -21,9 +22,22 @@ std::error_code IoWatcher::start(int fd, Interest interest) {
   return {};
 }
 
+Result<std::unique_ptr<DatagramChannel>> IoWatcher::open_datagram_channel(
+    int fd, const DatagramChannelOptions& options) {
+  loop_.assert_in_loop_thread();
+  if (active()) stop();
+  auto channel = loop_.poller_->open_datagram_channel(fd, this, options);
+  if (!channel) return channel.error();
+  fd_ = fd;
+  wanted_ = registered_ = Interest::read;  // what its reports look like to dispatch()
+  error_ = {};
+  channel_ = true;
+  return channel;
+}
+
 void IoWatcher::set_interest(Interest interest) {
   loop_.assert_in_loop_thread();
-  if (!active() || interest == wanted_) return;
+  if (!active() || interest == wanted_ || channel_) return;
   wanted_ = interest;
   loop_.queue_change(this);
 }
@@ -31,8 +45,9 @@ void IoWatcher::set_interest(Interest interest) {
 void IoWatcher::stop() noexcept {
   if (!active()) return;
   loop_.assert_in_loop_thread();
-  if (registered_ != Interest::none) loop_.poller_->remove(fd_);
+  if (registered_ != Interest::none && !channel_) loop_.poller_->remove(fd_);
   loop_.forget(this);
+  channel_ = false;
   fd_ = -1;
   wanted_ = registered_ = Interest::none;
 }

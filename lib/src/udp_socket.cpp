@@ -58,6 +58,9 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
   if (options.batch == 0 || options.batch > 1024 || options.max_datagram == 0 ||
       options.max_datagram > 65535)
     return make_error(EINVAL);
+  const size_t nbuf = options.completion_buffers;
+  if (options.completion && (nbuf < 2 || nbuf > 32768 || (nbuf & (nbuf - 1)) != 0))
+    return make_error(EINVAL);
   Fd fd(::socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return last_error();
   int one = 1;
@@ -71,24 +74,84 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
   if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
   Address local = Address::local_of(fd.get(), address);
   std::unique_ptr<UdpSocket> s(new UdpSocket(loop, std::move(fd), local, std::move(handler), options));
-  if (auto ec = s->watcher_.start(s->fd_.get(), Interest::read)) return ec;
+  if (options.completion) {
+    DatagramChannelOptions co;
+    co.max_datagram = options.max_datagram;
+    co.buffers = options.completion_buffers;
+    auto channel = s->watcher_.open_datagram_channel(s->fd_.get(), co);
+    if (channel) {
+      s->channel_ = std::move(*channel);
+      return s;
+    }
+    if (channel.error() != std::errc::not_supported)
+      log_warn("udp {}: {} cannot serve it by completion ({}); serving it by readiness",
+               local.to_string(), loop.backend_name(), channel.error().message());
+  }
+  if (auto ec = s->serve_by_readiness()) return ec;
   return s;
+}
+
+std::error_code UdpSocket::serve_by_readiness() {
+  // One spare byte per slot: a datagram that fills the slot exactly is whole, one that
+  // would overflow it is reported truncated by the kernel (MSG_TRUNC).
+  if (!batch_) batch_ = std::make_unique<Batch>(options_.batch, options_.max_datagram + 1);
+  return watcher_.start(fd_.get(), Interest::read);
 }
 
 UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local,
                      std::unique_ptr<DatagramHandler> handler, const UdpOptions& options)
     : loop_(loop),
       fd_(std::move(fd)),
-      watcher_(loop, [this](uint32_t) { on_readable(); }),
+      watcher_(loop, [this](uint32_t) { channel_ ? on_channel_work() : on_readable(); }),
       local_(local),
       handler_(std::move(handler)),
       options_(options),
-      // One spare byte per slot: a datagram that fills the slot exactly is whole, one
-      // that would overflow it is reported truncated by the kernel (MSG_TRUNC).
-      batch_(std::make_unique<Batch>(options.batch, options.max_datagram + 1)),
       timers_(loop) {}
 
-UdpSocket::~UdpSocket() { watcher_.stop(); }
+UdpSocket::~UdpSocket() {
+  channel_.reset();  // first: it reports to the watcher's token
+  watcher_.stop();
+}
+
+void UdpSocket::on_channel_work() {
+  // One batch per report, as one recvmmsg would take; the poller reports the rest at its
+  // next wait, which also hands this batch's replies to the kernel.
+  in_batch_ = true;
+  queued_sends_ = false;
+  size_t got = channel_->process(*this, options_.batch);
+  in_batch_ = false;
+  if (got > 0) ++stats_.receive_calls;
+  if (queued_sends_) ++stats_.send_calls;
+  if (channel_error_) {
+    log_warn("udp {}: {} stopped receiving by completion ({}); serving it by readiness",
+             local_.to_string(), loop_.backend_name(), std::strerror(channel_error_));
+    channel_error_ = 0;
+    channel_.reset();
+    watcher_.stop();
+    if (auto ec = serve_by_readiness())
+      log_error("udp {}: cannot serve it by readiness either: {}", local_.to_string(), ec.message());
+  }
+}
+
+void UdpSocket::on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
+                                    unsigned from_length) {
+  ++stats_.datagrams_in;
+  stats_.bytes_in += data.size();
+  handler_->on_datagram(*this, data, Address::from_sockaddr(from, socklen_t(from_length)));
+}
+
+void UdpSocket::on_channel_truncated() { ++stats_.dropped_truncated; }
+
+void UdpSocket::on_channel_sent(size_t bytes) {
+  ++stats_.datagrams_out;
+  stats_.bytes_out += bytes;
+}
+
+void UdpSocket::on_channel_send_failed(int err) { count_send_error(err, 1); }
+
+void UdpSocket::on_channel_peer_error(int) { ++stats_.peer_errors; }
+
+void UdpSocket::on_channel_failed(int err) { channel_error_ = err ? err : EIO; }
 
 void UdpSocket::on_readable() {
   // At least one receive per wake-up: reading nothing would leave the (level-triggered)
@@ -197,6 +260,17 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
   if (n > max) {
     ++stats_.dropped_too_large;
     return false;
+  }
+  if (channel_) {
+    if (!channel_->send(to.sockaddr_ptr(), unsigned(to.length()), data, n)) {
+      ++stats_.dropped_send_full;  // more in flight than the channel has room for
+      return true;  // as if the kernel had refused it later: counted, not refused
+    }
+    if (in_batch_)
+      queued_sends_ = true;
+    else
+      ++stats_.send_calls;
+    return true;
   }
   if (pending_.size() >= options_.batch) flush();
   pending_.push_back({to, tx_.size(), n});

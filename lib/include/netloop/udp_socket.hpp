@@ -21,6 +21,11 @@ struct UdpOptions {
   int recv_buffer = 0;           // SO_RCVBUF in bytes; 0 keeps the kernel's default
   int send_buffer = 0;           // SO_SNDBUF in bytes; 0 keeps the kernel's default
   bool reuse_port = false;       // SO_REUSEPORT: one socket per loop on the same port
+  // Receive and send by completion when the loop's backend can (io_uring: a multishot
+  // receive into buffers lent to the kernel, replies sent with the loop's next wait): one
+  // system call per loop iteration instead of a wait, a receive and a send.
+  bool completion = true;
+  size_t completion_buffers = 128;  // receive buffers lent to the kernel (a power of two)
 };
 
 struct UdpStats {
@@ -33,8 +38,9 @@ struct UdpStats {
   Counter dropped_too_large;  // reply larger than a datagram can be (EMSGSIZE)
   Counter dropped_send_error; // reply dropped: any other send error (EINVAL, EACCES...)
   Counter peer_errors;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
-  Counter receive_calls;      // recvmmsg/recvfrom calls that returned data
-  Counter send_calls;         // sendmmsg/sendto calls
+  Counter receive_calls;      // recvmmsg/recvfrom calls that returned data (by completion:
+                              // batches of received datagrams handed to the handler)
+  Counter send_calls;         // sendmmsg/sendto calls (by completion: batches of replies)
 
   // Adds `o` field by field: for totals kept by a reader (never the socket's own stats).
   UdpStats& operator+=(const UdpStats& o) noexcept {
@@ -53,7 +59,7 @@ struct UdpStats {
   }
 };
 
-class UdpSocket final : public DatagramSocket {
+class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
  public:
   static Result<std::unique_ptr<UdpSocket>> bind(EventLoop& loop, const Address& address,
                                                  std::unique_ptr<DatagramHandler> handler,
@@ -68,11 +74,24 @@ class UdpSocket final : public DatagramSocket {
   TimePoint now() const noexcept override { return loop_.now(); }
 
   const UdpStats& stats() const noexcept { return stats_; }
+  // True while datagrams come and go by completion (UdpOptions::completion on a backend
+  // with datagram channels), false when served by readiness.
+  bool uses_completion() const noexcept { return channel_ != nullptr; }
 
  private:
   UdpSocket(EventLoop& loop, Fd fd, const Address& local, std::unique_ptr<DatagramHandler> handler,
             const UdpOptions& options);
   void on_readable();
+  void on_channel_work();
+  std::error_code serve_by_readiness();
+  // DatagramChannelSink
+  void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
+                           unsigned from_length) override;
+  void on_channel_truncated() override;
+  void on_channel_sent(size_t bytes) override;
+  void on_channel_send_failed(int err) override;
+  void on_channel_peer_error(int err) override;
+  void on_channel_failed(int err) override;
   size_t receive_batch(size_t n);  // receives up to n; returns how many (0: none for now)
   void flush();
   void count_send_error(int err, size_t dropped);
@@ -90,7 +109,10 @@ class UdpSocket final : public DatagramSocket {
   std::unique_ptr<DatagramHandler> handler_;
   UdpOptions options_;
   struct Batch;  // the platform's message headers and the receive area
-  std::unique_ptr<Batch> batch_;
+  std::unique_ptr<Batch> batch_;  // readiness only
+  std::unique_ptr<DatagramChannel> channel_;  // completion only
+  int channel_error_ = 0;        // set by on_channel_failed: back to readiness after process()
+  bool queued_sends_ = false;    // a send went to the channel during this process()
   Buffer tx_;                   // copies of queued replies, emptied by every flush
   std::vector<Pending> pending_;
   TimerSet timers_;

@@ -1,239 +1,75 @@
-// The io_uring backend (Linux, liburing): readiness through poll requests.
+// The io_uring backend (Linux, liburing): readiness through poll requests, and datagram
+// channels (io_uring_channel.cpp) that receive and send by completion.
 //
 // The contract is level-triggered, and a multishot poll is edge-like (it completes on
 // wake-ups, not while data sits unread), so each descriptor carries one one-shot poll,
-// re-armed for the descriptors that fired at the top of the next wait(). The re-arms and
-// the wait go to the kernel in one io_uring_submit_and_wait_timeout() call: one syscall
-// per iteration, however many interests changed.
+// re-armed for the descriptors that fired at the top of the next wait(). The re-arms, the
+// channels' sends and the wait go to the kernel in one io_uring_enter: one system call
+// per iteration, however many interests changed and replies were queued.
 //
 // One exception: io_uring always adds POLLRDHUP to a poll's events, so once the peer has
 // half-closed, a write-only one-shot poll completes at once with RDHUP alone, however full
 // the send buffer is. For that descriptor the write interest is waited for with a
 // multishot poll instead (it completes on wake-ups, so the next one is write space), and
 // it goes back to one-shot polls as soon as it is writable.
+//
+// The ring runs its deferred work only when its thread waits (DEFER_TASKRUN, kernel 6.1+):
+// completions are produced in the one system call that collects them, and nothing
+// interrupts the thread meanwhile. Such a ring accepts submissions from one thread only,
+// so it is created disabled and enabled by the first wait(), on the loop's thread; later
+// submissions from another thread (a tear-down after the loop thread has gone) fail, and
+// what they would have released goes with the ring. Older kernels get COOP_TASKRUN.
+#include "poller/io_uring.hpp"
+
 #include <fcntl.h>
-#include <liburing.h>
 #include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
-#include <vector>
 
-#include "poller/backends.hpp"
+#include "netloop/log.hpp"
 
 namespace netloop {
+namespace uring {
 namespace {
 
 constexpr unsigned kQueueDepth = 1024;
 constexpr unsigned kCompletionDepth = 16384;
-constexpr uint64_t kIgnoredTag = ~uint64_t(0);  // completions of removal requests
 
-uint64_t tag(int fd, uint32_t gen) { return (uint64_t(gen) << 32) | uint32_t(fd); }
+uint64_t poll_tag(int fd, uint32_t gen) { return (uint64_t(gen & 0x7fffffff) << 32) | uint32_t(fd); }
 
-int init_ring(io_uring* ring, unsigned depth) {
-  io_uring_params p;
-  std::memset(&p, 0, sizeof p);
-  p.flags = IORING_SETUP_CQSIZE;
-  p.cq_entries = kCompletionDepth;
-#ifdef IORING_SETUP_COOP_TASKRUN
-  p.flags |= IORING_SETUP_COOP_TASKRUN;  // no interrupt of the loop thread per completion
+// Returns 0 or -errno; `*disabled` says the ring was created disabled (single issuer).
+int init_ring(io_uring* ring, unsigned depth, bool* disabled) {
+  const unsigned modes[] = {
+#if defined(IORING_SETUP_DEFER_TASKRUN) && defined(IORING_SETUP_R_DISABLED)
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
 #endif
-  int r = io_uring_queue_init_params(depth, ring, &p);
-  if (r == -EINVAL) {  // an older kernel without one of the flags
+#ifdef IORING_SETUP_COOP_TASKRUN
+      IORING_SETUP_COOP_TASKRUN,  // no interrupt of the loop thread per completion
+#endif
+      0,
+  };
+  int r = -EINVAL;
+  for (unsigned mode : modes) {
+    io_uring_params p;
     std::memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | mode;
+    p.cq_entries = kCompletionDepth;
     r = io_uring_queue_init_params(depth, ring, &p);
+    if (r != -EINVAL) {  // -EINVAL: an older kernel without one of the flags
+      if (disabled) *disabled = r == 0 && (mode & IORING_SETUP_R_DISABLED) != 0;
+      return r;
+    }
   }
   return r;
 }
 
-class UringPoller final : public Poller {
- public:
-  UringPoller() = default;
-  ~UringPoller() override {
-    if (initialized_) io_uring_queue_exit(&ring_);
-  }
-  int init() {
-    int r = init_ring(&ring_, kQueueDepth);
-    initialized_ = r == 0;
-    return r;
-  }
-
-  std::string_view name() const noexcept override { return "io_uring"; }
-
-  std::error_code add(int fd, Interest interest, void* token) override {
-    if (fd < 0) return make_error(EBADF);
-    if (interest == Interest::none) return make_error(EINVAL);
-    if (size_t(fd) >= regs_.size()) regs_.resize(size_t(fd) + 1);
-    Reg& r = regs_[fd];
-    if (r.active) return make_error(EEXIST);
-    if (::fcntl(fd, F_GETFD) < 0) return make_error(EBADF);  // the poll would fail later
-    r.active = true;
-    r.armed = false;
-    r.interest = interest;
-    r.token = token;
-    ++r.gen;
-    to_arm_.push_back(fd);
-    return {};
-  }
-
-  std::error_code modify(int fd, Interest interest, void* token) override {
-    if (interest == Interest::none) return make_error(EINVAL);
-    if (!registered(fd)) return make_error(ENOENT);
-    Reg& r = regs_[fd];
-    r.token = token;  // completions report the current token
-    if (r.interest == interest) return {};
-    if (r.armed) cancel(fd, /*submit_now=*/false);
-    r.armed = false;
-    r.edge = false;
-    r.interest = interest;
-    ++r.gen;
-    to_arm_.push_back(fd);
-    return {};
-  }
-
-  std::error_code remove(int fd) override {
-    if (!registered(fd)) return make_error(ENOENT);
-    Reg& r = regs_[fd];
-    // Submitted at once: a pending poll holds a reference to the file, and the caller is
-    // about to close() it expecting the socket to go.
-    if (r.armed) cancel(fd, /*submit_now=*/true);
-    r.active = false;
-    r.armed = false;
-    r.edge = false;
-    ++r.gen;
-    return {};
-  }
-
-  Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override {
-    // Completions that report nothing (a removal, a cancelled poll, a poll that must be
-    // armed again) end a wait early; keep waiting for the time left until something is
-    // reported.
-    backends::WaitDeadline deadline(timeout_ms);
-    for (;;) {
-      if (!arm_pending()) return make_error(EBUSY);
-      int rc;
-      io_uring_cqe* cqe = nullptr;
-      if (timeout_ms == 0 || io_uring_cq_ready(&ring_) > 0) {
-        rc = io_uring_submit(&ring_);
-      } else if (timeout_ms < 0) {
-        rc = io_uring_submit_and_wait(&ring_, 1);
-      } else {
-        __kernel_timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1'000'000LL};
-        rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-      }
-      if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) return make_error(-rc);
-      size_t count = reap(out);
-      if (count > 0 || timeout_ms == 0) return count;
-      timeout_ms = deadline.remaining_ms();
-      if (timeout_ms == 0) return size_t{0};
-    }
-  }
-
- private:
-  // Queues a poll for every descriptor waiting for one; false when the ring is full.
-  bool arm_pending() {
-    for (int fd : to_arm_) {
-      Reg& r = regs_[fd];
-      if (!r.active || r.armed) continue;
-      io_uring_sqe* sqe = get_sqe();
-      if (!sqe) return false;
-      unsigned mask = 0;
-      if (has(r.interest, Interest::read)) mask |= POLLIN;
-      if (has(r.interest, Interest::write)) mask |= POLLOUT;
-      if (r.edge)
-        io_uring_prep_poll_multishot(sqe, fd, mask);
-      else
-        io_uring_prep_poll_add(sqe, fd, mask);
-      io_uring_sqe_set_data64(sqe, tag(fd, r.gen));
-      r.armed = true;
-    }
-    to_arm_.clear();
-    return true;
-  }
-
-  // Turns completions into events, at most out.size(); the rest wait for the next call.
-  size_t reap(std::span<PollEvent> out) {
-    io_uring_cqe* cqe = nullptr;
-    size_t count = 0;
-    while (count < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0) {
-      uint64_t data = io_uring_cqe_get_data64(cqe);
-      int res = cqe->res;
-      bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;  // a multishot poll stays armed
-      io_uring_cqe_seen(&ring_, cqe);
-      if (data == kIgnoredTag) continue;
-      int fd = int(uint32_t(data));
-      uint32_t gen = uint32_t(data >> 32);
-      if (fd < 0 || size_t(fd) >= regs_.size()) continue;
-      Reg& r = regs_[fd];
-      if (!r.active || r.gen != gen) continue;  // removed or changed since: stale
-      if (!more) r.armed = false;
-      uint32_t ready = 0;
-      if (res == -ECANCELED) {
-        ready = 0;
-      } else if (res < 0) {
-        ready = ready::error;
-      } else {
-        if (res & POLLIN) ready |= ready::readable;
-        if (res & POLLOUT) ready |= ready::writable;
-        if (res & POLLHUP) ready |= ready::hangup;
-        if (res & (POLLERR | POLLNVAL)) ready |= ready::error;
-        if (!ready && (res & POLLRDHUP) && !r.edge) {
-          // A write-only poll on a half-closed socket: see the top of the file.
-          r.edge = true;
-        }
-      }
-      if (r.edge && (ready & ready::writable)) {
-        // Write space came: back to level-triggered one-shot polls.
-        if (r.armed) cancel(fd, /*submit_now=*/false);
-        r.armed = false;
-        r.edge = false;
-        ++r.gen;
-      }
-      if (!r.armed) to_arm_.push_back(fd);  // level-triggered: ask again at the next wait
-      if (ready) out[count++] = {r.token, ready};
-    }
-    return count;
-  }
-
-  struct Reg {
-    void* token = nullptr;
-    Interest interest = Interest::none;
-    uint32_t gen = 0;
-    bool active = false;
-    bool armed = false;
-    bool edge = false;  // waiting for write space with a multishot poll (peer half-closed)
-  };
-
-  bool registered(int fd) const {
-    return fd >= 0 && size_t(fd) < regs_.size() && regs_[fd].active;
-  }
-
-  io_uring_sqe* get_sqe() {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) {  // submission queue full: hand what is queued to the kernel first
-      io_uring_submit(&ring_);
-      sqe = io_uring_get_sqe(&ring_);
-    }
-    return sqe;
-  }
-
-  void cancel(int fd, bool submit_now) {
-    io_uring_sqe* sqe = get_sqe();
-    if (!sqe) return;
-    io_uring_prep_poll_remove(sqe, tag(fd, regs_[fd].gen));
-    io_uring_sqe_set_data64(sqe, kIgnoredTag);
-    if (submit_now) io_uring_submit(&ring_);
-  }
-
-  io_uring ring_{};
-  bool initialized_ = false;
-  std::vector<Reg> regs_;    // by descriptor
-  std::vector<int> to_arm_;  // descriptors whose poll must be (re)armed at the next wait
-};
-
 std::string probe() {
   static const std::string reason = [] {
     io_uring ring;
-    int r = init_ring(&ring, 4);
+    int r = init_ring(&ring, 4, nullptr);
     if (r < 0)
       return std::string("the kernel refused io_uring_setup (") + std::strerror(-r) +
              "); it may be disabled by kernel.io_uring_disabled or a seccomp filter";
@@ -245,11 +81,283 @@ std::string probe() {
 
 }  // namespace
 
+UringPoller::~UringPoller() {
+  // Channels and watchers are gone by now; the kernel lets go of everything with the ring,
+  // and only then may the memory it could still write to go.
+  if (initialized_) io_uring_queue_exit(&ring_);
+  retired_.clear();
+}
+
+int UringPoller::init() {
+  bool disabled = false;
+  int r = init_ring(&ring_, kQueueDepth, &disabled);
+  initialized_ = r == 0;
+  needs_enable_ = disabled;
+  enabled_ = !disabled;
+  return r;
+}
+
+bool UringPoller::enable() {
+  if (enabled_) return true;
+  if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
+    return false;
+  enabled_ = true;
+  return true;
+}
+
+std::error_code UringPoller::add(int fd, Interest interest, void* token) {
+  if (fd < 0) return make_error(EBADF);
+  if (interest == Interest::none) return make_error(EINVAL);
+  if (size_t(fd) >= regs_.size()) regs_.resize(size_t(fd) + 1);
+  Reg& r = regs_[fd];
+  if (r.active) return make_error(EEXIST);
+  if (::fcntl(fd, F_GETFD) < 0) return make_error(EBADF);  // the poll would fail later
+  r.active = true;
+  r.armed = false;
+  r.interest = interest;
+  r.token = token;
+  ++r.gen;
+  to_arm_.push_back(fd);
+  return {};
+}
+
+std::error_code UringPoller::modify(int fd, Interest interest, void* token) {
+  if (interest == Interest::none) return make_error(EINVAL);
+  if (!registered(fd)) return make_error(ENOENT);
+  Reg& r = regs_[fd];
+  r.token = token;  // completions report the current token
+  if (r.interest == interest) return {};
+  if (r.armed) cancel(fd, /*submit_now=*/false);
+  r.armed = false;
+  r.edge = false;
+  r.interest = interest;
+  ++r.gen;
+  to_arm_.push_back(fd);
+  return {};
+}
+
+std::error_code UringPoller::remove(int fd) {
+  if (!registered(fd)) return make_error(ENOENT);
+  Reg& r = regs_[fd];
+  // Submitted at once: a pending poll holds a reference to the file, and the caller is
+  // about to close() it expecting the socket to go.
+  if (r.armed) cancel(fd, /*submit_now=*/true);
+  r.active = false;
+  r.armed = false;
+  r.edge = false;
+  ++r.gen;
+  // Readiness of this descriptor taken early (by a channel's flush) is stale now.
+  for (PollEvent& e : pending_)
+    if (e.token == r.token) e.ready = 0;
+  return {};
+}
+
+Result<size_t> UringPoller::wait(std::span<PollEvent> out, int timeout_ms) {
+  if (!enable()) return make_error(errno);
+  // Completions that report nothing (a removal, a cancelled poll, a poll that must be
+  // armed again, a send) end a wait early; keep waiting for the time left until something
+  // is reported.
+  backends::WaitDeadline deadline(timeout_ms);
+  for (;;) {
+    if (!arm_pending()) return make_error(EBUSY);
+    // Work already in hand (readiness taken early, channels with completions left over)
+    // is reported without sleeping.
+    const bool poll_only = timeout_ms == 0 || !pending_.empty() || !listed_.empty() ||
+                           io_uring_cq_ready(&ring_) > 0;
+    // Sends queued since the last submission complete within this system call (they carry
+    // MSG_DONTWAIT), and their completions end the wait at once: their results are
+    // counted now, not whenever the next datagram happens to wake the loop. (Waiting for
+    // one completion more than the sends would save a system call per iteration but leave
+    // an idle socket's counters behind its last replies; a timeout to bound that costs
+    // more than the call saves: two timer reprogrammings per wait, VM exits under KVM.)
+    int rc;
+    if (poll_only) {
+      rc = io_uring_submit_and_get_events(&ring_);
+    } else if (timeout_ms < 0) {
+      rc = io_uring_submit_and_wait(&ring_, 1);
+    } else {
+      io_uring_cqe* cqe = nullptr;
+      __kernel_timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1'000'000LL};
+      rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    if (rc == -EEXIST && !warned_thread_) {
+      warned_thread_ = true;
+      log_error("io_uring: this loop's ring takes submissions only from the thread that first "
+                "waited on it; run the loop on one thread");
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) return make_error(-rc);
+    size_t count = reap(out);
+    if (count > 0 || poll_only) return count;
+    timeout_ms = deadline.remaining_ms();
+    if (timeout_ms == 0) return size_t{0};
+  }
+}
+
+int UringPoller::submit() {
+  if (!enabled_) return -EBADFD;  // nothing is armed before the first wait anyway
+  return io_uring_submit_and_get_events(&ring_);
+}
+
+// Queues a poll for every descriptor waiting for one, and the receives of channels that
+// found no room; false when the ring is full.
+bool UringPoller::arm_pending() {
+  for (int fd : to_arm_) {
+    Reg& r = regs_[fd];
+    if (!r.active || r.armed) continue;
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return false;
+    unsigned mask = 0;
+    if (has(r.interest, Interest::read)) mask |= POLLIN;
+    if (has(r.interest, Interest::write)) mask |= POLLOUT;
+    if (r.edge)
+      io_uring_prep_poll_multishot(sqe, fd, mask);
+    else
+      io_uring_prep_poll_add(sqe, fd, mask);
+    io_uring_sqe_set_data64(sqe, poll_tag(fd, r.gen));
+    r.armed = true;
+  }
+  to_arm_.clear();
+  if (!arm_channels_.empty()) {
+    std::vector<UringChannel*> again;
+    again.swap(arm_channels_);
+    for (UringChannel* ch : again) ch->arm();  // one that still finds no room asks again
+  }
+  return true;
+}
+
+size_t UringPoller::reap(std::span<PollEvent> out) {
+  // Readiness taken outside a wait comes first (it happened first).
+  size_t count = 0;
+  size_t used = 0;
+  for (; used < pending_.size() && count < out.size(); ++used)
+    if (pending_[used].ready) out[count++] = pending_[used];
+  pending_.erase(pending_.begin(), pending_.begin() + ptrdiff_t(used));
+  const size_t first = count;
+  io_uring_cqe* cqe = nullptr;
+  while (count + listed_.size() < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    io_uring_cqe c = *cqe;
+    io_uring_cqe_seen(&ring_, cqe);
+    take(c, out, count);
+  }
+  // Then the channels, ahead of this wait's readiness: what they hold (send results,
+  // datagrams) happened before it, and a function posted to the loop, say, whose wake-up
+  // came with them should see their counts.
+  const size_t ready_end = count;
+  count = report_channels(out, count);
+  std::rotate(out.begin() + ptrdiff_t(first), out.begin() + ptrdiff_t(ready_end),
+              out.begin() + ptrdiff_t(count));
+  return count;
+}
+
+void UringPoller::take(const io_uring_cqe& cqe, std::span<PollEvent> out, size_t& count) {
+  const uint64_t data = io_uring_cqe_get_data64(&cqe);
+  if (data == kIgnoredTag) return;
+  if (data & kChannelBit) {
+    const uint32_t slot = uint32_t(data & 0xffff);
+    const uint32_t index = uint32_t((data >> 16) & 0xffffff);
+    const uint32_t gen = uint32_t((data >> 40) & kGenerationMask);
+    UringChannel* ch = index < channels_.size() ? channels_[index] : nullptr;
+    if (!ch || (ch->gen_ & kGenerationMask) != gen) return;  // closed since: stale
+    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    if (slot == kReceiveSlot) {
+      if (!more) ch->armed_ = false;
+      ch->done_.push_back({false, cqe.res, cqe.flags});
+    } else {
+      ch->send_done(slot);
+      ch->done_.push_back({true, cqe.res, 0});
+    }
+    list_channel(*ch);
+    return;
+  }
+  const int fd = int(uint32_t(data));
+  const uint32_t gen = uint32_t(data >> 32);
+  if (fd < 0 || size_t(fd) >= regs_.size()) return;
+  Reg& r = regs_[fd];
+  if (!r.active || (r.gen & 0x7fffffff) != gen) return;  // removed or changed since: stale
+  const int res = cqe.res;
+  if (!(cqe.flags & IORING_CQE_F_MORE)) r.armed = false;  // a multishot poll stays armed
+  uint32_t ready = 0;
+  if (res == -ECANCELED) {
+    ready = 0;
+  } else if (res < 0) {
+    ready = ready::error;
+  } else {
+    if (res & POLLIN) ready |= ready::readable;
+    if (res & POLLOUT) ready |= ready::writable;
+    if (res & POLLHUP) ready |= ready::hangup;
+    if (res & (POLLERR | POLLNVAL)) ready |= ready::error;
+    if (!ready && (res & POLLRDHUP) && !r.edge) {
+      // A write-only poll on a half-closed socket: see the top of the file.
+      r.edge = true;
+    }
+  }
+  if (r.edge && (ready & ready::writable)) {
+    // Write space came: back to level-triggered one-shot polls.
+    if (r.armed) cancel(fd, /*submit_now=*/false);
+    r.armed = false;
+    r.edge = false;
+    ++r.gen;
+  }
+  if (!r.armed) to_arm_.push_back(fd);  // level-triggered: ask again at the next wait
+  if (!ready) return;
+  if (count < out.size())
+    out[count++] = {r.token, ready};
+  else
+    pending_.push_back({r.token, ready});
+}
+
+void UringPoller::list_channel(UringChannel& ch) {
+  if (ch.listed_) return;
+  ch.listed_ = true;
+  listed_.push_back(&ch);
+}
+
+size_t UringPoller::report_channels(std::span<PollEvent> out, size_t count) {
+  size_t used = 0;
+  for (; used < listed_.size() && count < out.size(); ++used) {
+    UringChannel* ch = listed_[used];
+    ch->listed_ = false;
+    out[count++] = {ch->token_, ready::readable};
+  }
+  listed_.erase(listed_.begin(), listed_.begin() + ptrdiff_t(used));
+  return count;
+}
+
+void UringPoller::flush_sends() {
+  if (submit() < 0) return;
+  io_uring_cqe* cqe = nullptr;
+  size_t none = 0;
+  while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    io_uring_cqe c = *cqe;
+    io_uring_cqe_seen(&ring_, cqe);
+    take(c, {}, none);  // readiness goes to pending_
+  }
+}
+
+io_uring_sqe* UringPoller::get_sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (!sqe) {  // submission queue full: hand what is queued to the kernel first
+    submit();
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void UringPoller::cancel(int fd, bool submit_now) {
+  io_uring_sqe* sqe = get_sqe();
+  if (!sqe) return;
+  io_uring_prep_poll_remove(sqe, poll_tag(fd, regs_[fd].gen));
+  io_uring_sqe_set_data64(sqe, kIgnoredTag);
+  if (submit_now) submit();
+}
+
+}  // namespace uring
+
 const backends::Backend backends::io_uring = {
     "io_uring",
-    probe,
+    uring::probe,
     []() -> Result<std::unique_ptr<Poller>> {
-      auto p = std::make_unique<UringPoller>();
+      auto p = std::make_unique<uring::UringPoller>();
       if (int r = p->init(); r < 0) return make_error(-r);
       return std::unique_ptr<Poller>(std::move(p));
     },
