@@ -3,6 +3,7 @@
 #include "netloop/event_loop.hpp"
 
 #include <cassert>
+#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -96,22 +97,32 @@ void EventLoop::stop() {
 void EventLoop::run_once(int max_timeout_ms) {
   assert_in_loop_thread();
   ++iterations_;
-  apply_changes();
+  if (!changes_.empty()) apply_changes();
   int timeout = compute_timeout(max_timeout_ms);
   auto n = poller_->wait(events_, timeout);
   now_ = Clock::now();
   if (!n) {
-    log_error("{} poller wait failed: {}", poller_->name(), n.error().message());
+    const int err = n.error().value();
+    if (err == EBADF || err == EINVAL || err == EEXIST || err == EBADFD || err == EFAULT) {
+      // Waiting again would fail the same way (an io_uring loop moved to another thread
+      // says EEXIST): stop, rather than spin on the error.
+      log_error("{} poller cannot wait ({}): stopping the loop", poller_->name(),
+                n.error().message());
+      stop();
+    } else {
+      log_error("{} poller wait failed: {}", poller_->name(), n.error().message());
+    }
   } else {
     dispatch(*n);
   }
-  timers_.run_due(now_);
-  run_deferred();
+  if (!timers_.empty()) timers_.run_due(now_);
+  if (!deferred_.empty() || !graveyard_.empty()) run_deferred();
 }
 
 int EventLoop::compute_timeout(int max_timeout_ms) const {
   if (!deferred_.empty() || !graveyard_.empty() || stop_.load(std::memory_order_relaxed)) return 0;
   int timeout = max_timeout_ms;
+  if (timers_.empty()) return timeout;
   if (auto next = timers_.next_deadline()) {
     auto wait = *next - Clock::now();
     // Round up: waking a little early would spin until the deadline.

@@ -302,6 +302,7 @@ void Server::finish(Loop& l) {
 }
 
 void Server::retire_sockets(Loop& l) {
+  for (auto& s : l.sockets) s.socket->settle();  // replies still queued count in the totals
   std::vector<Loop::Socket> sockets;
   {
     // Lock order: retired_udp_mutex_, then a loop's registry (as datagram_stats does), so

@@ -109,8 +109,13 @@ UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local,
       timers_(loop) {}
 
 UdpSocket::~UdpSocket() {
-  channel_.reset();  // first: it reports to the watcher's token
+  if (channel_) channel_->settle(*this);  // its last replies go out (and are counted)
+  channel_.reset();  // before the watcher: it reports to the watcher's token
   watcher_.stop();
+}
+
+void UdpSocket::settle() {
+  if (channel_) channel_->settle(*this);
 }
 
 void UdpSocket::on_channel_work() {
@@ -126,6 +131,7 @@ void UdpSocket::on_channel_work() {
     log_warn("udp {}: {} stopped receiving by completion ({}); serving it by readiness",
              local_.to_string(), loop_.backend_name(), std::strerror(channel_error_));
     channel_error_ = 0;
+    channel_->settle(*this);
     channel_.reset();
     watcher_.stop();
     if (auto ec = serve_by_readiness())
@@ -165,9 +171,10 @@ void UdpSocket::on_readable() {
     const bool probe = single_mode_ && ++wakeups_since_probe_ >= kProbeEvery;
     const size_t want = single_mode_ && !probe ? 1 : options_.batch;
     in_batch_ = true;
+    single_receive_ = want == 1;
     size_t got = receive_batch(want);
-    in_batch_ = false;
-    flush();
+    in_batch_ = single_receive_ = false;
+    if (!pending_.empty()) flush();
     if (want > 1) {
       if (probe) wakeups_since_probe_ = 0;
       if (got > 1) {
@@ -272,11 +279,31 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
       ++stats_.send_calls;
     return true;
   }
+  if (pending_.empty() && (single_receive_ || !in_batch_)) {
+    // Nothing to go out with (a batch of one datagram, or a send from a timer): straight
+    // to the kernel, as a plain recvfrom/sendto loop would, without queuing a copy.
+    send_now(to, data, n);
+    return true;
+  }
   if (pending_.size() >= options_.batch) flush();
   pending_.push_back({to, tx_.size(), n});
   tx_.append(data, n);
   if (!in_batch_) flush();  // outside a receive batch (a timer, say): send now
   return true;
+}
+
+void UdpSocket::send_now(const Address& to, const void* data, size_t n) {
+  ssize_t r;
+  do {
+    r = ::sendto(fd_.get(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL, to.sockaddr_ptr(), to.length());
+  } while (r < 0 && errno == EINTR);
+  ++stats_.send_calls;
+  if (r < 0) {
+    count_send_error(errno, 1);
+    return;
+  }
+  ++stats_.datagrams_out;
+  stats_.bytes_out += n;
 }
 
 void UdpSocket::count_send_error(int err, size_t dropped) {

@@ -884,10 +884,11 @@ TEST_CASE("server drain: stops accepting at once, closes idle connections, finis
       CHECK(server.draining());
       // Not accepting: a connect is refused at once (both listeners, or the acceptor).
       CHECK(wait_until([&] { return connect_refused(addr); }, 2s));
-      CHECK(ms_since(t0) < 1000);  // at once, not at the drain's end
+      CHECK(ms_since(t0) < 2500);  // at once, not at the drain's end (10 s); a loaded CI
+                                   // machine has taken just over 1 s here
       // Idle connections: closed promptly, with nothing sent.
       for (auto& s : idle) CHECK(std::string(to_cstr(wait_end(s.get(), 2s))) == "eof");
-      CHECK(ms_since(t0) < 2000);  // promptly: long before the drain timeout
+      CHECK(ms_since(t0) < 4000);  // promptly: long before the drain timeout (10 s)
       // (an idle client can see its EOF while its loop is still telling the others)
       CHECK(wait_until([&] { return j->told_draining.load() == int(kIdle + kDelayed + 2); }, 1s));
       CHECK(j->busy_when_told.load() == int(kDelayed + 1));

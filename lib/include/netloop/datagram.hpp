@@ -18,7 +18,8 @@ class DatagramSocket {
   virtual ~DatagramSocket() = default;
 
   // Queues one datagram for `to`; datagrams queued while handling a receive batch go out
-  // together in one sendmmsg. Returns false when it is refused at once (larger than a UDP
+  // together in one sendmmsg (on io_uring, by completion: with the loop's next wait, right
+  // after this iteration). Returns false when it is refused at once (larger than a UDP
   // datagram can be: 65,507 bytes over IPv4, 65,527 over IPv6). A datagram the kernel
   // refuses later (send buffer full) is dropped and counted in the socket's statistics:
   // replies are never buffered without bound.

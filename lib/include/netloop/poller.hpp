@@ -106,6 +106,11 @@ class DatagramChannel {
   // (or sooner, when the queue is full). The result reaches the sink from a later
   // process(). False: it cannot be queued (too many in flight); the caller drops it.
   virtual bool send(const sockaddr* to, unsigned to_length, const void* data, size_t n) = 0;
+
+  // Hands every queued send to the kernel now and reports their results to `sink` (the
+  // datagrams received meanwhile wait for process()). For an owner about to read its
+  // counters for good or to close the channel.
+  virtual void settle(DatagramChannelSink& sink) = 0;
 };
 
 class Poller {

@@ -74,6 +74,10 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   TimePoint now() const noexcept override { return loop_.now(); }
 
   const UdpStats& stats() const noexcept { return stats_; }
+  // By completion, replies go to the kernel with the loop's next wait, and their results
+  // are counted after it: this sends what is queued now and counts it, for a caller about
+  // to read stats() for good. (Nothing to do by readiness: sends are done as they go.)
+  void settle();
   // True while datagrams come and go by completion (UdpOptions::completion on a backend
   // with datagram channels), false when served by readiness.
   bool uses_completion() const noexcept { return channel_ != nullptr; }
@@ -94,6 +98,7 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   void on_channel_failed(int err) override;
   size_t receive_batch(size_t n);  // receives up to n; returns how many (0: none for now)
   void flush();
+  void send_now(const Address& to, const void* data, size_t n);  // one sendto, counted
   void count_send_error(int err, size_t dropped);
 
   struct Pending {
@@ -117,6 +122,7 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   std::vector<Pending> pending_;
   TimerSet timers_;
   bool in_batch_ = false;
+  bool single_receive_ = false;  // the batch being handled is one datagram: replies go at once
   // Light-load mode: one datagram per wake-up, with a full-batch probe every few.
   static constexpr unsigned kLightBatchesForSingle = 8;
   static constexpr unsigned kProbeEvery = 16;

@@ -73,6 +73,7 @@ class UringChannel final : public DatagramChannel {
 
   size_t process(DatagramChannelSink& sink, size_t max_datagrams) override;
   bool send(const sockaddr* to, unsigned to_length, const void* data, size_t n) override;
+  void settle(DatagramChannelSink& sink) override;
 
  private:
   friend class UringPoller;
@@ -81,6 +82,7 @@ class UringChannel final : public DatagramChannel {
   void arm();
   uint64_t receive_tag() const { return channel_tag(gen_, index_, kReceiveSlot); }
   void send_done(uint32_t slot);  // a send's completion came back: its slot is free
+  void report_sends(DatagramChannelSink& sink);  // takes the send results off done_
 
   UringPoller& poller_;
   int fd_;

@@ -126,6 +126,7 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
       // Anything else is the kernel refusing the receive itself (EINVAL: no multishot
       // recvmsg before Linux 6.0): queuing it again would only fail again.
       failed_ = true;
+      report_sends(sink);  // what follows the receive's end is send results only
       done_.clear();
       done_head_ = 0;
       sink.on_channel_failed(err);
@@ -186,6 +187,28 @@ bool UringChannel::send(const sockaddr* to, unsigned to_length, const void* data
   return true;
 }
 
+void UringChannel::settle(DatagramChannelSink& sink) {
+  if (in_flight_ > 0) poller_.flush_sends();
+  report_sends(sink);
+}
+
+void UringChannel::report_sends(DatagramChannelSink& sink) {
+  // Receives stay queued, in order; sends are reported and dropped from the queue. The
+  // sink only counts: it queues nothing on this channel from here.
+  size_t keep = done_head_;
+  for (size_t i = done_head_; i < done_.size(); ++i) {
+    const ChannelCompletion c = done_[i];
+    if (!c.send) {
+      done_[keep++] = c;
+    } else if (c.res >= 0) {
+      sink.on_channel_sent(size_t(c.res));
+    } else {
+      sink.on_channel_send_failed(-c.res);
+    }
+  }
+  done_.resize(keep);
+}
+
 void UringChannel::send_done(uint32_t slot) {
   if (slot >= mem_->slots.size() || in_flight_ == 0) return;
   free_slots_.push_back(uint16_t(slot));
@@ -212,8 +235,9 @@ Result<std::unique_ptr<DatagramChannel>> UringPoller::open_datagram_channel(
   auto give_back = [&] { free_channels_.push_back(index); };
   // A buffer holds the header, the largest address and one byte more than the largest
   // datagram wanted: a datagram that fills it is whole, one that overflows is truncated.
-  const size_t buffer_bytes = sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) +
-                              options.max_datagram + 1;
+  // Rounded up to a cache line: each buffer starts aligned for its header.
+  const size_t buffer_bytes = (sizeof(io_uring_recvmsg_out) + sizeof(sockaddr_storage) +
+                               options.max_datagram + 1 + 63) / 64 * 64;
   auto memory = std::make_unique<ChannelMemory>(n, buffer_bytes, kSendSlots, kSendBytes);
   if (!memory->ok()) {
     give_back();
@@ -247,7 +271,9 @@ void UringPoller::close_channel(UringChannel& ch) {
       io_uring_prep_cancel64(sqe, ch.receive_tag(), 0);
       io_uring_sqe_set_data64(sqe, kIgnoredTag);
     }
-    handed_over = (sqe || !ch.armed_) && submit() >= 0;
+    // Handed over only if the kernel took every queued entry: one it left behind (an
+    // allocation failure stops a submission early) would read the channel's memory later.
+    handed_over = (sqe || !ch.armed_) && submit() >= 0 && io_uring_sq_ready(&ring_) == 0;
   }
   // Not handed over (the ring is not enabled yet, or refuses this thread): whatever of the
   // channel still waits in the submission queue becomes a no-op, so that no later
