@@ -18,23 +18,27 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool io_uring_usable() {
+// A loop on io_uring, or null (with a message) where this kernel cannot run it.
+std::unique_ptr<EventLoop> uring_loop() {
+  bool usable = false;
   for (const auto& b : available_backends())
-    if (b.name == "io_uring") return b.available;
-  return false;
+    if (b.name == "io_uring") usable = b.available;
+  if (!usable) {
+    MESSAGE("io_uring is not available here");
+    return nullptr;
+  }
+  std::string why;
+  auto l = EventLoop::create("io_uring", &why);
+  REQUIRE_MESSAGE(l.ok(), why);
+  return std::move(*l);
 }
 
 }  // namespace
 
 TEST_CASE("io_uring: a loop created on one thread runs on another") {
-  if (!io_uring_usable()) {
-    MESSAGE("io_uring is not available here");
-    return;
-  }
-  std::string why;
-  auto l = EventLoop::create("io_uring", &why);
-  REQUIRE_MESSAGE(l.ok(), why);
-  EventLoop& loop = **l;
+  auto owned = uring_loop();
+  if (!owned) return;
+  EventLoop& loop = *owned;
   bool ran = false;
   loop.post([&] {
     ran = true;
@@ -46,14 +50,9 @@ TEST_CASE("io_uring: a loop created on one thread runs on another") {
 }
 
 TEST_CASE("io_uring: a loop moved to a second thread stops with an error, it does not spin") {
-  if (!io_uring_usable()) {
-    MESSAGE("io_uring is not available here");
-    return;
-  }
-  std::string why;
-  auto l = EventLoop::create("io_uring", &why);
-  REQUIRE_MESSAGE(l.ok(), why);
-  EventLoop& loop = **l;
+  auto owned = uring_loop();
+  if (!owned) return;
+  EventLoop& loop = *owned;
   loop.run_once(0);  // this thread is now the ring's only submitter
   const uint64_t before = loop.iterations();
   auto done = std::async(std::launch::async, [&] { loop.run(); });
