@@ -151,8 +151,7 @@ class UringPoller final : public Poller {
 
   io_uring ring_{};
   bool initialized_ = false;
-  bool needs_enable_ = false;  // created disabled: enabled by the first wait, on its thread
-  bool enabled_ = true;
+  bool enabled_ = true;  // false: created disabled, enabled by the first wait, on its thread
   bool warned_thread_ = false;
   std::vector<Reg> regs_;    // by descriptor
   std::vector<int> to_arm_;  // descriptors whose poll must be (re)armed at the next wait
