@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "datagram_errors.hpp"
 #include "netloop/log.hpp"
 
 namespace netloop {
@@ -14,12 +15,6 @@ namespace {
 #if defined(__linux__)
 #define NETLOOP_HAVE_MMSG 1
 #endif
-
-bool is_peer_error(int err) {
-  // An ICMP error from an earlier send to some peer: says nothing about this socket.
-  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
-         err == EHOSTDOWN || err == ENETDOWN || err == ECONNRESET;
-}
 
 }  // namespace
 
@@ -109,8 +104,13 @@ UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local,
       timers_(loop) {}
 
 UdpSocket::~UdpSocket() {
-  if (channel_) channel_->settle(*this);  // its last replies go out (and are counted)
-  channel_.reset();  // before the watcher: it reports to the watcher's token
+  if (channel_) drop_channel();
+  watcher_.stop();
+}
+
+void UdpSocket::drop_channel() {
+  channel_->settle(*this);  // its last replies go out (and are counted)
+  channel_.reset();         // before the watcher stops: it reports to the watcher's token
   watcher_.stop();
 }
 
@@ -131,9 +131,7 @@ void UdpSocket::on_channel_work() {
     log_warn("udp {}: {} stopped receiving by completion ({}); serving it by readiness",
              local_.to_string(), loop_.backend_name(), std::strerror(channel_error_));
     channel_error_ = 0;
-    channel_->settle(*this);
-    channel_.reset();
-    watcher_.stop();
+    drop_channel();
     if (auto ec = serve_by_readiness())
       log_error("udp {}: cannot serve it by readiness either: {}", local_.to_string(), ec.message());
   }
@@ -213,7 +211,7 @@ size_t UdpSocket::receive_batch(size_t n) {
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     int err = errno;
-    if (is_peer_error(err)) {
+    if (is_datagram_peer_error(err)) {
       ++stats_.peer_errors;
       return n;  // an ICMP error from an earlier send: there may be more to read
     }
@@ -246,7 +244,7 @@ size_t UdpSocket::receive_batch(size_t n) {
     ssize_t len = ::recvmsg(fd_.get(), &h, 0);
     if (len < 0) {
       if (errno == EINTR) { --count; continue; }
-      if (is_peer_error(errno)) { ++stats_.peer_errors; continue; }
+      if (is_datagram_peer_error(errno)) { ++stats_.peer_errors; continue; }
       break;
     }
     ++stats_.receive_calls;
@@ -279,16 +277,16 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
       ++stats_.send_calls;
     return true;
   }
-  if (pending_.empty() && (single_receive_ || !in_batch_)) {
-    // Nothing to go out with (a batch of one datagram, or a send from a timer): straight
-    // to the kernel, as a plain recvfrom/sendto loop would, without queuing a copy.
+  // Outside a receive batch (a timer, say) nothing is queued: every batch ends with a
+  // flush. So a send from there, or in a batch of one datagram, has nothing to go out
+  // with: straight to the kernel, as a plain recvfrom/sendto loop would, no queued copy.
+  if (!in_batch_ || (single_receive_ && pending_.empty())) {
     send_now(to, data, n);
     return true;
   }
   if (pending_.size() >= options_.batch) flush();
   pending_.push_back({to, tx_.size(), n});
   tx_.append(data, n);
-  if (!in_batch_) flush();  // outside a receive batch (a timer, say): send now
   return true;
 }
 
@@ -309,7 +307,7 @@ void UdpSocket::send_now(const Address& to, const void* data, size_t n) {
 void UdpSocket::count_send_error(int err, size_t dropped) {
   if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) stats_.dropped_send_full += dropped;
   else if (err == EMSGSIZE) stats_.dropped_too_large += dropped;
-  else if (is_peer_error(err)) stats_.peer_errors += dropped;
+  else if (is_datagram_peer_error(err)) stats_.peer_errors += dropped;
   else {
     stats_.dropped_send_error += dropped;
     if (stats_.dropped_send_error == dropped || stats_.dropped_send_error % 1000 == 0)

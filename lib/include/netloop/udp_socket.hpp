@@ -88,6 +88,7 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   void on_readable();
   void on_channel_work();
   std::error_code serve_by_readiness();
+  void drop_channel();  // settles the channel, closes it and stops the watcher
   // DatagramChannelSink
   void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
                            unsigned from_length) override;

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "datagram_errors.hpp"
 #include "poller/io_uring.hpp"
 
 namespace netloop {
@@ -25,11 +26,6 @@ namespace {
 
 constexpr size_t kSendSlots = 256;
 constexpr size_t kSendBytes = 1 << 20;  // payload room for the sends of one iteration
-
-bool is_peer_error(int err) {
-  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH ||
-         err == EHOSTDOWN || err == ENETDOWN || err == ECONNRESET;
-}
 
 void* map_pages(size_t bytes) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
@@ -119,7 +115,7 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
     if (c.res < 0) {
       const int err = -c.res;
       if (err == ENOBUFS || err == ECANCELED) continue;  // queued again below
-      if (is_peer_error(err)) {
+      if (is_datagram_peer_error(err)) {
         sink.on_channel_peer_error(err);
         continue;
       }
