@@ -30,6 +30,12 @@ HTTP:
   --keepalive-timeout SECS  idle time allowed between requests (default 30)
   --max-request-line BYTES  longer request lines get 414 (default 8k)
   --max-header-bytes BYTES  larger request heads get 431 (default 16k)
+  --cache-control VALUE  add "Cache-Control: VALUE" to file responses (200, 206, 304)
+  --no-precompressed     do not serve FILE.br or FILE.gz in place of FILE; by default a
+                         sibling not older than FILE is served to clients whose
+                         Accept-Encoding takes it (--precompressed: the default)
+  --dotfiles             serve paths with a segment starting with '.' (default: 404,
+                         but for /.well-known/)
 
 Reactor:
   --threads N            event loops, one thread each, every one with its own listeners
@@ -44,6 +50,8 @@ Reactor:
 
 Observability:
   --metrics HOST:PORT    serve counters for Prometheus at http://HOST:PORT/metrics
+  --metrics-max-connections N  connections to the metrics endpoint at once; past it a
+                         503 (default 8; outside --max-connections)
   --access-log           one log line per HTTP response
   SIGUSR1                logs a one-line summary of the counters
 
@@ -133,16 +141,29 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     } else if (arg == "--access-log") {
       if (!flag_only()) return fail(arg + " takes no value");
       o.http_options.access_log = true;
-    } else if (arg == "--threads" || arg == "--max-connections") {
+    } else if (arg == "--dotfiles" || arg == "--precompressed" || arg == "--no-precompressed") {
+      if (!flag_only()) return fail(arg + " takes no value");
+      if (arg == "--dotfiles") o.http_options.dotfiles = true;
+      else o.http_options.precompressed = arg == "--precompressed";
+    } else if (arg == "--cache-control") {
+      std::string v;
+      if (!need_value(v) || v.empty()) return fail("--cache-control needs a value, e.g. 'max-age=3600'");
+      for (char c : v)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+          return fail("--cache-control: control characters are not allowed in a header value");
+      o.http_options.cache_control = v;
+    } else if (arg == "--threads" || arg == "--max-connections" ||
+               arg == "--metrics-max-connections") {
       std::string v;
       if (!need_value(v)) return fail(arg + " needs a number");
       size_t n = 0;
       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      bool threads = arg == "--threads";
-      size_t max = threads ? 256 : 10'000'000;
+      size_t max = arg == "--threads" ? 256 : arg == "--max-connections" ? 10'000'000 : 1000;
       if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < 1 || n > max)
         return fail(arg + " " + v + ": expected a whole number from 1 to " + std::to_string(max));
-      (threads ? o.threads : o.max_connections) = n;
+      if (arg == "--threads") o.threads = n;
+      else if (arg == "--max-connections") o.max_connections = n;
+      else o.metrics_max_connections = n;
     } else if (arg == "--chat" || arg == "--kv") {
       std::string v, why;
       if (!need_value(v)) return fail(arg + " needs HOST:PORT");

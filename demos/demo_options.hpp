@@ -20,6 +20,7 @@ struct DemoOptions {
   std::vector<Address> chat;
   std::vector<Address> kv;
   std::optional<Address> metrics;
+  size_t metrics_max_connections = 8;
   size_t threads = 1;
   Duration drain_timeout = seconds(10);
   size_t max_connections = 10'000;

@@ -111,11 +111,15 @@ int main(int argc, char** argv) {
   demo::MetricsSources sources;
   sources.server = &server;
   if (opt.metrics) {
-    server.add_stream("metrics", *opt.metrics, [&sources](EventLoop&, size_t) {
-      // Outside --max-connections: a scrape must still get through when the server is full.
+    server.add_stream("metrics", *opt.metrics, [&sources, &opt](EventLoop&, size_t) {
+      // Outside --max-connections (a scrape must still get through when the server is
+      // full), under a small cap of its own.
+      http::MetricsOptions mo;
+      mo.http = opt.http_options;
+      mo.max_connections = opt.metrics_max_connections;
       return StreamService{http::metrics_factory([&sources] {
                              return demo::render_prometheus(sources);
-                           }),
+                           }, mo),
                            {}, /*unlimited=*/true};
     }, /*every_loop=*/false);
   }

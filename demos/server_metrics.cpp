@@ -7,7 +7,8 @@ namespace netloop::demo {
 namespace {
 
 struct HttpTotals {
-  uint64_t requests = 0, bad = 0, timeouts = 0, refused = 0, files = 0, cache_hits = 0;
+  uint64_t requests = 0, bad = 0, timeouts = 0, refused = 0, files = 0, cache_hits = 0,
+           not_modified = 0, partial = 0;
   uint64_t by_class[6] = {};
 };
 
@@ -20,6 +21,8 @@ HttpTotals http_totals(const MetricsSources& s) {
     t.refused += h->refused;
     t.files += h->files_sent;
     t.cache_hits += h->cache_hits;
+    t.not_modified += h->not_modified;
+    t.partial += h->partial;
     for (int c = 1; c < 6; ++c) t.by_class[c] += h->responses[c];
   }
   return t;
@@ -79,6 +82,10 @@ std::string render_prometheus(const MetricsSources& s) {
            "HTTP header-read (408) and keep-alive idle timeouts.", h.timeouts);
     metric(out, "netloop_http_sendfile_responses_total", "counter",
            "HTTP responses sent with sendfile.", h.files);
+    metric(out, "netloop_http_not_modified_total", "counter",
+           "HTTP 304 responses (conditional requests whose validator matched).", h.not_modified);
+    metric(out, "netloop_http_partial_total", "counter", "HTTP 206 responses (Range requests).",
+           h.partial);
   }
   return out;
 }

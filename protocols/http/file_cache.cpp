@@ -1,32 +1,45 @@
-// FileCache: reading small files in, looking them up, and the byte budget.
+// FileCache: lookups, the byte budget, and what an entry holds.
 #include "http/file_cache.hpp"
 
-#include <charconv>
+#include <cerrno>
 #include <unistd.h>
-
-#include "http/http_date.hpp"
 
 namespace netloop::http {
 
-bool CachedFile::same_file(const struct stat& st) const noexcept {
-  timespec m = mtime_of(st);
-  return st.st_dev == dev && st.st_ino == ino && st.st_size == size && m.tv_sec == mtime.tv_sec &&
-         m.tv_nsec == mtime.tv_nsec;
+namespace {
+
+#ifdef __APPLE__
+timespec mtime_of(const struct stat& st) noexcept { return st.st_mtimespec; }
+timespec ctime_of(const struct stat& st) noexcept { return st.st_ctimespec; }
+#else
+timespec mtime_of(const struct stat& st) noexcept { return st.st_mtim; }
+timespec ctime_of(const struct stat& st) noexcept { return st.st_ctim; }
+#endif
+
+bool same_time(const timespec& a, const timespec& b) noexcept {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-void append_file_headers(std::string& out, std::string_view content_type, uint64_t length,
-                         time_t mtime) {
-  out.append("Content-Type: ");
-  out.append(content_type);
-  out.append("\r\nContent-Length: ");
-  char num[24];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, length);
-  out.append(num, size_t(end - num));
-  out.append("\r\nLast-Modified: ");
-  char date[kHttpDateSize];
-  format_http_date(mtime, date);
-  out.append(date, sizeof date);
-  out.append("\r\n");
+}  // namespace
+
+FileIdentity FileIdentity::of(const struct stat& st) noexcept {
+  return {st.st_dev, st.st_ino, st.st_size, mtime_of(st), ctime_of(st)};
+}
+
+bool FileIdentity::operator==(const FileIdentity& o) const noexcept {
+  return dev == o.dev && ino == o.ino && size == o.size && same_time(mtime, o.mtime) &&
+         same_time(ctime, o.ctime);
+}
+
+void PreparedResponse::refresh(std::string_view date, time_t second) noexcept {
+  if (date_second == second) return;
+  text.replace(date_at, date.size(), date);
+  date_second = second;
+}
+
+size_t CachedFile::held_bytes() const noexcept {
+  return etag.size() + disk_path.size() + type_line.size() + meta_lines.size() + validator_lines.size() +
+         ok.text.size() + not_modified.text.size() + sizeof(CachedFile);
 }
 
 CachedFile* FileCache::find(std::string_view key) noexcept {
@@ -42,42 +55,49 @@ void FileCache::erase(std::string_view key) {
   auto it = map_.find(key);
   if (it == map_.end()) return;
   if (last_ == &it->second) last_ = nullptr;
-  bytes_ -= it->second.body.size() + it->second.headers.size() + it->first.size();
+  bytes_ -= it->second.held_bytes() + it->first.size();
   map_.erase(it);
 }
 
-CachedFile* FileCache::insert(std::string_view key, int fd, const struct stat& st,
-                              std::string_view content_type, TimePoint now) {
-  if (st.st_size < 0 || size_t(st.st_size) > max_file_) return nullptr;
+void FileCache::clear_except(const CachedFile* keep) {
+  last_ = nullptr;
+  for (auto it = map_.begin(); it != map_.end();) {
+    if (&it->second == keep) {
+      ++it;
+      continue;
+    }
+    bytes_ -= it->second.held_bytes() + it->first.size();
+    it = map_.erase(it);
+  }
+}
+
+CachedFile* FileCache::insert(std::string_view key, CachedFile&& entry) {
   erase(key);
-  size_t size = size_t(st.st_size);
-  CachedFile entry;
-  entry.body.resize(size);
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::pread(fd, entry.body.data() + got, size - got, off_t(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return nullptr;  // an error, or the file shrank under us
-    got += size_t(n);
-  }
-  char probe;
-  if (::pread(fd, &probe, 1, off_t(size)) != 0) return nullptr;  // it grew: not what stat said
-  append_file_headers(entry.headers, content_type, size, mtime_of(st).tv_sec);
-  entry.dev = st.st_dev;
-  entry.ino = st.st_ino;
-  entry.size = st.st_size;
-  entry.mtime = mtime_of(st);
-  entry.checked = now;
-  size_t cost = entry.body.size() + entry.headers.size() + key.size();
+  size_t cost = entry.held_bytes() + key.size();
   if (cost > max_bytes_) return nullptr;
-  if (bytes_ + cost > max_bytes_) {
-    last_ = nullptr;
-    map_.clear();
-    bytes_ = 0;
-  }
+  if (bytes_ + cost > max_bytes_) clear_except(nullptr);
   bytes_ += cost;
   auto [it, inserted] = map_.insert_or_assign(std::string(key), std::move(entry));
   return &it->second;
+}
+
+void FileCache::grew(CachedFile& entry, size_t added) {
+  bytes_ += added;
+  if (bytes_ > max_bytes_) clear_except(&entry);
+}
+
+bool read_whole_file(int fd, size_t size, std::string& out) {
+  size_t base = out.size();
+  out.resize(base + size);
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd, out.data() + base + got, size - got, off_t(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // an error, or the file shrank under us
+    got += size_t(n);
+  }
+  char probe;
+  return ::pread(fd, &probe, 1, off_t(size)) == 0;  // it grew: not what stat said
 }
 
 }  // namespace netloop::http

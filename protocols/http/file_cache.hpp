@@ -1,61 +1,94 @@
-// Small files kept in memory with their response headers, checked against the disk at
-// most once per revalidation period. One cache per loop: not thread-safe by design.
+// What the responder knows of the files it serves: one entry per representation (a file,
+// or a precompressed sibling of one), with its validators, its response fields and, for
+// small files, the whole prepared response. Checked against the disk at most once per
+// revalidation period. One cache per loop: not thread-safe by design.
 #pragma once
 
 #include <cstddef>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
 #include <unordered_map>
 
+#include "http/accept_encoding.hpp"
 #include "netloop/clock.hpp"
 
 namespace netloop::http {
 
-inline timespec mtime_of(const struct stat& st) noexcept {
-#ifdef __APPLE__
-  return st.st_mtimespec;
-#else
-  return st.st_mtim;
-#endif
-}
-
-struct CachedFile {
-  std::string body;
-  // "Content-Type: ...\r\nContent-Length: N\r\nLast-Modified: ...\r\n"
-  std::string headers;
+// What identifies a file's contents on disk. ctime is in it because an edit that keeps
+// size and mtime (a rewrite followed by touch -d) still moves ctime, which no one can set.
+struct FileIdentity {
   dev_t dev = 0;
   ino_t ino = 0;
   off_t size = 0;
   timespec mtime{};
-  TimePoint checked{};  // when it was last compared with the disk
+  timespec ctime{};
 
-  // The whole keep-alive HTTP/1.1 200 response (head and body), built on first use; its
-  // Date is rewritten in place when the second changes. Serving the common case is then
-  // one copy.
-  std::string response;
-  size_t response_head = 0;  // bytes of the head (what HEAD sends)
-  size_t date_at = 0;        // where the Date value sits in `response`
+  static FileIdentity of(const struct stat& st) noexcept;
+  bool operator==(const FileIdentity& o) const noexcept;
+};
+
+// A response kept whole (head, and body when there is one) whose Date is rewritten in
+// place when the second changes: serving it is one copy.
+struct PreparedResponse {
+  std::string text;
+  size_t head = 0;     // bytes of the head (what HEAD sends)
+  size_t date_at = 0;  // where the Date value sits
   time_t date_second = -1;
 
-  bool same_file(const struct stat& st) const noexcept;
+  bool empty() const noexcept { return text.empty(); }
+  void refresh(std::string_view date, time_t second) noexcept;
+};
+
+// One representation, as served.
+struct CachedFile {
+  FileIdentity id;
+  Coding coding = Coding::identity;
+  uint8_t siblings = 0;    // identity entries: coding_bit()s of precompressed siblings
+  bool in_memory = false;  // the body is in `ok` (small files); else sent from disk
+  std::string disk_path;   // relative to the root, as RootDirectory::open_file takes it
+  std::string etag;        // strong, quoted
+  time_t last_modified = 0;
+  // Field lines, each ending in CRLF: "Content-Type: ...", then Content-Encoding (if any),
+  // Last-Modified and Accept-Ranges; then the validators a 304 repeats: ETag, Vary (when
+  // the file has siblings), Cache-Control (when configured).
+  std::string type_line;
+  std::string meta_lines;
+  std::string validator_lines;
+  // The keep-alive HTTP/1.1 responses, made on first use: 200 (with the body when
+  // in_memory) and 304.
+  PreparedResponse ok;
+  PreparedResponse not_modified;
+  TimePoint checked{};  // when it was last compared with the disk
+
+  std::string_view body() const noexcept {  // in_memory only
+    return std::string_view(ok.text).substr(ok.head);
+  }
+  uint64_t length() const noexcept { return uint64_t(id.size); }
+  size_t held_bytes() const noexcept;
 };
 
 class FileCache {
  public:
+  // Files up to `max_file` bytes are held in memory; every entry's strings together (the
+  // prepared responses included) stay within `max_bytes`.
   FileCache(size_t max_file, size_t max_bytes) : max_file_(max_file), max_bytes_(max_bytes) {}
 
   // Heterogeneous lookup: no allocation for a hit.
   CachedFile* find(std::string_view key) noexcept;
-  // Reads the open file `fd` (regular, at most max_file() bytes) into the cache under
-  // `key`, replacing any entry. nullptr when the read fails or the file changed size
-  // under us. When the cache would pass its byte budget it is emptied first: simple, and
-  // a working set larger than the budget is served by sendfile anyway.
-  CachedFile* insert(std::string_view key, int fd, const struct stat& st,
-                     std::string_view content_type, TimePoint now);
+  // Puts `entry` (its fields made, its body read if in_memory) under `key`, replacing any
+  // entry. nullptr when it alone passes the budget. When the cache would pass its budget
+  // it is emptied first: simple, and a working set larger than the budget is served from
+  // disk anyway.
+  CachedFile* insert(std::string_view key, CachedFile&& entry);
   void erase(std::string_view key);
+  // An entry grew (a prepared response was made): counted, and the cache emptied of
+  // everything else if that passes the budget.
+  void grew(CachedFile& entry, size_t added);
 
   size_t max_file() const noexcept { return max_file_; }
+  size_t max_bytes() const noexcept { return max_bytes_; }
   size_t bytes() const noexcept { return bytes_; }
   size_t entries() const noexcept { return map_.size(); }
 
@@ -64,6 +97,8 @@ class FileCache {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
+  void clear_except(const CachedFile* keep);
+
   std::unordered_map<std::string, CachedFile, Hash, std::equal_to<>> map_;
   // The entry found last: a hot file is served without hashing its name (node-based map,
   // so the pointers stay valid until that entry is erased).
@@ -74,8 +109,8 @@ class FileCache {
   size_t bytes_ = 0;
 };
 
-// "Content-Type: ...\r\nContent-Length: N\r\nLast-Modified: ...\r\n" for a file.
-void append_file_headers(std::string& out, std::string_view content_type, uint64_t length,
-                         time_t mtime);
+// Reads `size` bytes of `fd` from offset 0 into `out`; false when the file turns out to be
+// shorter or longer than that, or a read fails.
+bool read_whole_file(int fd, size_t size, std::string& out);
 
 }  // namespace netloop::http

@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <ctime>
+#include <optional>
 #include <string_view>
 
 namespace netloop::http {
@@ -12,6 +13,14 @@ inline constexpr size_t kHttpDateSize = 29;  // "Sun, 06 Nov 1994 08:49:37 GMT"
 
 // Writes the 29 characters for `t` into `out`.
 void format_http_date(std::time_t t, char* out) noexcept;
+
+// Parses an HTTP-date (RFC 9110 §5.6.7): IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") and
+// the two obsolete forms a recipient must accept, RFC 850 ("Sunday, 06-Nov-94 08:49:37
+// GMT"; a two-digit year more than 50 years ahead is read as the past century) and asctime
+// ("Sun Nov  6 08:49:37 1994"). Day and month names are case-sensitive as the grammar has
+// them; the day name is not checked against the date. nullopt for anything else: another
+// layout, a field out of range (hour 24, 31 Feb, second 61), trailing bytes.
+std::optional<std::time_t> parse_http_date(std::string_view s) noexcept;
 
 // The current date, formatted at most once per second (a wall-clock read per call is a
 // vDSO call of a few nanoseconds; formatting is what is saved).

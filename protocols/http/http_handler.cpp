@@ -1,6 +1,9 @@
 // HttpHandler: the per-connection state machine.
 #include "http/http_handler.hpp"
 
+#include <fcntl.h>
+
+#include "netloop/result.hpp"
 #include "netloop/log.hpp"
 
 namespace netloop::http {
@@ -11,7 +14,7 @@ constexpr size_t kFlushThreshold = 64 * 1024;
 
 }  // namespace
 
-HttpHandler::HttpHandler(std::shared_ptr<HttpResponder> responder)
+HttpHandler::HttpHandler(std::shared_ptr<Responder> responder)
     : responder_(std::move(responder)), parser_(responder_->options().limits) {}
 
 void HttpHandler::on_open(Connection& conn) {
@@ -73,12 +76,34 @@ void HttpHandler::flush(Connection& conn) {
   out.clear();
 }
 
+// The parts of a reply that come from disk, after what is staged: one range, or the parts
+// of a multipart/byteranges body, each from its own descriptor (send_file owns one).
+void HttpHandler::send_reply(Connection& conn, Responder::Reply& reply) {
+  flush(conn);
+  if (!reply.multipart) {
+    conn.send_file(std::move(reply.file), reply.file_offset, reply.file_length);
+    return;
+  }
+  for (auto& part : reply.multipart->parts) {
+    conn.send(part.text);
+    Fd copy(::fcntl(reply.file.get(), F_DUPFD_CLOEXEC, 0));
+    if (!copy) {  // out of descriptors: the peer was promised these bytes
+      log_warn("http {}: cannot duplicate a file descriptor for a multipart response: {}",
+               conn.peer_address().to_string(), last_error().message());
+      conn.abort();
+      return;
+    }
+    conn.send_file(std::move(copy), part.offset, part.length);
+  }
+  conn.send(reply.multipart->tail);
+}
+
 void HttpHandler::on_data(Connection& conn, Buffer& input) {
   if (phase_ == Phase::closing) {
     input.clear();  // after the last response: nothing more is read
     return;
   }
-  HttpResponder& r = *responder_;
+  Responder& r = *responder_;
   Buffer& out = r.staging();
   Request& req = r.request();
   out.clear();
@@ -126,18 +151,17 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
       break;
     }
     size_t out_before = out.size();
-    HttpResponder::Reply reply = r.respond(req, now, out);
+    Responder::Reply reply = r.respond(req, now, out);
     if (r.options().access_log) {
       log_info("{} \"{} {} HTTP/1.{}\" {} {}", conn.peer_address().to_string(), req.method_name,
                req.target, req.version_minor, reply.status,
-               out.size() - out_before + reply.file_length);
+               out.size() - out_before + reply.body_bytes());
     }
     // Views into `input` (the request) are not used past this point.
     input.consume(p.consumed);
     body_left_ = req.has_content_length ? req.content_length : 0;
     if (reply.file) {
-      flush(conn);
-      conn.send_file(std::move(reply.file), 0, reply.file_length);
+      send_reply(conn, reply);
     } else if (out.size() >= kFlushThreshold) {
       flush(conn);
     }
@@ -200,7 +224,7 @@ namespace {
 
 class RefusalHandler final : public StreamHandler {
  public:
-  explicit RefusalHandler(std::shared_ptr<HttpResponder> r) : responder_(std::move(r)) {}
+  explicit RefusalHandler(std::shared_ptr<Responder> r) : responder_(std::move(r)) {}
   void on_open(Connection& conn) override {
     ++responder_->stats().refused;
     Buffer out;  // the refusal path: an allocation is fine here
@@ -211,13 +235,17 @@ class RefusalHandler final : public StreamHandler {
   void on_data(Connection&, Buffer& input) override { input.clear(); }
 
  private:
-  std::shared_ptr<HttpResponder> responder_;
+  std::shared_ptr<Responder> responder_;
 };
 
 }  // namespace
 
-StreamHandlerFactory refusal_factory(std::shared_ptr<HttpResponder> responder) {
-  return [responder] { return std::make_unique<RefusalHandler>(responder); };
+std::unique_ptr<StreamHandler> make_refusal_handler(std::shared_ptr<Responder> responder) {
+  return std::make_unique<RefusalHandler>(std::move(responder));
+}
+
+StreamHandlerFactory refusal_factory(std::shared_ptr<Responder> responder) {
+  return [responder] { return make_refusal_handler(responder); };
 }
 
 }  // namespace netloop::http

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "http/http_responder.hpp"
+#include "http/responder.hpp"
 #include "http/request_parser.hpp"
 #include "netloop/protocol.hpp"
 
@@ -13,7 +13,7 @@ namespace netloop::http {
 
 class HttpHandler final : public StreamHandler {
  public:
-  explicit HttpHandler(std::shared_ptr<HttpResponder> responder);
+  explicit HttpHandler(std::shared_ptr<Responder> responder);
 
   void on_open(Connection& conn) override;
   void on_data(Connection& conn, Buffer& input) override;
@@ -33,8 +33,9 @@ class HttpHandler final : public StreamHandler {
   void set_deadline(Connection& conn, TimePoint deadline);
   void flush(Connection& conn);
   void reject(uint16_t status, std::string_view reason);
+  void send_reply(Connection& conn, Responder::Reply& reply);
 
-  std::shared_ptr<HttpResponder> responder_;
+  std::shared_ptr<Responder> responder_;
   RequestParser parser_;
   uint64_t body_left_ = 0;    // request body bytes still to read and discard
   TimePoint deadline_{};      // when the current phase times out
@@ -47,6 +48,7 @@ class HttpHandler final : public StreamHandler {
 };
 
 // Handlers for connections past the server's limit: a 503 and close, without reading.
-StreamHandlerFactory refusal_factory(std::shared_ptr<HttpResponder> responder);
+StreamHandlerFactory refusal_factory(std::shared_ptr<Responder> responder);
+std::unique_ptr<StreamHandler> make_refusal_handler(std::shared_ptr<Responder> responder);
 
 }  // namespace netloop::http

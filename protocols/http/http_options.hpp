@@ -31,6 +31,15 @@ struct HttpOptions {
   Duration cache_revalidate = seconds(1);
   // One log line per response (peer, request line, status, bytes) at level info.
   bool access_log = false;
+  // Paths with a segment starting with '.' (.git, .env, .htpasswd) are 404s, but for the
+  // /.well-known/ directory at the root (RFC 8615); true serves them like any file.
+  bool dotfiles = false;
+  // For "app.js", serve "app.js.br" or "app.js.gz" when one exists, is not older than
+  // app.js, and the client's Accept-Encoding takes it. On by default: a sibling is there
+  // only because the site's author put it there, and every browser asks for gzip and br.
+  bool precompressed = true;
+  // Added as "Cache-Control: VALUE" to file responses (200, 206, 304) when not empty.
+  std::string cache_control;
 };
 
 }  // namespace netloop::http

@@ -1,10 +1,9 @@
-// HttpResponder: routing to the root or the built-in page, the cache, and response heads.
+// HttpResponder: routing to the root or the built-in page, dotfiles, redirects, and
+// finding (or making) the cache entry of the representation a request selects.
 #include "http/http_responder.hpp"
 
-#include <charconv>
 #include <ctime>
 
-#include "http/http_handler.hpp"
 #include "http/mime_types.hpp"
 #include "http/request_path.hpp"
 #include "http/status.hpp"
@@ -20,18 +19,50 @@ constexpr std::string_view kBuiltinPage =
     "Start it with <code>--root DIR</code> to serve a directory.</p>\n"
     "</body></html>\n";
 
-void append_number(Buffer& out, uint64_t n) {
-  char num[24];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, n);
-  out.append(num, size_t(end - num));
+// A path segment starting with '.' (".git", ".env"), but for ".well-known" as the first
+// segment (RFC 8615). `path` is normalized: no leading '/', no "." or ".." segments.
+bool is_hidden(std::string_view path) noexcept {
+  size_t start = 0;
+  if (path.substr(0, 12) == ".well-known/" || path == ".well-known") start = 12;
+  for (size_t i = start; i < path.size(); ++i)
+    if (path[i] == '.' && (i == 0 || path[i - 1] == '/')) return true;
+  return false;
+}
+
+// Characters a Location path may carry as they are (RFC 3986 pchar and '/'): everything
+// else is percent-encoded, so the value is one path whatever the decoded name holds.
+bool location_safe(unsigned char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '-': case '.': case '_': case '~': case '!': case '$': case '&': case '\'':
+    case '(': case ')': case '*': case '+': case ',': case ';': case '=': case ':':
+    case '@': case '/':
+      return true;
+    default:
+      return false;
+  }
+}
+
+void append_encoded_path(Buffer& out, std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : path) {
+    auto c = static_cast<unsigned char>(ch);
+    if (location_safe(c)) {
+      out.append(&ch, 1);
+    } else {
+      char e[3] = {'%', kHex[c >> 4], kHex[c & 15]};
+      out.append(e, 3);
+    }
+  }
 }
 
 }  // namespace
 
-Result<std::shared_ptr<HttpResponder>> HttpResponder::create(const HttpOptions& options) {
+Result<std::shared_ptr<HttpResponder>> HttpResponder::create(const HttpOptions& options,
+                                                            RootDirectory::Resolver resolver) {
   std::optional<RootDirectory> root;
   if (!options.root.empty()) {
-    auto r = RootDirectory::open(options.root);
+    auto r = RootDirectory::open(options.root, resolver);
     if (!r) return r.error();
     root.emplace(std::move(*r));
   }
@@ -39,166 +70,190 @@ Result<std::shared_ptr<HttpResponder>> HttpResponder::create(const HttpOptions& 
 }
 
 HttpResponder::HttpResponder(const HttpOptions& options, std::optional<RootDirectory> root)
-    : options_(options),
+    : Responder(options),
       root_(std::move(root)),
-      cache_(options.cache_file_max, options.cache_max_bytes),
-      staging_(16 * 1024) {
-  append_file_headers(builtin_headers_, "text/html; charset=utf-8", kBuiltinPage.size(),
-                      std::time(nullptr));
+      cache_(options.cache_file_max, options.cache_max_bytes) {
+  builtin_headers_ = "Content-Type: text/html; charset=utf-8\r\nContent-Length: " +
+                     std::to_string(kBuiltinPage.size()) + "\r\n";
   path_.reserve(256);
   key_.reserve(256);
+  sibling_.reserve(256);
   scratch_.reserve(256);
 }
 
-StreamHandlerFactory HttpResponder::factory() {
-  std::shared_ptr<HttpResponder> self = shared_from_this();
-  return [self] { return std::make_unique<HttpHandler>(self); };
-}
-
-void HttpResponder::write_head(uint16_t status, bool keep_alive, uint8_t version_minor,
-                               Buffer& out) {
-  ++stats_.responses[status / 100 < 6 ? status / 100 : 5];
-  append_response_head(out, status, date_.now(), keep_alive, version_minor);
-}
-
-void HttpResponder::write_error(uint16_t status, std::string_view detail, bool head,
-                                bool keep_alive, uint8_t version_minor, Buffer& out) {
-  write_head(status, keep_alive, version_minor, out);
-  std::string_view line = status_line(status);  // "HTTP/1.1 404 Not Found\r\n"
-  std::string_view text = line.substr(9, line.size() - 11);
-  if (status == 405) out.append("Allow: GET, HEAD\r\n");
-  out.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-  size_t length = text.size() + 1 + (detail.empty() ? 0 : detail.size() + 2);
-  append_number(out, length);
-  out.append("\r\n\r\n");
-  if (head) return;
-  out.append(text);
-  if (!detail.empty()) {
-    out.append(": ");
-    out.append(detail);
-  }
-  out.append("\n");
-}
-
-HttpResponder::Reply HttpResponder::fail(uint16_t status, std::string_view detail,
-                                         const Request& req, Buffer& out) {
-  write_error(status, detail, req.method == Method::head, req.keep_alive, req.version_minor, out);
-  return {status, {}, 0, !req.keep_alive};
-}
-
-HttpResponder::Reply HttpResponder::serve_cached(CachedFile& f, const Request& req,
-                                                 TimePoint now, Buffer& out) {
-  if (req.keep_alive && req.version_minor == 1) {
-    // The common case: the prepared response, its Date refreshed once per second.
-    std::string_view date = date_.at(now);
-    if (f.response.empty()) {  // once per cached file
-      Buffer head;
-      write_head(200, true, 1, head);
-      stats_.responses[2].sub();  // counted below, per response
-      f.response.assign(head.view());
-      f.date_at = f.response.find("Date: ") + 6;
-      f.response.append(f.headers);
-      f.response.append("\r\n");
-      f.response_head = f.response.size();
-      f.response.append(f.body);
-      f.date_second = date_.second();
-    } else if (f.date_second != date_.second()) {
-      f.response.replace(f.date_at, date.size(), date);
-      f.date_second = date_.second();
-    }
-    ++stats_.responses[2];
-    out.append(f.response.data(), req.method == Method::head ? f.response_head : f.response.size());
-    return {200, {}, 0, false};
-  }
+HttpResponder::Reply HttpResponder::builtin_page(const Request& req, Buffer& out) {
   write_head(200, req.keep_alive, req.version_minor, out);
-  out.append(f.headers);
+  out.append(builtin_headers_);
   out.append("\r\n");
-  if (req.method != Method::head) out.append(f.body);
-  return {200, {}, 0, !req.keep_alive};
+  if (req.method != Method::head) out.append(kBuiltinPage);
+  Reply r;
+  r.status = 200;
+  r.close = !req.keep_alive;
+  return r;
 }
 
+// The Location is made from the normalized path, never from the path as sent: a request
+// for "//evil.example/../sub" must not send a browser to another host. A normalized path
+// has no empty segment, so "/" + it never starts with "//"; a '\' is encoded.
 HttpResponder::Reply HttpResponder::redirect_to_directory(const Request& req, Buffer& out) {
   write_head(301, req.keep_alive, req.version_minor, out);
-  out.append("Location: ");
-  out.append(req.path);  // as sent: already percent-encoded, and checked by the parser
+  out.append("Location: /");
+  append_encoded_path(out, path_);
   out.append("/");
   if (!req.query.empty()) {
     out.append("?");
     out.append(req.query);
   }
   out.append("\r\nContent-Length: 0\r\n\r\n");
-  return {301, {}, 0, !req.keep_alive};
+  Reply r;
+  r.status = 301;
+  r.close = !req.keep_alive;
+  return r;
 }
 
 HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, Buffer& out) {
   if (req.method != Method::get && req.method != Method::head)
     return fail(req.method == Method::unknown ? 501 : 405, {}, req, out);
   if (req.path.empty()) return fail(400, "'*' is a target for OPTIONS only", req, out);
+  Reply reply;
   if (root_ && req.path.size() > 1 && is_plain_path(req.path)) {
     // The common case: a plain path is its own cache key less its leading '/' (what
-    // normalize_path and the key below would make of it), so a hit needs no copy.
+    // normalize_path and the key below would make of it), so a hit needs no copy. A plain
+    // path has no segment starting with '.', so no dotfile gets here.
     CachedFile* cached = cache_.find(req.path.substr(1));
     if (cached && now - cached->checked < options_.cache_revalidate) {
       ++stats_.cache_hits;
-      return serve_cached(*cached, req, now, out);
+      Fd none;
+      CachedFile* rep = cached->siblings ? choose_representation(*cached, req, now, none) : cached;
+      if (serve(*rep, std::move(none), req, now, out, reply)) return reply;
     }
   }
   PathResult p = normalize_path(req.path, path_);
   if (p.http_status) return fail(p.http_status, p.reason, req, out);
-
   if (!root_) {
     if (!path_.empty() && path_ != "index.html") return fail(404, {}, req, out);
-    write_head(200, req.keep_alive, req.version_minor, out);
-    out.append(builtin_headers_);
-    out.append("\r\n");
-    if (req.method != Method::head) out.append(kBuiltinPage);
-    return {200, {}, 0, !req.keep_alive};
+    return builtin_page(req, out);
   }
+  if (!options_.dotfiles && is_hidden(path_)) return fail(404, {}, req, out);
 
   key_.assign(path_);
   if (p.directory) key_.push_back('/');
-  CachedFile* cached = cache_.find(key_);
+  // A large file that changed on disk after it was cached is found out when it is opened
+  // to be sent; the entry is then made anew, once.
+  const size_t path_size = path_.size();  // lookup() appends the index to a directory's
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    path_.resize(path_size);
+    uint16_t status = 0;
+    std::string_view reason;
+    Fd file;
+    CachedFile* entry = lookup(key_, p.directory, now, status, reason, file);
+    if (!entry) {
+      if (status == 301) return redirect_to_directory(req, out);
+      return fail(status, reason, req, out);
+    }
+    CachedFile* rep = choose_representation(*entry, req, now, file);
+    if (serve(*rep, std::move(file), req, now, out, reply)) return reply;
+  }
+  return fail(503, "the file keeps changing; try again", req, out);
+}
+
+CachedFile* HttpResponder::lookup(std::string_view key, bool directory, TimePoint now,
+                                  uint16_t& status, std::string_view& reason, Fd& file) {
+  CachedFile* cached = cache_.find(key);
   if (cached && now - cached->checked < options_.cache_revalidate) {
     ++stats_.cache_hits;
-    return serve_cached(*cached, req, now, out);
+    return cached;
   }
-
   OpenedFile f = root_->open_file(path_, scratch_);
-  if (f.http_status) {
-    if (cached) cache_.erase(key_);
-    return fail(f.http_status, {}, req, out);
-  }
-  if (!S_ISDIR(f.st.st_mode) && p.directory) {
+  if (!f.http_status && !S_ISDIR(f.st.st_mode) && directory) {
     // "/file.txt/" names a directory that is not there (open(2) would say ENOTDIR).
-    return fail(404, {}, req, out);
+    f.http_status = 404;
   }
-  if (S_ISDIR(f.st.st_mode)) {
-    if (!p.directory) return redirect_to_directory(req, out);
+  if (!f.http_status && S_ISDIR(f.st.st_mode)) {
+    if (!directory) {
+      status = 301;
+      return nullptr;
+    }
     if (!path_.empty()) path_.push_back('/');
     path_.append(options_.index);
     f = root_->open_file(path_, scratch_);
-    if (f.http_status == 404) return fail(403, "directory has no index file", req, out);
-    if (f.http_status) return fail(f.http_status, {}, req, out);
-    if (!S_ISREG(f.st.st_mode)) return fail(403, {}, req, out);
+    if (f.http_status == 404) {
+      f.http_status = 403;
+      f.reason = "directory has no index file";
+    } else if (!f.http_status && !S_ISREG(f.st.st_mode)) {
+      f.http_status = 403;
+      f.reason = {};
+    }
   }
-  if (cached && cached->same_file(f.st)) {
+  if (f.http_status) {
+    if (cached) cache_.erase(key);
+    status = f.http_status;
+    reason = f.http_status == 403 && !f.reason.empty() && f.reason != "forbidden" ? f.reason
+                                                                                  : std::string_view{};
+    return nullptr;
+  }
+  if (cached && cached->id == FileIdentity::of(f.st) && cached->disk_path == path_ &&
+      cached->siblings == siblings_of(path_, f.st)) {
     cached->checked = now;
-    return serve_cached(*cached, req, now, out);
+    file = std::move(f.fd);
+    return cached;
   }
-  std::string_view type = content_type_for(path_);
-  if (uint64_t(f.st.st_size) <= cache_.max_file()) {
-    if (CachedFile* fresh = cache_.insert(key_, f.fd.get(), f.st, type, now))
-      return serve_cached(*fresh, req, now, out);
-    // Not cached (it changed while being read, or does not fit): sendfile copes.
+  return make_entry(key, path_, Coding::identity, content_type_for(path_), f, now, file);
+}
+
+// A sibling counts when it is a regular file not older than the original: a stale .gz
+// left behind by an edit of the original is not served in its place.
+uint8_t HttpResponder::siblings_of(std::string_view disk_path, const struct stat& original) {
+  if (!options_.precompressed) return 0;
+  uint8_t found = 0;
+  for (Coding c : {Coding::br, Coding::gzip}) {
+    sibling_.assign(disk_path);
+    sibling_.append(coding_suffix(c));
+    OpenedFile s = root_->open_file(sibling_, scratch_);
+    if (s.http_status || !S_ISREG(s.st.st_mode)) continue;
+    if (FileIdentity::of(s.st).mtime.tv_sec < FileIdentity::of(original).mtime.tv_sec) continue;
+    found |= coding_bit(c);
   }
-  write_head(200, req.keep_alive, req.version_minor, out);
-  std::string headers;  // large files only: the allocation is noise next to the transfer
-  append_file_headers(headers, type, uint64_t(f.st.st_size), mtime_of(f.st).tv_sec);
-  out.append(headers);
-  out.append("\r\n");
-  if (req.method == Method::head) return {200, {}, 0, !req.keep_alive};
-  ++stats_.files_sent;
-  return {200, std::move(f.fd), uint64_t(f.st.st_size), !req.keep_alive};
+  return found;
+}
+
+CachedFile* HttpResponder::choose_representation(CachedFile& identity, const Request& req,
+                                                 TimePoint now, Fd& file) {
+  if (!identity.siblings || !req.accept_encoding.present()) return &identity;
+  Coding c;
+  if (req.accept_encoding.count == 1) {
+    c = choose_coding(req.accept_encoding.value, true, identity.siblings);
+  } else {  // several lines are one list (RFC 9110 §5.3)
+    scratch_.clear();
+    req.for_each_value("accept-encoding", [this](std::string_view v) {
+      if (!scratch_.empty()) scratch_.push_back(',');
+      scratch_.append(v);
+    });
+    std::string joined = scratch_;  // scratch_ is reused by open_file below
+    c = choose_coding(joined, true, identity.siblings);
+  }
+  if (c == Coding::identity) return &identity;
+  // Keys of siblings start with a byte no request path can hold, so "/app.js.gz" asked
+  // for by name (served as itself, without Content-Encoding) is a different entry.
+  sibling_.assign("\x01");
+  sibling_.append(identity.disk_path);
+  sibling_.append(coding_suffix(c));
+  CachedFile* cached = cache_.find(sibling_);
+  if (cached && now - cached->checked < options_.cache_revalidate) return cached;
+  std::string key = sibling_;
+  std::string disk_path = key.substr(1);
+  std::string_view type = content_type_for(identity.disk_path);
+  OpenedFile f = root_->open_file(disk_path, scratch_);
+  if (f.http_status || !S_ISREG(f.st.st_mode)) {  // gone since the original was checked
+    if (cached) cache_.erase(key);
+    return &identity;
+  }
+  if (cached && cached->id == FileIdentity::of(f.st)) {
+    cached->checked = now;
+    file = std::move(f.fd);
+    return cached;
+  }
+  return make_entry(key, disk_path, c, type, f, now, file);
 }
 
 }  // namespace netloop::http

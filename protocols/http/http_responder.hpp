@@ -1,6 +1,6 @@
-// HttpResponder: turns a parsed request into a response: the served root (or the
-// built-in page), the small-file cache, status codes and headers. One per loop, shared by
-// that loop's connection handlers; not thread-safe by design (shared-nothing loops).
+// HttpResponder: the static-file service: routing to the root (or the built-in page),
+// dotfiles, redirects, the file cache, precompressed siblings, and which response a file
+// request gets (200, 206, 304, 412, 416: file_response.hpp writes them).
 #pragma once
 
 #include <cstdint>
@@ -9,80 +9,72 @@
 #include <string>
 #include <string_view>
 
+#include "http/byte_range.hpp"
 #include "http/file_cache.hpp"
-#include "http/http_date.hpp"
-#include "http/http_options.hpp"
-#include "http/request_parser.hpp"
+#include "http/responder.hpp"
 #include "http/root_directory.hpp"
-#include "netloop/buffer.hpp"
-#include "netloop/counter.hpp"
-#include "netloop/fd.hpp"
-#include "netloop/protocol.hpp"
 #include "netloop/result.hpp"
 
 namespace netloop::http {
 
-struct HttpStats {
-  Counter requests;      // complete request heads parsed
-  Counter responses[6];  // by class: [2] = 2xx ... [5] = 5xx
-  Counter bad_requests;  // rejected by the parser (400, 414, 431, 505)
-  Counter timeouts;      // 408s and idle keep-alive closes
-  Counter files_sent;    // responses that went out with sendfile
-  Counter cache_hits;
-  Counter refused;       // 503s: past --max-connections
-};
-
-class HttpResponder : public std::enable_shared_from_this<HttpResponder> {
+class HttpResponder final : public Responder {
  public:
-  // Fails when the root cannot be opened (the error names the cause).
-  static Result<std::shared_ptr<HttpResponder>> create(const HttpOptions& options);
+  // Fails when the root cannot be opened (the error names the cause). `resolver` is for
+  // tests of the portable path.
+  static Result<std::shared_ptr<HttpResponder>> create(
+      const HttpOptions& options,
+      RootDirectory::Resolver resolver = RootDirectory::Resolver::automatic);
 
-  // Makes one HttpHandler per connection, all answering through this responder.
-  StreamHandlerFactory factory();
+  Reply respond(const Request& req, TimePoint now, Buffer& out) override;
 
-  // What respond() asks the caller to send after `out`: a file, for large ones.
-  struct Reply {
-    uint16_t status = 0;
-    Fd file;
-    uint64_t file_length = 0;
-    bool close = false;  // the response says Connection: close
-  };
-
-  // Appends the response to `req` to `out`: headers, and the body when it is in memory.
-  Reply respond(const Request& req, TimePoint now, Buffer& out);
-  // Appends an error response (a short text body naming the problem).
-  void write_error(uint16_t status, std::string_view detail, bool head, bool keep_alive,
-                   uint8_t version_minor, Buffer& out);
-
-  const HttpOptions& options() const noexcept { return options_; }
-  HttpStats& stats() noexcept { return stats_; }
   const FileCache& cache() const noexcept { return cache_; }
   // The served root, resolved ("" for the built-in page).
   std::string root_path() const { return root_ ? root_->path() : std::string(); }
-
-  // Per-loop scratch shared by the handlers: the request being handled and the output
-  // being assembled. Both are used only within one on_data call.
-  Request& request() noexcept { return request_; }
-  Buffer& staging() noexcept { return staging_; }
+  const RootDirectory* root() const noexcept { return root_ ? &*root_ : nullptr; }
 
  private:
-  explicit HttpResponder(const HttpOptions& options, std::optional<RootDirectory> root);
-  void write_head(uint16_t status, bool keep_alive, uint8_t version_minor, Buffer& out);
-  Reply serve_cached(CachedFile& f, const Request& req, TimePoint now, Buffer& out);
+  HttpResponder(const HttpOptions& options, std::optional<RootDirectory> root);
+  Reply builtin_page(const Request& req, Buffer& out);
   Reply redirect_to_directory(const Request& req, Buffer& out);
-  Reply fail(uint16_t status, std::string_view detail, const Request& req, Buffer& out);
+  // The entry for `key` (path_ on disk), fresh as of `now`: from the cache, or opened and
+  // made anew. nullptr with `status` set when it cannot be served. `file` receives the
+  // open descriptor when one was opened (a large file is sent from it).
+  CachedFile* lookup(std::string_view key, bool directory, TimePoint now, uint16_t& status,
+                     std::string_view& reason, Fd& file);
+  // The representation to serve for `identity`'s path: a precompressed sibling the client
+  // takes, or `identity` itself.
+  CachedFile* choose_representation(CachedFile& identity, const Request& req, TimePoint now, Fd& file);
+  // Makes the entry of one representation (the original when `coding` is identity, which
+  // also looks for its siblings) from the file just opened, reading a small one in.
+  CachedFile* make_entry(std::string_view key, std::string_view disk_path, Coding coding,
+                         std::string_view content_type, OpenedFile& f, TimePoint now, Fd& file);
+  uint8_t siblings_of(std::string_view disk_path, const struct stat& original);
+  // Writes the response of `rep` (preconditions, ranges, or the whole); false, with
+  // nothing written, when a representation sent from disk turned out to have changed
+  // (its entry is then gone).
+  bool serve(CachedFile& rep, Fd file, const Request& req, TimePoint now, Buffer& out, Reply& reply);
+  bool serve_range(CachedFile& rep, Fd file, const Request& req, TimePoint now, Buffer& out,
+                   Reply& reply);
+  bool serve_whole(CachedFile& rep, Fd file, const Request& req, TimePoint now, Buffer& out,
+                   Reply& reply);
+  bool open_body(CachedFile& rep, Fd& file, const Request& req, TimePoint now, Buffer& out,
+                 Reply& reply);
+  Fd open_unchanged(CachedFile& rep, uint16_t& status);
+  void write_not_modified(CachedFile& rep, const Request& req, TimePoint now, Buffer& out);
+  void write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file, const Request& req,
+                       Buffer& out, Reply& reply);
+  std::string boundary();
 
-  HttpOptions options_;
   std::optional<RootDirectory> root_;
   FileCache cache_;
-  DateCache date_;
-  HttpStats stats_;
   std::string builtin_headers_;
-  Request request_;
-  Buffer staging_;
   std::string path_;     // the normalized request path
   std::string key_;      // its cache key
+  std::string sibling_;  // a sibling's path or key
   std::string scratch_;  // for RootDirectory::open_file
+  CachedFile uncached_;  // an entry too large for the cache, for the request at hand
+  uint64_t boundary_seed_;
+  uint64_t boundaries_ = 0;
 };
 
 }  // namespace netloop::http

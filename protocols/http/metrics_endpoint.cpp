@@ -1,74 +1,76 @@
-// The /metrics handler: parse a request, answer it, keep the connection if asked.
+// The /metrics responder, and the cap on connections to it.
 #include "http/metrics_endpoint.hpp"
 
 #include <memory>
 
-#include "http/http_date.hpp"
-#include "http/request_parser.hpp"
-#include "http/status.hpp"
+#include "http/http_handler.hpp"
+#include "http/responder.hpp"
 
 namespace netloop::http {
 namespace {
 
-class MetricsHandler final : public StreamHandler {
+class MetricsResponder final : public Responder {
  public:
-  explicit MetricsHandler(std::shared_ptr<std::function<std::string()>> render)
-      : render_(std::move(render)) {}
+  MetricsResponder(const HttpOptions& options, std::function<std::string()> render)
+      : Responder(options), render_(std::move(render)) {}
 
-  void on_data(Connection& conn, Buffer& input) override {
-    while (!input.empty() && conn.is_open()) {
-      ParseResult p = parser_.parse(input.view(), request_);
-      if (p.status == ParseStatus::need_more) return;
-      if (p.status == ParseStatus::error) {
-        reply(conn, p.http_status, "text/plain; charset=utf-8", std::string(p.reason) + "\n",
-              false, false);
-        input.clear();
-        conn.close();
-        return;
-      }
-      parser_.reset();
-      bool head = request_.method == Method::head;
-      bool keep = request_.keep_alive && !(request_.has_content_length && request_.content_length);
-      if (request_.method != Method::get && !head) {
-        reply(conn, 405, "text/plain; charset=utf-8", "only GET and HEAD\n", false, keep);
-      } else if (request_.path != "/metrics") {
-        reply(conn, 404, "text/plain; charset=utf-8", "metrics are at /metrics\n", head, keep);
-      } else {
-        reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", (*render_)(), head, keep);
-      }
-      input.consume(p.consumed);
-      if (!keep) {
-        input.clear();
-        conn.close();
-      }
-    }
+  Reply respond(const Request& req, TimePoint, Buffer& out) override {
+    bool head = req.method == Method::head;
+    if (req.method != Method::get && !head) return fail(req.method == Method::unknown ? 501 : 405, {}, req, out);
+    if (req.path != "/metrics") return fail(404, "metrics are at /metrics", req, out);
+    std::string body = render_();
+    write_head(200, req.keep_alive, req.version_minor, out);
+    out.append("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: ");
+    out.append(std::to_string(body.size()));
+    out.append("\r\nCache-Control: no-store\r\n\r\n");
+    if (!head) out.append(body);
+    Reply r;
+    r.status = 200;
+    r.close = !req.keep_alive;
+    return r;
   }
 
  private:
-  void reply(Connection& conn, uint16_t status, std::string_view type, const std::string& body,
-             bool head, bool keep_alive) {
-    std::string out;
-    append_response_head(out, status, date_.now(), keep_alive, request_.version_minor);
-    out += "Content-Type: ";
-    out += type;
-    out += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-    if (status == 405) out += "Allow: GET, HEAD\r\n";
-    out += "\r\n";
-    if (!head) out += body;
-    conn.send(out);
-  }
+  std::function<std::string()> render_;
+};
 
-  std::shared_ptr<std::function<std::string()>> render_;
-  RequestParser parser_;
-  Request request_;  // per connection: scrapes are rare, the memory is not worth sharing
-  DateCache date_;
+// Counts itself among the endpoint's open connections for as long as it lives (a handler
+// lives as long as its connection).
+class CountedHandler final : public StreamHandler {
+ public:
+  CountedHandler(std::unique_ptr<StreamHandler> inner, std::shared_ptr<size_t> open)
+      : inner_(std::move(inner)), open_(std::move(open)) {
+    ++*open_;
+  }
+  ~CountedHandler() override { --*open_; }
+
+  void on_open(Connection& c) override { inner_->on_open(c); }
+  void on_data(Connection& c, Buffer& in) override { inner_->on_data(c, in); }
+  void on_peer_shutdown(Connection& c) override { inner_->on_peer_shutdown(c); }
+  void on_drain(Connection& c) override { inner_->on_drain(c); }
+  void on_server_draining(Connection& c) override { inner_->on_server_draining(c); }
+  void on_close(Connection& c, const CloseInfo& i) override { inner_->on_close(c, i); }
+
+ private:
+  std::unique_ptr<StreamHandler> inner_;
+  std::shared_ptr<size_t> open_;
 };
 
 }  // namespace
 
-StreamHandlerFactory metrics_factory(std::function<std::string()> render) {
-  auto shared = std::make_shared<std::function<std::string()>>(std::move(render));
-  return [shared] { return std::make_unique<MetricsHandler>(shared); };
+StreamHandlerFactory metrics_factory(std::function<std::string()> render,
+                                     const MetricsOptions& options) {
+  HttpOptions http = options.http;
+  http.access_log = false;
+  std::shared_ptr<Responder> responder =
+      std::make_shared<MetricsResponder>(http, std::move(render));
+  auto open = std::make_shared<size_t>(0);
+  size_t cap = options.max_connections;
+  StreamHandlerFactory handlers = responder->factory();
+  return [responder, open, cap, handlers]() -> std::unique_ptr<StreamHandler> {
+    if (*open >= cap) return make_refusal_handler(responder);
+    return std::make_unique<CountedHandler>(handlers(), open);
+  };
 }
 
 }  // namespace netloop::http

@@ -67,12 +67,6 @@ inline bool token_is(std::string_view token, std::string_view lower_name) noexce
   return true;
 }
 
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // The request line without its CRLF; fills method, target, path, query, version.
 ParseResult parse_request_line(std::string_view line, Request& out) noexcept {
   // One scan: method (tokens) up to a space, target up to a space (noting its first '?'),
@@ -215,28 +209,37 @@ const char* fast_request_line(const char* p, const char* end, size_t max_line,
   return p + 11;
 }
 
+// What the Connection fields of one request said. A "close" in any of them wins
+// (RFC 9110 §7.6.1: the list is the union of every Connection line).
+struct ConnectionTokens {
+  bool close = false;
+  bool keep_alive = false;
+};
+
 // Connection: a comma-separated token list.
-void apply_connection(std::string_view value, Request& out) noexcept {
+void note_connection(std::string_view value, ConnectionTokens& seen) noexcept {
   // The common cases, one token.
   if (token_is(value, "keep-alive")) {
-    out.keep_alive = true;
+    seen.keep_alive = true;
     return;
   }
   if (token_is(value, "close")) {
-    out.keep_alive = false;
+    seen.close = true;
     return;
   }
-  bool saw_close = false, saw_keep_alive = false;
   while (!value.empty()) {
     size_t comma = value.find(',');
     std::string_view token = trim_ows(value.substr(0, comma));
-    if (token_is(token, "close")) saw_close = true;
-    else if (token_is(token, "keep-alive")) saw_keep_alive = true;
+    if (token_is(token, "close")) seen.close = true;
+    else if (token_is(token, "keep-alive")) seen.keep_alive = true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
-  if (saw_close) out.keep_alive = false;
-  else if (saw_keep_alive) out.keep_alive = true;
+}
+
+void note(FieldRef& f, std::string_view value) noexcept {
+  if (f.count == 0) f.value = value;
+  if (f.count < 255) ++f.count;
 }
 
 }  // namespace
@@ -319,10 +322,12 @@ ParseResult RequestParser::parse(std::string_view input, Request& out) noexcept 
 // hands over to the line scanner).
 ParseResult RequestParser::parse_fields(const char* p, const char* end, Request& out,
                                         size_t& consumed) const noexcept {
-  out.keep_alive = out.version_minor >= 1;
   out.has_content_length = false;
   out.content_length = 0;
   out.header_count = 0;
+  out.if_match = out.if_none_match = out.if_modified_since = out.if_unmodified_since =
+      out.if_range = out.range = out.accept_encoding = FieldRef{};
+  ConnectionTokens connection;
   bool target_host = out.has_host;  // absolute-form: the target's authority wins
   size_t host_fields = 0;
   const char* begin = p;
@@ -374,10 +379,26 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
       continue;
     }
     if (field == Field::connection) {
-      apply_connection(value, out);
+      note_connection(value, connection);
       continue;
     }
     switch (name.size()) {
+      case 5:
+        if (token_is(name, "range")) note(out.range, value);
+        break;
+      case 8:
+        if (token_is(name, "if-match")) note(out.if_match, value);
+        else if (token_is(name, "if-range")) note(out.if_range, value);
+        break;
+      case 13:
+        if (token_is(name, "if-none-match")) note(out.if_none_match, value);
+        break;
+      case 15:
+        if (token_is(name, "accept-encoding")) note(out.accept_encoding, value);
+        break;
+      case 19:
+        if (token_is(name, "if-unmodified-since")) note(out.if_unmodified_since, value);
+        break;
       case 14:
         if (token_is(name, "content-length")) {
           if (out.has_content_length) return fail(400, "repeated Content-Length");
@@ -394,11 +415,14 @@ ParseResult RequestParser::parse_fields(const char* p, const char* end, Request&
       case 17:
         if (token_is(name, "transfer-encoding"))
           return fail(400, "Transfer-Encoding in a request is not accepted");
+        if (token_is(name, "if-modified-since")) note(out.if_modified_since, value);
         break;
       default: break;
     }
   }
   if (out.version_minor >= 1 && host_fields == 0) return fail(400, "missing Host field");
+  // HTTP/1.1 persists unless a close is asked for; 1.0 only when keep-alive is.
+  out.keep_alive = !connection.close && (out.version_minor >= 1 || connection.keep_alive);
   consumed = size_t(p - begin);
   return {ParseStatus::complete, 0, 0, {}};
 }

@@ -39,6 +39,16 @@ struct Header {
   std::string_view value;  // without surrounding whitespace
 };
 
+// A field the responder acts on, noted while parsing so that it is not searched for
+// again: the first line's value and how many lines of that name came (0: absent). A list
+// field sent on several lines (If-None-Match, Accept-Encoding) is their values joined by
+// commas (RFC 9110 §5.3): `Request::for_each_value` walks them all.
+struct FieldRef {
+  std::string_view value;
+  uint8_t count = 0;  // saturates at 255
+  bool present() const noexcept { return count > 0; }
+};
+
 inline constexpr size_t kMaxHeaders = 128;
 
 // One parsed request head. Every view points into the parsed input, valid until the
@@ -55,12 +65,19 @@ struct Request {
   bool has_host = false;
   bool has_content_length = false;
   uint64_t content_length = 0;
-  bool keep_alive = true;  // after the version's default and the Connection field
+  bool keep_alive = true;  // after the version's default and every Connection field
+  // The fields of conditional, range and content-coding requests (RFC 9110 §13, §14,
+  // §12.5.3).
+  FieldRef if_match, if_none_match, if_modified_since, if_unmodified_since, if_range, range,
+      accept_encoding;
   std::array<Header, kMaxHeaders> headers;
   size_t header_count = 0;
 
   // The first field with this name (case-insensitive), or nullptr.
   const Header* find(std::string_view name) const noexcept;
+  // Calls fn(value) for every field line with this name, in order.
+  template <class Fn>
+  void for_each_value(std::string_view name, Fn&& fn) const;
 };
 
 enum class ParseStatus : uint8_t { complete, need_more, error };
@@ -107,6 +124,14 @@ class RequestParser {
   bool line_checked_ = false;  // the request line was complete and found valid
 };
 
+// Optional whitespace (RFC 9110 §5.6.3): space and horizontal tab.
+inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+inline std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 // Case-insensitive ASCII comparison, for field names and tokens.
 inline bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -117,6 +142,12 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
     if (x != y) return false;
   }
   return true;
+}
+
+template <class Fn>
+void Request::for_each_value(std::string_view name, Fn&& fn) const {
+  for (size_t i = 0; i < header_count; ++i)
+    if (iequals(headers[i].name, name)) fn(headers[i].value);
 }
 
 }  // namespace netloop::http

@@ -2,7 +2,6 @@
 // a resolved-path check elsewhere.
 #include "http/root_directory.hpp"
 
-#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -50,8 +49,6 @@ OpenedFile failure(int err) {
 }
 
 #ifdef NETLOOP_HAVE_OPENAT2
-std::atomic<bool> g_openat2_missing{false};
-
 // -1 with errno, or a descriptor; ENOSYS when the kernel (or a seccomp filter) lacks it.
 int open_beneath(int dirfd, const char* path) {
   open_how how{};
@@ -68,53 +65,85 @@ int open_beneath(int dirfd, const char* path) {
 
 }  // namespace
 
-Result<RootDirectory> RootDirectory::open(const std::string& path) {
+Result<RootDirectory> RootDirectory::open(const std::string& path, Resolver resolver) {
   char resolved[PATH_MAX];
   if (!::realpath(path.c_str(), resolved)) return last_error();
   int fd = ::open(resolved, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return last_error();
+  Fd dir(fd);
   std::string real(resolved);
   while (real.size() > 1 && real.back() == '/') real.pop_back();
-  return RootDirectory(Fd(fd), std::move(real));
+  bool openat2 = false;
+#ifdef NETLOOP_HAVE_OPENAT2
+  if (resolver == Resolver::automatic) {
+    int probe = open_beneath(dir.get(), ".");
+    if (probe >= 0) {
+      ::close(probe);
+      openat2 = true;
+    } else if (errno != ENOSYS && errno != EPERM) {
+      return last_error();  // the root itself cannot be opened that way: say why
+    }
+  }
+#else
+  (void)resolver;
+#endif
+  return RootDirectory(std::move(dir), std::move(real), openat2);
+}
+
+// The resolved path is checked to lie beneath the root, then opened from the root's
+// descriptor one component at a time with O_NOFOLLOW: it has no symlink left in it, so
+// one found now was swapped in after the check, and the open fails (ELOOP) instead of
+// following it out of the root.
+int RootDirectory::open_portable(std::string_view relative, std::string& scratch) const {
+  scratch.assign(real_path_);
+  if (!relative.empty()) {
+    scratch.push_back('/');
+    scratch.append(relative);
+  }
+  char resolved[PATH_MAX];
+  if (!::realpath(scratch.c_str(), resolved)) return -1;
+  std::string_view r(resolved);
+  std::string_view rest;
+  if (r == real_path_) {
+    rest = {};
+  } else if (real_path_ == "/" && r.size() > 1) {
+    rest = r.substr(1);
+  } else if (r.size() > real_path_.size() + 1 && r.substr(0, real_path_.size()) == real_path_ &&
+             r[real_path_.size()] == '/') {
+    rest = r.substr(real_path_.size() + 1);
+  } else {
+    errno = EXDEV;
+    return -1;
+  }
+  if (rest.empty()) return ::openat(fd_.get(), ".", kOpenFlags);
+  Fd dir;
+  int at = fd_.get();
+  for (;;) {
+    size_t slash = rest.find('/');
+    scratch.assign(rest.substr(0, slash));
+    if (slash == std::string_view::npos)
+      return ::openat(at, scratch.c_str(), kOpenFlags | O_NOFOLLOW);
+    int next = ::openat(at, scratch.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) return -1;
+    dir.reset(next);
+    at = next;
+    rest.remove_prefix(slash + 1);
+  }
 }
 
 OpenedFile RootDirectory::open_file(std::string_view relative, std::string& scratch) const {
   int fd = -1;
-  bool done = false;
 #ifdef NETLOOP_HAVE_OPENAT2
-  if (!g_openat2_missing.load(std::memory_order_relaxed)) {
+  if (openat2_) {
     scratch.assign(relative.empty() ? std::string_view(".") : relative);
     fd = open_beneath(fd_.get(), scratch.c_str());
-    if (fd >= 0) {
-      done = true;
-    } else if (errno == ENOSYS || errno == EPERM) {
-      // No openat2 here (old kernel, or a seccomp filter): use the portable way from now on.
-      // EPERM only from a filter: openat2 itself reports permissions as EACCES.
-      g_openat2_missing.store(true, std::memory_order_relaxed);
-    } else if (errno != EXDEV) {
-      return failure(errno);
-    }
     // EXDEV: the path left the root, or met an absolute symlink, which RESOLVE_BENEATH
-    // refuses even when it points back inside. The resolved-path check below tells.
+    // refuses even when it points back inside: the portable way tells which.
+    if (fd < 0 && errno != EXDEV) return failure(errno);
   }
 #endif
-  if (!done) {
-    // Resolve every symlink, then insist the result is still beneath the root. The file is
-    // opened by its resolved name, so what was checked is what is opened (short of a
-    // rename in between by someone who can write inside the root).
-    scratch.assign(real_path_);
-    if (!relative.empty()) {
-      scratch.push_back('/');
-      scratch.append(relative);
-    }
-    char resolved[PATH_MAX];
-    if (!::realpath(scratch.c_str(), resolved)) return failure(errno);
-    std::string_view r(resolved);
-    bool beneath = r == real_path_ ||
-                   (r.size() > real_path_.size() && r.substr(0, real_path_.size()) == real_path_ &&
-                    (r[real_path_.size()] == '/' || real_path_ == "/"));
-    if (!beneath) return failure(EXDEV);
-    fd = ::open(resolved, kOpenFlags);
+  if (fd < 0) {
+    fd = open_portable(relative, scratch);
     if (fd < 0) return failure(errno);
   }
   OpenedFile f;

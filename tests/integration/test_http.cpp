@@ -1105,6 +1105,73 @@ TEST_CASE("http large files: sent whole with sendfile, HEAD, parallel clients") 
   CHECK(srv.stats().files_sent == 2 + kClients * 4);
 }
 
+TEST_CASE("http ranges over a socket: sendfile from the right offset, multipart parts in order, 304s") {
+  TempDir root("netloop-http");
+  make_site(root);
+  const std::string data = random_bytes(3 * MiB + 17, 0x7777);
+  write_file(root / "data.bin", data);
+  HttpServer srv;
+  srv.start(site_options(root));
+  // A small receive buffer so that every sendfile is partial and resumes at an offset.
+  HttpClient c(srv.address(), {.rcvbuf = 32 * int(KiB), .timeout = 15s});
+  REQUIRE(c.valid());
+  auto whole = c.roundtrip(get("/data.bin"));
+  REQUIRE_MESSAGE(whole, c.error);
+  const std::string etag = whole->header("etag");
+  REQUIRE(etag.size() > 2);
+  struct Want {
+    std::string range;
+    uint64_t first, last;
+  };
+  const uint64_t n = data.size();
+  const Want singles[] = {
+      {"bytes=0-65535", 0, 65535},
+      {"bytes=1048576-2097151", 1048576, 2097151},
+      {"bytes=-1000", n - 1000, n - 1},
+      {"bytes=3145000-", 3145000, n - 1},
+  };
+  // Pipelined, so later ranges queue behind earlier files.
+  std::string burst;
+  for (const auto& w : singles) burst += get("/data.bin", "Range: " + w.range + "\r\n");
+  burst += get("/data.bin", "Range: bytes=10-19,2000000-2065535,-5\r\n");
+  burst += get("/data.bin", "If-None-Match: " + etag + "\r\n");
+  REQUIRE(c.send(burst));
+  for (const auto& w : singles) {
+    CAPTURE(w.range);
+    auto r = c.read();
+    REQUIRE_MESSAGE(r, c.error);
+    CHECK(r->status == 206);
+    CHECK(r->header("content-range") ==
+          "bytes " + std::to_string(w.first) + "-" + std::to_string(w.last) + "/" + std::to_string(n));
+    CHECK(diff_bytes(r->body, data.substr(w.first, w.last - w.first + 1)) == "");
+  }
+  auto multi = c.read();
+  REQUIRE_MESSAGE(multi, c.error);
+  CHECK(multi->status == 206);
+  std::string type = multi->header("content-type");
+  REQUIRE(type.rfind("multipart/byteranges; boundary=", 0) == 0);
+  const std::string b = type.substr(31);
+  std::string expected;
+  const std::pair<uint64_t, uint64_t> parts[] = {{10, 19}, {2000000, 2065535}, {n - 5, n - 1}};
+  for (size_t i = 0; i < 3; ++i) {
+    if (i > 0) expected += "\r\n";
+    expected += "--" + b + "\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes " +
+                std::to_string(parts[i].first) + "-" + std::to_string(parts[i].second) + "/" +
+                std::to_string(n) + "\r\n\r\n";
+    expected += data.substr(parts[i].first, parts[i].second - parts[i].first + 1);
+  }
+  expected += "\r\n--" + b + "--\r\n";
+  CHECK(diff_bytes(multi->body, expected) == "");
+  auto nm = c.read();
+  REQUIRE_MESSAGE(nm, c.error);
+  CHECK(nm->status == 304);
+  CHECK(nm->header("etag") == etag);
+  CHECK(ending(c, 100ms) == "timeout");  // still open, nothing extra
+  HttpStats st = srv.stats();
+  CHECK(st.partial == 5);
+  CHECK(st.not_modified == 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // The small-file cache
 

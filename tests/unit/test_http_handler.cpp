@@ -3,85 +3,14 @@
 // backpressure and both timeouts on a fake clock. No sockets, no loop.
 #include <doctest/doctest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <memory>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
-#include "http/http_handler.hpp"
-#include "http/http_responder.hpp"
-#include "netloop/testing/memory_connection.hpp"
+#include "http_site.hpp"
 
-using namespace netloop;
-using namespace netloop::http;
-using netloop::testing::MemoryConnection;
-using netloop::testing::MemoryOptions;
+using namespace http_test;
 
 namespace {
-
-// A temporary root with a few files; removed at the end of the test.
-struct Site {
-  std::filesystem::path dir;
-  Site() {
-    char tmpl[] = "/tmp/netloop-http-handler-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
-    write("index.html", "hello, world\n");
-    write("a.txt", "AAAA");
-    write("b.txt", "BB");
-    write("big.bin", std::string(300 * 1024, 'x'));
-  }
-  ~Site() { std::filesystem::remove_all(dir); }
-  void write(const std::string& name, const std::string& content) const {
-    FILE* f = std::fopen((dir / name).c_str(), "wb");
-    REQUIRE(f != nullptr);
-    std::fwrite(content.data(), 1, content.size(), f);
-    std::fclose(f);
-  }
-};
-
-std::shared_ptr<HttpResponder> responder_for(const Site* site, HttpOptions o = {}) {
-  if (site) o.root = site->dir.string();
-  auto r = HttpResponder::create(o);
-  REQUIRE(r.ok());
-  return *r;
-}
-
-std::unique_ptr<MemoryConnection> connection(std::shared_ptr<HttpResponder> r,
-                                             MemoryOptions mo = {}) {
-  auto c = std::make_unique<MemoryConnection>(r->factory()(), mo);
-  c->open();
-  return c;
-}
-
-// Splits a stream of responses: each is a head and a body of its Content-Length.
-struct Response {
-  int status = 0;
-  std::string head;
-  std::string body;
-};
-std::vector<Response> split_responses(std::string_view s, bool head_only = false) {
-  std::vector<Response> out;
-  while (!s.empty()) {
-    size_t end = s.find("\r\n\r\n");
-    REQUIRE(end != std::string_view::npos);
-    Response r;
-    r.head = std::string(s.substr(0, end + 4));
-    r.status = std::stoi(r.head.substr(9, 3));
-    size_t cl = r.head.find("Content-Length: ");
-    size_t len = cl == std::string::npos ? 0 : std::stoul(r.head.substr(cl + 16));
-    s.remove_prefix(end + 4);
-    if (!head_only) {
-      REQUIRE(s.size() >= len);
-      r.body = std::string(s.substr(0, len));
-      s.remove_prefix(len);
-    }
-    out.push_back(std::move(r));
-  }
-  return out;
-}
 
 constexpr std::string_view kGet = "GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n";
 

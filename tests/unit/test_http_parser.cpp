@@ -623,6 +623,27 @@ void add_connection_rows(std::vector<Row>& t) {
           .keep_alive(false)
           .headers(1));
   add(ok("1.2 keeps alive by default", "GET / HTTP/1.2\r\n" + kEnd).keep_alive(true));
+  // Several Connection lines are one list: a close in any of them wins (RFC 9110 §7.6.1).
+  add(ok("1.1 Connection: close, then Connection: keep-alive",
+         "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n")
+          .keep_alive(false)
+          .headers(3));
+  add(ok("1.1 Connection: keep-alive, then Connection: close",
+         "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n")
+          .keep_alive(false)
+          .headers(3));
+  add(ok("1.0 Connection: close, then Connection: keep-alive",
+         "GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n")
+          .minor(0)
+          .no_host()
+          .keep_alive(false)
+          .headers(2));
+  add(ok("1.0 Connection: upgrade, then Connection: keep-alive",
+         "GET / HTTP/1.0\r\nConnection: upgrade\r\nConnection: keep-alive\r\n\r\n")
+          .minor(0)
+          .no_host()
+          .keep_alive(true)
+          .headers(2));
 }
 
 // Pipelining: the first head only.
@@ -948,6 +969,39 @@ TEST_CASE("http parser: Request::find is case-insensitive and returns the first 
   CHECK(netloop::http::iequals("Keep-Alive", "kEEP-aLIVE"));
   CHECK_FALSE(netloop::http::iequals("keep-alive", "keep-alivE "));
   CHECK_FALSE(netloop::http::iequals("[", "{"));  // not a blind |0x20
+}
+
+TEST_CASE("http parser: the fields the responder acts on are noted with their count") {
+  const std::string raw =
+      "GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\nrange: bytes=0-1\r\n"
+      "IF-MODIFIED-SINCE: Sun, 06 Nov 1994 08:49:37 GMT\r\nAccept-Encoding: gzip\r\n"
+      "if-none-match: \"b\"\r\nIf-Match: *\r\nIf-Range: \"c\"\r\n"
+      "If-Unmodified-Since: x\r\nAccept-Encodings: no\r\nIf-Matches: no\r\n\r\n";
+  GuardedBuffer buf(raw.size());
+  RequestParser parser;
+  Request req;
+  REQUIRE(st(parser.parse(buf.place(raw), req).status) == "complete");
+  CHECK(req.if_none_match.count == 2);
+  CHECK(req.if_none_match.value == "\"a\"");
+  std::string all;
+  req.for_each_value("If-None-Match", [&all](std::string_view v) { all += std::string(v) + ";"; });
+  CHECK(all == "\"a\";\"b\";");
+  CHECK(req.range.count == 1);
+  CHECK(req.range.value == "bytes=0-1");
+  CHECK(req.if_modified_since.value == "Sun, 06 Nov 1994 08:49:37 GMT");
+  CHECK(req.accept_encoding.count == 1);
+  CHECK(req.accept_encoding.value == "gzip");
+  CHECK(req.if_match.value == "*");
+  CHECK(req.if_range.value == "\"c\"");
+  CHECK(req.if_unmodified_since.value == "x");
+  // The next request on the same Request object starts from nothing.
+  parser.reset();
+  const std::string plain = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  GuardedBuffer buf2(plain.size());
+  REQUIRE(st(parser.parse(buf2.place(plain), req).status) == "complete");
+  for (const netloop::http::FieldRef* f : {&req.if_match, &req.if_none_match, &req.if_modified_since,
+                            &req.if_unmodified_since, &req.if_range, &req.range, &req.accept_encoding})
+    CHECK_FALSE(f->present());
 }
 
 TEST_CASE("http parser: method names round-trip through to_string") {

@@ -8,35 +8,17 @@
 #include <cstddef>
 #include <string>
 
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "netloop/event_loop.hpp"
 #include "netloop/poller.hpp"
+#include "seccomp_refuse.hpp"
 
 using namespace netloop;
 
-namespace {
-
-void refuse_io_uring_setup() {
-  sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
-  REQUIRE(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
-  REQUIRE(::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
-}
-
-}  // namespace
-
 TEST_CASE("io_uring refused by the kernel: reported unavailable, and the default falls back") {
   // The probe's verdict is cached: the filter must be in place before anything asks.
-  refuse_io_uring_setup();
+  REQUIRE(nltest::refuse_syscall(__NR_io_uring_setup, EPERM));
 
   bool listed = false;
   for (const auto& b : available_backends()) {
