@@ -129,7 +129,7 @@ bool if_range_allows(const Request& req, const Validators& v) noexcept {
            tags_equal(sent, own, false);
   }
   auto date = parse_http_date(value);
-  return date && *date == v.last_modified;
+  return date && v.last_modified_strong && *date == v.last_modified;
 }
 
 }  // namespace netloop::http

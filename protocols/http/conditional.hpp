@@ -14,6 +14,10 @@ namespace netloop::http {
 struct Validators {
   std::string_view etag;      // a strong entity-tag with its quotes: "\"5f1e-3a\""
   std::time_t last_modified;  // seconds since the epoch
+  // Last-Modified is a strong validator (RFC 9110 §8.8.2.2): the file had not changed for
+  // at least a second when it was read, so no other version can share that date. If-Range
+  // honours a date only then.
+  bool last_modified_strong = true;
 };
 
 enum class Precondition : uint8_t {
@@ -37,7 +41,7 @@ Precondition evaluate_preconditions(const Request& req, const Validators& v) noe
 
 // If-Range (RFC 9110 §13.1.5): true when a Range in `req` may be honoured: no If-Range,
 // an entity-tag equal to `v.etag` by strong comparison (a weak tag never is), or an
-// HTTP-date exactly equal to Last-Modified. Anything else (another tag, another or
+// HTTP-date exactly equal to a strong Last-Modified. Anything else (another tag, another or
 // invalid date, a repeated If-Range) is false: the whole representation is sent (200).
 bool if_range_allows(const Request& req, const Validators& v) noexcept;
 

@@ -38,8 +38,9 @@ void PreparedResponse::refresh(std::string_view date, time_t second) noexcept {
 }
 
 size_t CachedFile::held_bytes() const noexcept {
-  return etag.size() + disk_path.size() + type_line.size() + meta_lines.size() + validator_lines.size() +
-         ok.text.size() + not_modified.text.size() + sizeof(CachedFile);
+  return etag.capacity() + disk_path.capacity() + type_line.capacity() + meta_lines.capacity() +
+         validator_lines.capacity() + ok.text.capacity() + not_modified.text.capacity() +
+         sizeof(CachedFile);
 }
 
 CachedFile* FileCache::find(std::string_view key) noexcept {
@@ -81,7 +82,8 @@ CachedFile* FileCache::insert(std::string_view key, CachedFile&& entry) {
   return &it->second;
 }
 
-void FileCache::grew(CachedFile& entry, size_t added) {
+void FileCache::grew(CachedFile& entry, size_t before) {
+  size_t added = entry.held_bytes() - before;
   bytes_ += added;
   if (bytes_ > max_bytes_) clear_except(&entry);
 }

@@ -49,7 +49,8 @@ struct CachedFile {
   bool in_memory = false;  // the body is in `ok` (small files); else sent from disk
   std::string disk_path;   // relative to the root, as RootDirectory::open_file takes it
   std::string etag;        // strong, quoted
-  time_t last_modified = 0;
+  time_t last_modified = 0;     // the mtime, but never later than when it was read
+  bool last_modified_strong = false;  // the mtime was a second or more before that
   // Field lines, each ending in CRLF: "Content-Type: ...", then Content-Encoding (if any),
   // Last-Modified and Accept-Ranges; then the validators a 304 repeats: ETag, Vary (when
   // the file has siblings), Cache-Control (when configured).
@@ -83,9 +84,9 @@ class FileCache {
   // disk anyway.
   CachedFile* insert(std::string_view key, CachedFile&& entry);
   void erase(std::string_view key);
-  // An entry grew (a prepared response was made): counted, and the cache emptied of
-  // everything else if that passes the budget.
-  void grew(CachedFile& entry, size_t added);
+  // An entry grew (a prepared response was made) from `before` (its held_bytes() then):
+  // counted, and the cache emptied of everything else if that passes the budget.
+  void grew(CachedFile& entry, size_t before);
 
   size_t max_file() const noexcept { return max_file_; }
   size_t max_bytes() const noexcept { return max_bytes_; }

@@ -1,7 +1,11 @@
 // HttpResponder's file responses: making a representation's entry (validators, fields,
 // prepared responses) and answering a request for it: 304 and 412 from the preconditions,
 // 206 and 416 from a Range, else 200. RFC 9110 §13 and §14.
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <unistd.h>
+#include <ctime>
 #include <random>
 
 #include "http/conditional.hpp"
@@ -56,6 +60,29 @@ void prepare_head(PreparedResponse& r, uint16_t status, std::string_view date) {
   r.date_at = r.text.find("Date: ") + 6;
 }
 
+// Ranges up to this size are read into the response rather than sent from a descriptor
+// held until the peer reads them: a client asking for many tiny ranges, pipelined and
+// never reading, would otherwise hold a descriptor per range. Larger ones count in the
+// connection's pending bytes, and its high-water mark bounds how many can queue.
+constexpr uint64_t kReadRangeMax = 16 * 1024;
+
+// Appends `length` bytes of `fd` from `offset` to `out`; false when the file is shorter.
+bool read_range(int fd, uint64_t offset, uint64_t length, std::string& out) {
+  size_t base = out.size();
+  out.resize(base + size_t(length));
+  size_t got = 0;
+  while (got < length) {
+    ssize_t n = ::pread(fd, out.data() + base + got, size_t(length) - got, off_t(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      out.resize(base);
+      return false;
+    }
+    got += size_t(n);
+  }
+  return true;
+}
+
 void append_content_range(Buffer& out, const ByteRange& r, uint64_t length) {
   out.append("Content-Range: bytes ");
   append_number(out, r.first);
@@ -77,7 +104,10 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
   e.disk_path.assign(disk_path);
   e.siblings = coding == Coding::identity ? siblings_of(disk_path, f.st) : 0;
   e.etag = make_etag(e.id, coding);
-  e.last_modified = e.id.mtime.tv_sec;
+  // Last-Modified is never later than the Date sent with it (RFC 9110 §8.8.2.1).
+  const time_t wall = std::time(nullptr);
+  e.last_modified = std::min<time_t>(e.id.mtime.tv_sec, wall);
+  e.last_modified_strong = e.id.mtime.tv_sec < wall;
   e.type_line.append("Content-Type: ").append(content_type).append("\r\n");
   if (coding != Coding::identity) e.meta_lines.append("Content-Encoding: ").append(coding_name(coding)).append("\r\n");
   append_date_line(e.meta_lines, "Last-Modified: ", e.last_modified);
@@ -96,10 +126,12 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
   e.ok.text.append("\r\n\r\n");
   e.ok.head = e.ok.text.size();
   if (e.length() <= cache_.max_file()) {
-    // Read in now; a file that changed while being read is sent from disk instead.
-    e.in_memory = read_whole_file(f.fd.get(), size_t(e.length()), e.ok.text);
-    if (!e.in_memory) e.ok.text.resize(e.ok.head);
+    // Read in now. A file that changed while being read has headers that no longer fit
+    // it: no entry, and the caller looks again.
+    if (!read_whole_file(f.fd.get(), size_t(e.length()), e.ok.text)) return nullptr;
+    e.in_memory = true;
   }
+  e.ok.text.shrink_to_fit();
   e.checked = now;
   file = std::move(f.fd);
   if (CachedFile* cached = cache_.insert(key, std::move(e))) return cached;
@@ -136,10 +168,12 @@ void HttpResponder::write_not_modified(CachedFile& rep, const Request& req, Time
   if (req.keep_alive && req.version_minor == 1) {
     std::string_view date = date_.at(now);
     if (rep.not_modified.empty()) {
+      size_t before = rep.held_bytes();
       prepare_head(rep.not_modified, 304, date);
       rep.not_modified.text.append(rep.validator_lines).append("\r\n");
+      rep.not_modified.text.shrink_to_fit();
       rep.not_modified.head = rep.not_modified.text.size();
-      if (&rep != &uncached_) cache_.grew(rep, rep.not_modified.text.size());
+      if (&rep != &uncached_) cache_.grew(rep, before);
     }
     rep.not_modified.refresh(date, date_.second());
     ++stats_.responses[3];
@@ -154,7 +188,7 @@ void HttpResponder::write_not_modified(CachedFile& rep, const Request& req, Time
 bool HttpResponder::serve(CachedFile& rep, Fd file, const Request& req, TimePoint now,
                           Buffer& out, Reply& reply) {
   reply.close = !req.keep_alive;
-  const Validators v{rep.etag, rep.last_modified};
+  const Validators v{rep.etag, rep.last_modified, rep.last_modified_strong};
   if (req.if_match.present() || req.if_none_match.present() || req.if_modified_since.present() ||
       req.if_unmodified_since.present()) {
     Precondition pc = evaluate_preconditions(req, v);
@@ -198,12 +232,23 @@ bool HttpResponder::serve_range(CachedFile& rep, Fd file, const Request& req, Ti
   if (!rep.in_memory && !file && !open_body(rep, file, req, now, out, reply)) return false;
   if (reply.status) return true;  // could not open it: answered
   if (ranges.count > 1) {
-    write_multipart(rep, ranges, file, req, out, reply);
+    if (!write_multipart(rep, ranges, file, req, out, reply)) {
+      rep.checked = now - options_.cache_revalidate - seconds(1);  // shorter than it was
+      return false;
+    }
     if (reply.status) return true;
     // Not smaller than the whole: the whole it is (RFC 9110 §14.2).
     return serve_whole(rep, std::move(file), req, now, out, reply);
   }
   const ByteRange& r = ranges.ranges[0];
+  const bool read_in = !rep.in_memory && r.length() <= kReadRangeMax;
+  if (read_in) {
+    range_bytes_.clear();
+    if (!read_range(file.get(), r.first, r.length(), range_bytes_)) {
+      rep.checked = now - options_.cache_revalidate - seconds(1);  // shorter than it was
+      return false;
+    }
+  }
   ++stats_.partial;
   write_head(206, req.keep_alive, req.version_minor, out);
   out.append(rep.type_line);
@@ -216,6 +261,8 @@ bool HttpResponder::serve_range(CachedFile& rep, Fd file, const Request& req, Ti
   reply.status = 206;
   if (rep.in_memory) {
     out.append(rep.body().substr(size_t(r.first), size_t(r.length())));
+  } else if (read_in) {
+    out.append(range_bytes_);
   } else {
     ++stats_.files_sent;
     reply.file = std::move(file);
@@ -275,8 +322,9 @@ bool HttpResponder::serve_whole(CachedFile& rep, Fd file, const Request& req, Ti
 }
 
 // multipart/byteranges (RFC 9110 §14.6): each part names its range; the whole is sent
-// instead (reply.status left 0) when the parts would not be smaller than the file.
-void HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file,
+// instead (reply.status left 0) when the parts would not be smaller than the file. False
+// when the file turned out shorter than its entry says (nothing written then).
+bool HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file,
                                     const Request& req, Buffer& out, Reply& reply) {
   std::string b = boundary();
   std::vector<FilePart> parts(ranges.count);
@@ -299,7 +347,20 @@ void HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd&
   }
   std::string tail = "\r\n--" + b + "--\r\n";
   total += tail.size();
-  if (total >= rep.length()) return;
+  if (total >= rep.length()) return true;
+  // From disk, small parts are read in now (no descriptor held for them); large ones go
+  // out with sendfile, one duplicate descriptor each.
+  bool any_from_disk = false;
+  if (!rep.in_memory) {
+    for (auto& p : parts) {
+      if (p.length > kReadRangeMax) {
+        any_from_disk = true;
+        continue;
+      }
+      if (!read_range(file.get(), p.offset, p.length, p.text)) return false;
+      p.length = 0;  // its bytes are in its text now
+    }
+  }
 
   ++stats_.partial;
   write_head(206, req.keep_alive, req.version_minor, out);
@@ -312,18 +373,18 @@ void HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd&
   append_number(out, total);
   out.append("\r\n\r\n");
   reply.status = 206;
-  if (req.method == Method::head) return;  // not reached: ranges are for GET only
-  if (rep.in_memory) {
+  if (!any_from_disk) {
     for (const auto& p : parts) {
       out.append(p.text);
-      out.append(rep.body().substr(size_t(p.offset), size_t(p.length)));
+      if (rep.in_memory) out.append(rep.body().substr(size_t(p.offset), size_t(p.length)));
     }
     out.append(tail);
-    return;
+    return true;
   }
   ++stats_.files_sent;
   reply.file = std::move(file);
   reply.multipart = std::make_unique<Multipart>(Multipart{std::move(parts), std::move(tail)});
+  return true;
 }
 
 }  // namespace netloop::http

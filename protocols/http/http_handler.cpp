@@ -86,6 +86,7 @@ void HttpHandler::send_reply(Connection& conn, Responder::Reply& reply) {
   }
   for (auto& part : reply.multipart->parts) {
     conn.send(part.text);
+    if (part.length == 0) continue;  // read in: its bytes were in its text
     Fd copy(::fcntl(reply.file.get(), F_DUPFD_CLOEXEC, 0));
     if (!copy) {  // out of descriptors: the peer was promised these bytes
       log_warn("http {}: cannot duplicate a file descriptor for a multipart response: {}",

@@ -122,10 +122,12 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
     // path has no segment starting with '.', so no dotfile gets here.
     CachedFile* cached = cache_.find(req.path.substr(1));
     if (cached && now - cached->checked < options_.cache_revalidate) {
-      ++stats_.cache_hits;
       Fd none;
       CachedFile* rep = cached->siblings ? choose_representation(*cached, req, now, none) : cached;
-      if (serve(*rep, std::move(none), req, now, out, reply)) return reply;
+      if (serve(*rep, std::move(none), req, now, out, reply)) {
+        ++stats_.cache_hits;
+        return finish(rep, std::move(reply));
+      }
     }
   }
   PathResult p = normalize_path(req.path, path_);
@@ -148,13 +150,20 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
     Fd file;
     CachedFile* entry = lookup(key_, p.directory, now, status, reason, file);
     if (!entry) {
+      if (status == 0) continue;  // it changed while being read: look again
       if (status == 301) return redirect_to_directory(req, out);
       return fail(status, reason, req, out);
     }
     CachedFile* rep = choose_representation(*entry, req, now, file);
-    if (serve(*rep, std::move(file), req, now, out, reply)) return reply;
+    if (serve(*rep, std::move(file), req, now, out, reply)) return finish(rep, std::move(reply));
   }
   return fail(503, "the file keeps changing; try again", req, out);
+}
+
+// An entry too large for the cache lives only for the request it was made for.
+HttpResponder::Reply HttpResponder::finish(const CachedFile* rep, Reply reply) {
+  if (rep == &uncached_) uncached_ = CachedFile{};
+  return reply;
 }
 
 CachedFile* HttpResponder::lookup(std::string_view key, bool directory, TimePoint now,
@@ -185,6 +194,10 @@ CachedFile* HttpResponder::lookup(std::string_view key, bool directory, TimePoin
       f.reason = {};
     }
   }
+  if (!f.http_status && !options_.dotfiles && leads_to_hidden(f)) {
+    f.http_status = 404;
+    f.reason = {};
+  }
   if (f.http_status) {
     if (cached) cache_.erase(key);
     status = f.http_status;
@@ -199,6 +212,14 @@ CachedFile* HttpResponder::lookup(std::string_view key, bool directory, TimePoin
     return cached;
   }
   return make_entry(key, path_, Coding::identity, content_type_for(path_), f, now, file);
+}
+
+// The file opened resolves (through symlinks) to a path with a segment starting with '.':
+// a link to .git is no way around the dotfile rule. Where the opened file's path cannot
+// be had, the request path's check is all there is.
+bool HttpResponder::leads_to_hidden(const OpenedFile& f) {
+  if (!root_->relative_path_of(f.fd.get(), scratch_)) return false;
+  return is_hidden(scratch_);
 }
 
 // A sibling counts when it is a regular file not older than the original: a stale .gz
@@ -239,21 +260,25 @@ CachedFile* HttpResponder::choose_representation(CachedFile& identity, const Req
   sibling_.append(identity.disk_path);
   sibling_.append(coding_suffix(c));
   CachedFile* cached = cache_.find(sibling_);
-  if (cached && now - cached->checked < options_.cache_revalidate) return cached;
+  if (cached && now - cached->checked < options_.cache_revalidate) {
+    file.reset();  // a descriptor opened for the original is not this one's
+    return cached;
+  }
   std::string key = sibling_;
   std::string disk_path = key.substr(1);
   std::string_view type = content_type_for(identity.disk_path);
   OpenedFile f = root_->open_file(disk_path, scratch_);
-  if (f.http_status || !S_ISREG(f.st.st_mode)) {  // gone since the original was checked
+  if (f.http_status || !S_ISREG(f.st.st_mode) || (!options_.dotfiles && leads_to_hidden(f))) {
     if (cached) cache_.erase(key);
-    return &identity;
+    return &identity;  // gone since the original was checked, or not to be served
   }
   if (cached && cached->id == FileIdentity::of(f.st)) {
     cached->checked = now;
     file = std::move(f.fd);
     return cached;
   }
-  return make_entry(key, disk_path, c, type, f, now, file);
+  CachedFile* made = make_entry(key, disk_path, c, type, f, now, file);
+  return made ? made : &identity;  // changed while being read: the original this time
 }
 
 }  // namespace netloop::http

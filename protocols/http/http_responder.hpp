@@ -49,6 +49,8 @@ class HttpResponder final : public Responder {
   CachedFile* make_entry(std::string_view key, std::string_view disk_path, Coding coding,
                          std::string_view content_type, OpenedFile& f, TimePoint now, Fd& file);
   uint8_t siblings_of(std::string_view disk_path, const struct stat& original);
+  bool leads_to_hidden(const OpenedFile& f);
+  Reply finish(const CachedFile* rep, Reply reply);
   // Writes the response of `rep` (preconditions, ranges, or the whole); false, with
   // nothing written, when a representation sent from disk turned out to have changed
   // (its entry is then gone).
@@ -61,7 +63,7 @@ class HttpResponder final : public Responder {
                  Reply& reply);
   Fd open_unchanged(CachedFile& rep, uint16_t& status);
   void write_not_modified(CachedFile& rep, const Request& req, TimePoint now, Buffer& out);
-  void write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file, const Request& req,
+  bool write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file, const Request& req,
                        Buffer& out, Reply& reply);
   std::string boundary();
 
@@ -73,6 +75,7 @@ class HttpResponder final : public Responder {
   std::string sibling_;  // a sibling's path or key
   std::string scratch_;  // for RootDirectory::open_file
   CachedFile uncached_;  // an entry too large for the cache, for the request at hand
+  std::string range_bytes_;  // a small range of a large file, read in
   uint64_t boundary_seed_;
   uint64_t boundaries_ = 0;
 };

@@ -38,7 +38,8 @@ class Responder : public std::enable_shared_from_this<Responder> {
   virtual ~Responder() = default;
 
   // One part of a multipart/byteranges body sent from disk: `text` (the part's head, with
-  // the delimiter before it), then `length` bytes of the reply's file from `offset`.
+  // the delimiter before it), then `length` bytes of the reply's file from `offset` (none
+  // when the part was small enough to be read into `text`).
   struct FilePart {
     std::string text;
     uint64_t offset = 0;

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <unistd.h>
@@ -129,6 +130,35 @@ int RootDirectory::open_portable(std::string_view relative, std::string& scratch
     at = next;
     rest.remove_prefix(slash + 1);
   }
+}
+
+bool RootDirectory::relative_path_of(int fd, std::string& out) const {
+#ifdef __linux__
+  char link[32];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  char target[PATH_MAX];
+  ssize_t n = ::readlink(link, target, sizeof target - 1);
+  if (n <= 0) return false;
+  std::string_view t(target, size_t(n));
+  if (t == real_path_) {
+    out.clear();
+    return true;
+  }
+  if (real_path_ == "/") {
+    out.assign(t.substr(1));
+    return true;
+  }
+  if (t.size() > real_path_.size() && t.substr(0, real_path_.size()) == real_path_ &&
+      t[real_path_.size()] == '/') {
+    out.assign(t.substr(real_path_.size() + 1));
+    return true;
+  }
+  return false;
+#else
+  (void)fd;
+  (void)out;
+  return false;
+#endif
 }
 
 OpenedFile RootDirectory::open_file(std::string_view relative, std::string& scratch) const {

@@ -41,6 +41,9 @@ class RootDirectory {
   OpenedFile open_file(std::string_view relative, std::string& scratch) const;
 
   const std::string& path() const noexcept { return real_path_; }
+  // The path of the open file `fd` relative to the root ("" for the root itself), as the
+  // kernel resolved it (Linux: /proc/self/fd); false where that cannot be had.
+  bool relative_path_of(int fd, std::string& out) const;
   bool uses_openat2() const noexcept { return openat2_; }
 
  private:

@@ -138,7 +138,7 @@ def scrape(srv):
     need_curl()
     host, port = srv.addr["metrics"]
     try:
-        p = subprocess.run(["curl", "--silent", "--show-error", "--max-time", "5",
+        p = subprocess.run(["curl", "--noproxy", "*", "--silent", "--show-error", "--max-time", "5",
                             "-w", "\n#curl %{http_code} %{size_request} %{size_header} %{size_download}\n",
                             "http://%s/metrics" % spec(host, port)],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10)

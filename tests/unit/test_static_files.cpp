@@ -470,6 +470,90 @@ TEST_CASE("precompressed siblings: chosen by Accept-Encoding, each its own ETag,
   CHECK_FALSE(plain.has("Content-Encoding"));
 }
 
+TEST_CASE("a fresh sibling is never sent from the descriptor opened for its original") {
+  // The original is due for its check (so it is opened) while its gzip sibling's entry is
+  // still fresh: the sibling's bytes must come from the sibling.
+  Site site;
+  std::string plain(100 * 1024, 'p'), gz(80 * 1024, 'g');
+  site.write("big.js", plain);
+  site.write("big.js.gz", gz);
+  HttpOptions o;
+  o.cache_revalidate = seconds(1);
+  auto r = responder_for(&site, o);
+  auto c = connection(r);
+  auto get_one = [&c](std::string_view extra) {
+    c->feed(req("/big.js", extra));
+    auto rs = split_responses(c->take_output());
+    REQUIRE(rs.size() == 1);
+    return rs[0];
+  };
+  CHECK(get_one({}).body == plain);                           // t = 0: the original's entry
+  c->advance(milliseconds(500));
+  CHECK(get_one("Accept-Encoding: gzip\r\n").body == gz);    // t = 0.5: the sibling's
+  c->advance(milliseconds(700));                              // t = 1.2: only the original is due
+  Response resp = get_one("Accept-Encoding: gzip\r\n");
+  CHECK(resp.header("Content-Encoding") == "gzip");
+  CHECK(resp.body == gz);
+  Response part = get_one("Accept-Encoding: gzip\r\nRange: bytes=70000-90000\r\n");
+  CHECK(part.body == gz.substr(70000, 20001));
+}
+
+TEST_CASE("small ranges of a large file are read in, so no descriptor waits for each") {
+  StaticSite site;
+  auto r = responder_for(&site);
+  ask(r, req("/big.txt"));
+  uint64_t sent_before = r->stats().files_sent;
+  Response one = ask(r, req("/big.txt", "Range: bytes=1000-1009\r\n"));
+  CHECK(one.status == 206);
+  CHECK(one.body == "mnopqrstuv");
+  Response multi = ask(r, req("/big.txt", "Range: bytes=0-0,5000-5000,100000-100001\r\n"));
+  CHECK(multi.status == 206);
+  CHECK(multi.body.find("\r\n\r\na\r\n--") != std::string::npos);
+  CHECK(r->stats().files_sent == sent_before);  // nothing went out with sendfile
+  // A large range still does.
+  CHECK(ask(r, req("/big.txt", "Range: bytes=0-99999\r\n")).body.size() == 100000);
+  CHECK(r->stats().files_sent == sent_before + 1);
+}
+
+TEST_CASE("a symlink is no way around the dotfile rule") {
+  StaticSite site;
+  std::filesystem::create_symlink(".git", site.dir / "gitlink");
+  std::filesystem::create_symlink(".env", site.dir / "env.txt");
+  std::filesystem::create_symlink("../.env", site.dir / "sub/up.txt");
+  std::filesystem::create_symlink("digits.txt", site.dir / "plain-link.txt");
+  auto r = responder_for(&site);
+  for (std::string_view path : {"/gitlink/config", "/env.txt", "/sub/up.txt"}) {
+    CAPTURE(path);
+    Response resp = ask(r, req(path));
+    CHECK(resp.status == 404);
+    CHECK(resp.body.find("SECRET") == std::string::npos);
+  }
+  CHECK(ask(r, req("/plain-link.txt")).body == "0123456789");
+  HttpOptions on;
+  on.dotfiles = true;
+  CHECK(ask(responder_for(&site, on), req("/env.txt")).body == "SECRET=1\n");
+}
+
+TEST_CASE("Last-Modified is never later than Date; a date just written is no If-Range validator") {
+  Site site;
+  site.write("future.txt", "from the future\n");
+  set_mtime(site.dir / "future.txt", std::time(nullptr) + 86400);
+  site.write("now.txt", "just now\n");
+  set_mtime(site.dir / "now.txt", std::time(nullptr) + 2);  // not a second before it was read
+  auto r = responder_for(&site);
+  Response f = ask(r, req("/future.txt"));
+  auto lm = parse_http_date(f.header("Last-Modified"));
+  auto date = parse_http_date(f.header("Date"));
+  REQUIRE(lm.has_value());
+  REQUIRE(date.has_value());
+  CHECK(*lm <= *date);
+  // now.txt's Last-Modified is when it was read: another version may share that second, so
+  // If-Range with that date does not honour the Range.
+  Response n = ask(r, req("/now.txt"));
+  CHECK(ask(r, req("/now.txt", "Range: bytes=0-3\r\nIf-Range: " + n.header("Last-Modified") + "\r\n")).status == 200);
+  CHECK(ask(r, req("/now.txt", "Range: bytes=0-3\r\nIf-Range: " + n.header("ETag") + "\r\n")).status == 206);
+}
+
 TEST_CASE("a file changed on disk is served fresh after the revalidation interval, same size and mtime included") {
   Site site;
   site.write("f.txt", "version-1\n");
@@ -633,7 +717,10 @@ TEST_CASE("openat2 available: one EPERM later is about that file, not a switch f
   HttpOptions o;
   o.root = site.dir.string();
   auto r = responder_for(&site);
-  if (!r->root()->uses_openat2()) return;  // no openat2 on this kernel: nothing to tell
+  if (!r->root()->uses_openat2()) {
+    MESSAGE("skipped: this kernel has no openat2, so there is nothing to switch from");
+    return;
+  }
   // The filter comes after the start-up probe: now every openat2 says EPERM.
   int failed = in_child_without_openat2([&r] {
     auto c = connection(r);
