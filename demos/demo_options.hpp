@@ -1,8 +1,10 @@
-// netloop-demo's command line: parsing into DemoOptions, with messages for bad input.
+// netloop-demo's command line: the options every protocol shares, each protocol's
+// listeners, and the parse of argv into them (from the option tables).
 #pragma once
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/http_options.hpp"
@@ -13,25 +15,31 @@
 
 namespace netloop::demo {
 
+struct DemoProtocol;
+
+struct Listener {
+  const DemoProtocol* protocol;
+  Address address;
+};
+
 struct DemoOptions {
-  std::vector<Address> tcp_echo;
-  std::vector<Address> udp_echo;
-  std::vector<Address> http;
-  std::vector<Address> chat;
-  std::vector<Address> kv;
-  std::optional<Address> metrics;
-  size_t metrics_max_connections = 8;
+  std::vector<Listener> listeners;  // in the order given
   size_t threads = 1;
   Duration drain_timeout = seconds(10);
   size_t max_connections = 10'000;
   http::HttpOptions http_options;
+  size_t metrics_max_connections = 8;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;
   UdpOptions udp;
+  bool low_water_given = false;
   bool list_pollers = false;
   bool help = false;
   bool version = false;
+
+  // The addresses given for one protocol (by its name: "tcp-echo", "http", ...).
+  std::vector<Address> addresses(std::string_view protocol) const;
 };
 
 struct ParseOutcome {

@@ -2,11 +2,14 @@
 // option in both spellings, sizes, and a table of bad input with its message.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "demo_options.hpp"
+#include "demo_protocol.hpp"
+#include "option_table.hpp"
 
 using netloop::Address;
 using netloop::LogLevel;
@@ -40,9 +43,9 @@ std::string join(const Args& args) {
 
 TEST_CASE("demo options: no arguments means TCP echo on 127.0.0.1:7007 with safe defaults") {
   auto o = parse_ok({});
-  REQUIRE(o.tcp_echo.size() == 1);
-  CHECK(o.tcp_echo[0] == Address::ipv4_loopback(7007));
-  CHECK(o.tcp_echo[0].to_string() == "127.0.0.1:7007");
+  REQUIRE(o.addresses("tcp-echo").size() == 1);
+  CHECK(o.addresses("tcp-echo")[0] == Address::ipv4_loopback(7007));
+  CHECK(o.addresses("tcp-echo")[0].to_string() == "127.0.0.1:7007");
   CHECK(o.poller.empty());
   CHECK(o.log_level == LogLevel::info);
   CHECK(o.connection.high_water == 256 * 1024);
@@ -57,14 +60,14 @@ TEST_CASE("demo options: no arguments means TCP echo on 127.0.0.1:7007 with safe
 TEST_CASE("demo options: --tcp-echo is repeatable and replaces the default") {
   auto o = parse_ok({"--tcp-echo", "127.0.0.1:9000", "--tcp-echo=[::1]:9001", "--tcp-echo",
                      "localhost:0"});
-  REQUIRE(o.tcp_echo.size() == 3);
-  CHECK(o.tcp_echo[0].to_string() == "127.0.0.1:9000");
-  CHECK(o.tcp_echo[1].to_string() == "[::1]:9001");
-  CHECK(o.tcp_echo[2].to_string() == "127.0.0.1:0");
+  REQUIRE(o.addresses("tcp-echo").size() == 3);
+  CHECK(o.addresses("tcp-echo")[0].to_string() == "127.0.0.1:9000");
+  CHECK(o.addresses("tcp-echo")[1].to_string() == "[::1]:9001");
+  CHECK(o.addresses("tcp-echo")[2].to_string() == "127.0.0.1:0");
 
   auto one = parse_ok({"--tcp-echo", "0.0.0.0:7"});
-  REQUIRE(one.tcp_echo.size() == 1);  // no extra default listener
-  CHECK(one.tcp_echo[0].to_string() == "0.0.0.0:7");
+  REQUIRE(one.addresses("tcp-echo").size() == 1);  // no extra default listener
+  CHECK(one.addresses("tcp-echo")[0].to_string() == "0.0.0.0:7");
 }
 
 TEST_CASE("demo options: --opt value and --opt=value mean the same") {
@@ -85,7 +88,7 @@ TEST_CASE("demo options: --opt value and --opt=value mean the same") {
     auto b = parse_ok(inline_form);
     CHECK(a.poller == b.poller);
     CHECK(a.log_level == b.log_level);
-    CHECK(a.tcp_echo == b.tcp_echo);
+    CHECK(a.addresses("tcp-echo") == b.addresses("tcp-echo"));
     CHECK(a.connection.high_water == b.connection.high_water);
     CHECK(a.connection.low_water == b.connection.low_water);
     CHECK(a.connection.max_input == b.connection.max_input);
@@ -215,11 +218,11 @@ TEST_CASE("demo options: usage mentions every option") {
 
 TEST_CASE("demo options: no arguments means TCP and UDP echo on 127.0.0.1:7007") {
   auto o = parse_ok({});
-  REQUIRE(o.tcp_echo.size() == 1);
-  REQUIRE(o.udp_echo.size() == 1);
-  CHECK(o.tcp_echo[0] == Address::ipv4_loopback(7007));
-  CHECK(o.udp_echo[0] == Address::ipv4_loopback(7007));
-  CHECK(o.udp_echo[0].to_string() == "127.0.0.1:7007");
+  REQUIRE(o.addresses("tcp-echo").size() == 1);
+  REQUIRE(o.addresses("udp-echo").size() == 1);
+  CHECK(o.addresses("tcp-echo")[0] == Address::ipv4_loopback(7007));
+  CHECK(o.addresses("udp-echo")[0] == Address::ipv4_loopback(7007));
+  CHECK(o.addresses("udp-echo")[0].to_string() == "127.0.0.1:7007");
   // The UDP limits keep the library's defaults.
   const netloop::UdpOptions lib_defaults;
   CHECK(o.udp.batch == 32);
@@ -233,38 +236,38 @@ TEST_CASE("demo options: no arguments means TCP and UDP echo on 127.0.0.1:7007")
   // Options that are not listeners keep both defaults.
   auto limits = parse_ok({"--udp-batch", "8", "--udp-max-datagram", "1000", "--poller", "poll",
                           "--high-water", "1m"});
-  CHECK(limits.tcp_echo.size() == 1);
-  CHECK(limits.udp_echo.size() == 1);
+  CHECK(limits.addresses("tcp-echo").size() == 1);
+  CHECK(limits.addresses("udp-echo").size() == 1);
 }
 
 TEST_CASE("demo options: a listener of either kind replaces both defaults") {
   auto tcp_only = parse_ok({"--tcp-echo", "127.0.0.1:9000"});
-  REQUIRE(tcp_only.tcp_echo.size() == 1);
-  CHECK(tcp_only.tcp_echo[0].to_string() == "127.0.0.1:9000");
-  CHECK(tcp_only.udp_echo.empty());
+  REQUIRE(tcp_only.addresses("tcp-echo").size() == 1);
+  CHECK(tcp_only.addresses("tcp-echo")[0].to_string() == "127.0.0.1:9000");
+  CHECK(tcp_only.addresses("udp-echo").empty());
 
   auto udp_only = parse_ok({"--udp-echo", "127.0.0.1:9001"});
-  REQUIRE(udp_only.udp_echo.size() == 1);
-  CHECK(udp_only.udp_echo[0].to_string() == "127.0.0.1:9001");
-  CHECK(udp_only.tcp_echo.empty());
+  REQUIRE(udp_only.addresses("udp-echo").size() == 1);
+  CHECK(udp_only.addresses("udp-echo")[0].to_string() == "127.0.0.1:9001");
+  CHECK(udp_only.addresses("tcp-echo").empty());
 
   // Both kinds, even on the same port number: exactly what was asked for.
   auto both = parse_ok({"--udp-echo", "127.0.0.1:9002", "--tcp-echo", "127.0.0.1:9002"});
-  REQUIRE(both.tcp_echo.size() == 1);
-  REQUIRE(both.udp_echo.size() == 1);
-  CHECK(both.tcp_echo[0] == both.udp_echo[0]);
+  REQUIRE(both.addresses("tcp-echo").size() == 1);
+  REQUIRE(both.addresses("udp-echo").size() == 1);
+  CHECK(both.addresses("tcp-echo")[0] == both.addresses("udp-echo")[0]);
 }
 
 TEST_CASE("demo options: --udp-echo is repeatable, both spellings, IPv4 and IPv6") {
   auto o = parse_ok({"--udp-echo", "127.0.0.1:9000", "--udp-echo=[::1]:9001", "--udp-echo",
                      "localhost:0", "--udp-echo=0.0.0.0:53"});
-  REQUIRE(o.udp_echo.size() == 4);
-  CHECK(o.udp_echo[0].to_string() == "127.0.0.1:9000");
-  CHECK(o.udp_echo[1].to_string() == "[::1]:9001");
-  CHECK(o.udp_echo[1].is_ipv6());
-  CHECK(o.udp_echo[2].to_string() == "127.0.0.1:0");
-  CHECK(o.udp_echo[3].to_string() == "0.0.0.0:53");
-  CHECK(o.tcp_echo.empty());
+  REQUIRE(o.addresses("udp-echo").size() == 4);
+  CHECK(o.addresses("udp-echo")[0].to_string() == "127.0.0.1:9000");
+  CHECK(o.addresses("udp-echo")[1].to_string() == "[::1]:9001");
+  CHECK(o.addresses("udp-echo")[1].is_ipv6());
+  CHECK(o.addresses("udp-echo")[2].to_string() == "127.0.0.1:0");
+  CHECK(o.addresses("udp-echo")[3].to_string() == "0.0.0.0:53");
+  CHECK(o.addresses("tcp-echo").empty());
 
   // The two spellings give the same result for every UDP option.
   const std::vector<std::pair<Args, Args>> same = {
@@ -279,8 +282,8 @@ TEST_CASE("demo options: --udp-echo is repeatable, both spellings, IPv4 and IPv6
     CAPTURE(join(spaced));
     auto a = parse_ok(spaced);
     auto b = parse_ok(inline_form);
-    CHECK(a.udp_echo == b.udp_echo);
-    CHECK(a.tcp_echo == b.tcp_echo);
+    CHECK(a.addresses("udp-echo") == b.addresses("udp-echo"));
+    CHECK(a.addresses("tcp-echo") == b.addresses("tcp-echo"));
     CHECK(a.udp.batch == b.udp.batch);
     CHECK(a.udp.max_datagram == b.udp.max_datagram);
   }
@@ -398,14 +401,14 @@ milliseconds ms(netloop::Duration d) { return std::chrono::duration_cast<millise
 
 TEST_CASE("demo options: no arguments also means HTTP on 127.0.0.1:8080 (built-in page)") {
   auto o = parse_ok({});
-  REQUIRE(o.http.size() == 1);
-  CHECK(o.http[0] == Address::ipv4_loopback(8080));
-  CHECK(o.http[0].to_string() == "127.0.0.1:8080");
+  REQUIRE(o.addresses("http").size() == 1);
+  CHECK(o.addresses("http")[0] == Address::ipv4_loopback(8080));
+  CHECK(o.addresses("http")[0].to_string() == "127.0.0.1:8080");
   // ...alongside the echo listeners.
-  REQUIRE(o.tcp_echo.size() == 1);
-  REQUIRE(o.udp_echo.size() == 1);
-  CHECK(o.tcp_echo[0].to_string() == "127.0.0.1:7007");
-  CHECK(o.udp_echo[0].to_string() == "127.0.0.1:7007");
+  REQUIRE(o.addresses("tcp-echo").size() == 1);
+  REQUIRE(o.addresses("udp-echo").size() == 1);
+  CHECK(o.addresses("tcp-echo")[0].to_string() == "127.0.0.1:7007");
+  CHECK(o.addresses("udp-echo")[0].to_string() == "127.0.0.1:7007");
   // The HTTP settings keep the library's (internet-safe) defaults.
   const netloop::http::HttpOptions lib;
   CHECK(o.http_options.root.empty());
@@ -423,39 +426,39 @@ TEST_CASE("demo options: no arguments also means HTTP on 127.0.0.1:8080 (built-i
 
   // Options that are not listeners keep all three defaults.
   auto tuned = parse_ok({"--header-timeout", "5", "--max-header-bytes", "32k", "--poller", "poll"});
-  CHECK(tuned.http.size() == 1);
-  CHECK(tuned.tcp_echo.size() == 1);
-  CHECK(tuned.udp_echo.size() == 1);
+  CHECK(tuned.addresses("http").size() == 1);
+  CHECK(tuned.addresses("tcp-echo").size() == 1);
+  CHECK(tuned.addresses("udp-echo").size() == 1);
   CHECK(ms(tuned.http_options.header_timeout) == milliseconds(5'000));
   // --root alone serves that directory on the default HTTP listener.
   auto rooted = parse_ok({"--root", "/srv/www"});
-  REQUIRE(rooted.http.size() == 1);
-  CHECK(rooted.http[0].to_string() == "127.0.0.1:8080");
+  REQUIRE(rooted.addresses("http").size() == 1);
+  CHECK(rooted.addresses("http")[0].to_string() == "127.0.0.1:8080");
   CHECK(rooted.http_options.root == "/srv/www");
 }
 
 TEST_CASE("demo options: --http is repeatable, both spellings, and replaces every default") {
   auto o = parse_ok({"--http", "127.0.0.1:8000", "--http=[::1]:8001", "--http", "localhost:0",
                      "--http=0.0.0.0:80"});
-  REQUIRE(o.http.size() == 4);
-  CHECK(o.http[0].to_string() == "127.0.0.1:8000");
-  CHECK(o.http[1].to_string() == "[::1]:8001");
-  CHECK(o.http[1].is_ipv6());
-  CHECK(o.http[2].to_string() == "127.0.0.1:0");
-  CHECK(o.http[3].to_string() == "0.0.0.0:80");
-  CHECK(o.tcp_echo.empty());
-  CHECK(o.udp_echo.empty());
+  REQUIRE(o.addresses("http").size() == 4);
+  CHECK(o.addresses("http")[0].to_string() == "127.0.0.1:8000");
+  CHECK(o.addresses("http")[1].to_string() == "[::1]:8001");
+  CHECK(o.addresses("http")[1].is_ipv6());
+  CHECK(o.addresses("http")[2].to_string() == "127.0.0.1:0");
+  CHECK(o.addresses("http")[3].to_string() == "0.0.0.0:80");
+  CHECK(o.addresses("tcp-echo").empty());
+  CHECK(o.addresses("udp-echo").empty());
 
   // An echo listener alone replaces the HTTP default too.
-  CHECK(parse_ok({"--tcp-echo", "127.0.0.1:9000"}).http.empty());
-  CHECK(parse_ok({"--udp-echo", "127.0.0.1:9000"}).http.empty());
+  CHECK(parse_ok({"--tcp-echo", "127.0.0.1:9000"}).addresses("http").empty());
+  CHECK(parse_ok({"--udp-echo", "127.0.0.1:9000"}).addresses("http").empty());
   // All kinds at once, even on one port number: exactly what was asked for.
   auto all = parse_ok({"--http", "127.0.0.1:9002", "--tcp-echo", "127.0.0.1:9003", "--udp-echo",
                        "127.0.0.1:9003"});
-  REQUIRE(all.http.size() == 1);
-  REQUIRE(all.tcp_echo.size() == 1);
-  REQUIRE(all.udp_echo.size() == 1);
-  CHECK(all.http[0].to_string() == "127.0.0.1:9002");
+  REQUIRE(all.addresses("http").size() == 1);
+  REQUIRE(all.addresses("tcp-echo").size() == 1);
+  REQUIRE(all.addresses("udp-echo").size() == 1);
+  CHECK(all.addresses("http")[0].to_string() == "127.0.0.1:9002");
 
   const std::vector<std::pair<Args, Args>> same = {
       {{"--http", "127.0.0.1:1"}, {"--http=127.0.0.1:1"}},
@@ -472,7 +475,7 @@ TEST_CASE("demo options: --http is repeatable, both spellings, and replaces ever
     CAPTURE(join(spaced));
     auto a = parse_ok(spaced);
     auto b = parse_ok(inline_form);
-    CHECK(a.http == b.http);
+    CHECK(a.addresses("http") == b.addresses("http"));
     CHECK(a.http_options.root == b.http_options.root);
     CHECK(a.http_options.header_timeout == b.http_options.header_timeout);
     CHECK(a.http_options.keepalive_timeout == b.http_options.keepalive_timeout);
@@ -488,7 +491,7 @@ TEST_CASE("demo options: --root, before or after --http") {
   CHECK(before.http_options.root == "relative/dir");  // resolved when the server starts
   auto with_echo = parse_ok({"--tcp-echo", "127.0.0.1:0", "--root", "/x", "--http", "[::1]:0"});
   CHECK(with_echo.http_options.root == "/x");
-  CHECK(with_echo.tcp_echo.size() == 1);
+  CHECK(with_echo.addresses("tcp-echo").size() == 1);
   // The last one given wins.
   CHECK(parse_ok({"--http", "127.0.0.1:0", "--root", "/a", "--root", "/b"}).http_options.root == "/b");
   // Without it: the built-in page.
@@ -634,4 +637,86 @@ TEST_CASE("demo options: usage mentions the HTTP options and the default HTTP li
     CHECK(usage.find(opt) != std::string::npos);
   }
   CHECK(usage.find("HTTP on 127.0.0.1:8080") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------
+// The protocol table: --help, the listener flags and the options all come from it
+
+TEST_CASE("demo options: --help lists every protocol of the table, with its own options") {
+  std::string usage = netloop::demo::demo_usage();
+  REQUIRE(netloop::demo::demo_protocols().size() >= 6);
+  for (const auto* p : netloop::demo::demo_protocols()) {
+    CAPTURE(p->name);
+    CHECK(p->flag == "--" + std::string(p->name));
+    CHECK(usage.find("  " + std::string(p->flag) + " HOST:PORT") != std::string::npos);
+    CHECK(usage.find(std::string(p->listen_help.substr(0, p->listen_help.find('\n')))) !=
+          std::string::npos);
+    for (const auto& opt : p->options) {
+      CAPTURE(opt.name);
+      CHECK(usage.find("  " + std::string(opt.name)) != std::string::npos);
+    }
+    CHECK(netloop::demo::find_protocol(p->name) == p);
+  }
+  CHECK(netloop::demo::find_protocol("nope") == nullptr);
+}
+
+TEST_CASE("demo options: every protocol's listener flag gives that protocol a listener") {
+  for (const auto* p : netloop::demo::demo_protocols()) {
+    CAPTURE(p->name);
+    auto o = parse_ok({std::string(p->flag), "127.0.0.1:0", std::string(p->flag) + "=[::1]:0"});
+    auto mine = o.addresses(p->name);
+    REQUIRE(mine.size() == 2);
+    CHECK(mine[0].to_string() == "127.0.0.1:0");
+    CHECK(mine[1].to_string() == "[::1]:0");
+    // A service replaces the default listeners; an admin endpoint (metrics) does not.
+    for (const auto* other : netloop::demo::demo_protocols()) {
+      if (other == p) continue;
+      CAPTURE(other->name);
+      bool defaulted = !p->is_service && other->default_listener.has_value();
+      CHECK(o.addresses(other->name).size() == (defaulted ? 1u : 0u));
+    }
+  }
+}
+
+TEST_CASE("demo options: no two options share a name") {
+  std::vector<std::string> names;
+  for (const auto* p : netloop::demo::demo_protocols()) {
+    names.emplace_back(p->flag);
+    for (const auto& opt : p->options) names.emplace_back(opt.name);
+  }
+  for (const char* common : {"--threads", "--poller", "--help", "--log-level", "--high-water"})
+    names.emplace_back(common);
+  std::sort(names.begin(), names.end());
+  CHECK(std::adjacent_find(names.begin(), names.end()) == names.end());
+}
+
+TEST_CASE("demo options: the new HTTP and metrics flags") {
+  auto o = parse_ok({"--http", "127.0.0.1:0", "--dotfiles", "--no-precompressed",
+                     "--cache-control", "max-age=60", "--metrics", "127.0.0.1:0",
+                     "--metrics-max-connections", "3"});
+  CHECK(o.http_options.dotfiles);
+  CHECK_FALSE(o.http_options.precompressed);
+  CHECK(o.http_options.cache_control == "max-age=60");
+  CHECK(o.metrics_max_connections == 3);
+  CHECK(parse_ok({}).http_options.precompressed);
+  CHECK_FALSE(parse_ok({}).http_options.dotfiles);
+  CHECK(parse_ok({}).metrics_max_connections == 8);
+  struct Bad {
+    Args args;
+    const char* says;
+  };
+  const Bad cases[] = {
+      {{"--cache-control"}, "--cache-control"},
+      {{"--cache-control="}, "--cache-control"},
+      {{"--cache-control", "a\r\nX-Injected: 1"}, "control characters"},
+      {{"--dotfiles=yes"}, "--dotfiles"},
+      {{"--metrics-max-connections", "0"}, "1 to 1000"},
+      {{"--metrics-max-connections", "x"}, "--metrics-max-connections"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(join(c.args));
+    auto out = parse_demo_options(c.args);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.find(c.says) != std::string::npos);
+  }
 }

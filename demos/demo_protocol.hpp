@@ -1,0 +1,64 @@
+// How a protocol describes itself to netloop-demo, once: its name and listener flag, its
+// own options with their help, its default listener, whether its connections share state
+// (loop 0 only) or every loop serves it, and how it is set up on the server. The command
+// line, --help, the start-up banner and the Server registrations all come from these.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "netloop/address.hpp"
+#include "netloop/server.hpp"
+#include "option_table.hpp"
+#include "server_metrics.hpp"
+
+namespace netloop::demo {
+
+struct DemoOptions;
+
+// What a protocol's setup works with.
+struct DemoRun {
+  Server& server;
+  const DemoOptions& options;
+  MetricsSources& metrics;  // the HTTP counters are added here
+  // Run once the server has started (its loops exist, handlers were made).
+  std::vector<std::function<void()>> after_start;
+};
+
+struct DemoProtocol {
+  std::string_view name{};        // "http": the banner's word, and the listener flag's
+  std::string_view flag{};        // "--http": the listener option, HOST:PORT, repeatable
+  std::string_view listen_help{}; // its help line(s)
+  std::optional<Address> default_listener{};  // where it listens when no listener is given
+  bool shared = false;     // its connections share state: only loop 0 serves it
+  bool datagram = false;   // UDP (registered with add_datagram)
+  bool is_service = true;  // false for an admin endpoint (metrics): does not replace defaults
+  std::string_view options_title{};  // the --help section of its own options
+  std::vector<Option> options{};
+  // After parsing: what is wrong with the options as a whole ("" = nothing); `listening`
+  // says whether this protocol has a listener.
+  std::function<std::string(const DemoOptions&, bool listening)> check{};
+  // Before the server starts: registers a listener on each of `addresses` (the Server
+  // calls back on each loop). Returns what went wrong ("" = nothing).
+  std::function<std::string(DemoRun&, const std::vector<Address>& addresses)> setup{};
+  // The banner's words after "poller NAME" (", root /srv"); may be empty.
+  std::function<std::string(const DemoRun&)> detail{};
+
+  // For setup: registers one stream listener the way this protocol wants (every loop or
+  // loop 0 only).
+  void add_stream(DemoRun& run, const Address& address, Server::StreamSetup setup) const {
+    run.server.add_stream(std::string(name), address, std::move(setup), !shared);
+  }
+  void add_datagram(DemoRun& run, const Address& address, Server::DatagramSetup setup) const {
+    run.server.add_datagram(std::string(name), address, std::move(setup), !shared);
+  }
+};
+
+// Every protocol netloop-demo serves, in the order of its --help and its banner.
+const std::vector<const DemoProtocol*>& demo_protocols();
+const DemoProtocol* find_protocol(std::string_view name);
+
+}  // namespace netloop::demo
