@@ -72,7 +72,7 @@ std::optional<MemberId> ChatRoom::join(Connection& conn) {
   members_.emplace(id, Member{&conn, name});
   by_name_.emplace(fold(name), id);
   ++count_;
-  log_debug("chat: {} joined from {}", name, conn.peer_address().to_string());
+  log_debug("chat: {} joined from {}", name, conn.peer_address());
   Busy busy(*this);
   tell(id, fmt::format("* welcome, you are {}\n", name));
   broadcast(id, fmt::format("* {} joined\n", name));
@@ -185,7 +185,7 @@ void ChatRoom::settle() {
       Member* m = find(id);
       if (!m || !m->conn->is_open()) continue;
       log_warn("chat: disconnecting {} ({}): {} bytes unsent, past max_backlog {}", m->nick,
-               m->conn->peer_address().to_string(), m->conn->pending_output(),
+               m->conn->peer_address(), m->conn->pending_output(),
                options_.max_backlog);
       m->conn->abort();  // m may be gone after this
     }

@@ -17,7 +17,7 @@ class Category final : public std::error_category {
     switch (Errc(code)) {
       case Errc::fd_too_large_for_select:
         return fmt::format("descriptor exceeds FD_SETSIZE ({}) for the select backend; "
-                           "use --poller epoll or poll", FD_SETSIZE);
+                           "use the epoll, io_uring or poll backend", FD_SETSIZE);
     }
     return fmt::format("unknown netloop error {}", code);
   }

@@ -139,7 +139,7 @@ void TcpConnection::handle_read() {
       if (input_.capacity()) input_.release();
     } else if (input_.size() > options_.max_input && state_ == State::open) {
       log_debug("connection {}: {} unconsumed input bytes exceed the limit of {}",
-                peer_.to_string(), input_.size(), options_.max_input);
+                peer_, input_.size(), options_.max_input);
       request_close({CloseReason::error, make_error(EMSGSIZE)});
     }
     return;
@@ -260,7 +260,7 @@ bool TcpConnection::send_file_now(int file, uint64_t& offset, uint64_t& remainin
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     if (n == 0) {
       log_warn("connection {}: file ended {} bytes short of what was promised; resetting",
-               peer_.to_string(), remaining);
+               peer_, remaining);
       reset_and_close({CloseReason::error, make_error(EIO)});
       return false;
     }
@@ -375,7 +375,7 @@ void TcpConnection::watch_for_stall(bool progressed) {
     stall_timer_ = loop_.run_after(options_.write_timeout, [this] {
       stall_timer_ = {};
       log_debug("connection {}: {} buffered bytes made no progress for {} ms; resetting",
-                peer_.to_string(), pending_output(),
+                peer_, pending_output(),
                 std::chrono::duration_cast<milliseconds>(options_.write_timeout).count());
       ++loop_.stats().write_timeouts;
       reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
@@ -408,7 +408,7 @@ void TcpConnection::close() {
     close_timer_ = loop_.run_after(options_.close_timeout, [this] {
       close_timer_ = {};
       log_debug("connection {}: output not drained within the close timeout; resetting",
-                peer_.to_string());
+                peer_);
       ++loop_.stats().write_timeouts;
       reset_and_close({CloseReason::error, make_error(ETIMEDOUT)});
     });
@@ -570,7 +570,7 @@ TimerId TcpConnection::start_timer(Duration delay, Duration repeat, std::functio
   });
 }
 
-void TcpConnection::cancel_timer(TimerId id) { timers_.cancel(id); }
+bool TcpConnection::cancel_timer(TimerId id) { return timers_.cancel(id); }
 
 bool TcpConnection::restart_timer(TimerId id, Duration delay) { return timers_.restart(id, delay); }
 

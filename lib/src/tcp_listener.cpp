@@ -118,7 +118,7 @@ bool TcpListener::refuse(Fd& fd, const Address& peer) {
   ++stats_.refused;
   if (stats_.refused == 1 || stats_.refused % 1000 == 0)
     log_warn("listener {}: {} connections open, the limit; refusing new ones ({} so far)",
-             local_.to_string(), options_.limit->max(), stats_.refused);
+             local_, options_.limit->max(), stats_.refused);
   if (!options_.refusal_factory) return false;
   auto handler = options_.refusal_factory();
   if (!handler) return false;
@@ -182,7 +182,7 @@ void TcpListener::on_readable() {
     ++stats_.accept_errors;
     if (stats_.accept_errors == 1 || stats_.accept_errors % 100 == 0)
       log_warn("listener {}: accept failed: {} ({} so far); pausing accept for {} ms",
-               local_.to_string(), std::strerror(err), stats_.accept_errors,
+               local_, std::strerror(err), stats_.accept_errors,
                kAcceptRetryDelay.count());
     pause_accepting();
     return;
@@ -211,7 +211,7 @@ bool TcpListener::shed_one_connection() {
     if (stats_.dropped_no_fds == 1 || stats_.dropped_no_fds % 1000 == 0)
       log_warn("listener {}: out of file descriptors; {} connection(s) refused so far "
                "(raise the limit with ulimit -n)",
-               local_.to_string(), stats_.dropped_no_fds);
+               local_, stats_.dropped_no_fds);
   }
   reserve_fd_ = open_reserve_fd();
   return cfd >= 0 && reserve_fd_;
@@ -227,6 +227,7 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   }
   auto handler = factory_();
   if (!handler) {  // the factory refused it: closing fd drops the connection
+    ++stats_.factory_refused;
     if (options_.limit) options_.limit->release();
     return;
   }
@@ -241,7 +242,7 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
     ++stats_.unwatchable;
     if (stats_.unwatchable == 1 || stats_.unwatchable % 1000 == 0)
       log_warn("listener {}: cannot watch connection from {}: {} ({} refused so far)",
-               local_.to_string(), peer.to_string(), ec.message(), stats_.unwatchable);
+               local_, peer, ec.message(), stats_.unwatchable);
     auto self = release(ref);
     return;  // destroyed here: it never reached its handler
   }

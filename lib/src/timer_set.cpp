@@ -13,9 +13,9 @@ TimerId TimerSet::start(Duration delay, Duration repeat, std::function<void()> f
   return id;
 }
 
-void TimerSet::cancel(TimerId id) {
-  loop_.cancel_timer(id);
+bool TimerSet::cancel(TimerId id) {
   std::erase(ids_, id);
+  return loop_.cancel_timer(id);
 }
 
 void TimerSet::cancel_all() noexcept {

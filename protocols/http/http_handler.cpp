@@ -53,7 +53,7 @@ void HttpHandler::on_timer(Connection& conn) {
   ++responder_->stats().timeouts;
   if (phase_ == Phase::request) {
     log_debug("http {}: request not received within the header timeout; 408",
-              conn.peer_address().to_string());
+              conn.peer_address());
     responder_->staging().clear();
     reject(408, "request not received in time");
     flush(conn);
@@ -90,7 +90,7 @@ void HttpHandler::send_reply(Connection& conn, Responder::Reply& reply) {
     Fd copy(::fcntl(reply.file.get(), F_DUPFD_CLOEXEC, 0));
     if (!copy) {  // out of descriptors: the peer was promised these bytes
       log_warn("http {}: cannot duplicate a file descriptor for a multipart response: {}",
-               conn.peer_address().to_string(), last_error().message());
+               conn.peer_address(), last_error().message());
       conn.abort();
       return;
     }
@@ -128,7 +128,7 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
     if (p.status == ParseStatus::need_more) break;
     if (p.status == ParseStatus::error) {
       ++r.stats().bad_requests;
-      log_debug("http {}: {} {}", conn.peer_address().to_string(), p.http_status, p.reason);
+      log_debug("http {}: {} {}", conn.peer_address(), p.http_status, p.reason);
       reject(p.http_status, p.reason);
       input.clear();
       break;
@@ -154,7 +154,7 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
     size_t out_before = out.size();
     Responder::Reply reply = r.respond(req, now, out);
     if (r.options().access_log) {
-      log_info("{} \"{} {} HTTP/1.{}\" {} {}", conn.peer_address().to_string(), req.method_name,
+      log_info("{} \"{} {} HTTP/1.{}\" {} {}", conn.peer_address(), req.method_name,
                req.target, req.version_minor, reply.status,
                out.size() - out_before + reply.body_bytes());
     }

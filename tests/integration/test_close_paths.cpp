@@ -321,3 +321,27 @@ TEST_CASE("many clients reset at once while the server is writing to each of the
     CHECK(echo_once(s.get(), "after the storm") == "after the storm");
   }
 }
+
+TEST_CASE("a factory that returns null refuses the connection: closed at once, counted") {
+  for (const auto& backend : usable_backends()) {
+    CAPTURE(backend);
+    ServerThread server;
+    ServerThread::Config cfg;
+    cfg.backend = backend;
+    cfg.factory = [] { return std::unique_ptr<netloop::StreamHandler>(); };
+    REQUIRE(!server.start(cfg));
+    for (int i = 0; i < 3; ++i) {
+      Sock s = connect_to(server.address());
+      REQUIRE(s.valid());
+      send_all(s.get(), "hello");  // may fail once the server has closed: that is the point
+      std::string end = to_cstr(wait_end(s.get()));
+      CHECK((end == "eof" || end == "reset"));
+    }
+    CHECK(wait_until([&] {
+      return server.call([](netloop::EventLoop&, netloop::TcpListener* l) {
+        return l->stats().factory_refused.get();
+      }) == 3;
+    }, 5s));
+    CHECK(server.connection_count() == 0);
+  }
+}

@@ -132,3 +132,20 @@ TEST_CASE("echo handler: the factory makes a fresh handler per connection") {
   CHECK(ca.output() == "to a");
   CHECK(cb.output() == "to b");
 }
+
+TEST_CASE("Connection timers: cancel_timer and restart_timer say whether the timer was pending") {
+  struct Timed final : netloop::StreamHandler {
+    void on_data(netloop::Connection&, netloop::Buffer& in) override { in.consume(in.size()); }
+  };
+  MemoryConnection c(std::make_unique<Timed>());
+  c.open();
+  int fired = 0;
+  netloop::TimerId a = c.start_timer(netloop::seconds(1), netloop::Duration::zero(), [&fired] { ++fired; });
+  netloop::TimerId b = c.start_timer(netloop::seconds(1), netloop::Duration::zero(), [&fired] { ++fired; });
+  CHECK(c.cancel_timer(a));
+  CHECK_FALSE(c.cancel_timer(a));  // already cancelled
+  c.advance(netloop::seconds(2));
+  CHECK(fired == 1);
+  CHECK_FALSE(c.cancel_timer(b));  // already fired
+  CHECK_FALSE(c.restart_timer(b, netloop::seconds(1)));
+}

@@ -92,7 +92,7 @@ struct RecordingConnection final : Connection {
   const Address& peer_address() const noexcept override { return addr; }
   const Address& local_address() const noexcept override { return addr; }
   TimerId start_timer(Duration, Duration, std::function<void()>) override { return {}; }
-  void cancel_timer(TimerId) override {}
+  bool cancel_timer(TimerId) override { return false; }
   bool restart_timer(TimerId, Duration) override { return false; }
   TimePoint now() const noexcept override { return TimePoint{}; }
 };

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "netloop/address.hpp"
+
 namespace netloop {
 
 enum class LogLevel { debug = 0, info = 1, warn = 2, error = 3, off = 4 };
@@ -16,6 +18,9 @@ LogLevel log_level() noexcept;
 std::optional<LogLevel> parse_log_level(std::string_view name) noexcept;
 void log_line(LogLevel level, std::string_view message);
 
+// The arguments are formatted only when the level is on. Pass objects, not their text:
+// log_debug("{}", peer) (an Address formats itself) costs nothing when debug is off,
+// where log_debug("{}", peer.to_string()) builds the string first.
 template <class... Args>
 void log(LogLevel level, fmt::format_string<Args...> f, Args&&... args) {
   if (level < log_level()) return;
@@ -31,3 +36,12 @@ template <class... Args>
 void log_error(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::error, f, std::forward<Args>(a)...); }
 
 }  // namespace netloop
+
+// "127.0.0.1:80" or "[::1]:80", formatted when the log line is.
+template <>
+struct fmt::formatter<netloop::Address> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const netloop::Address& a, Context& ctx) const {
+    return fmt::formatter<std::string_view>::format(a.to_string(), ctx);
+  }
+};

@@ -77,9 +77,10 @@ class Connection {
   virtual const Address& peer_address() const noexcept = 0;
   virtual const Address& local_address() const noexcept = 0;
 
-  // Timers tied to this connection: cancelled automatically when it closes.
+  // Timers tied to this connection: cancelled automatically when it closes. cancel_timer
+  // and restart_timer say whether the timer was still pending (as EventLoop's do).
   virtual TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) = 0;
-  virtual void cancel_timer(TimerId id) = 0;
+  virtual bool cancel_timer(TimerId id) = 0;
   virtual bool restart_timer(TimerId id, Duration delay) = 0;
   virtual TimePoint now() const noexcept = 0;
 };
@@ -108,6 +109,10 @@ class StreamHandler {
   virtual void on_close(Connection&, const CloseInfo&) {}
 };
 
+// Makes the handler of one new connection. Returning null refuses the connection: it is
+// closed at once without a word to the peer, and counted (TcpListener's
+// stats().factory_refused). To answer before closing (an HTTP 503), return a handler
+// that sends its answer in on_open and closes.
 using StreamHandlerFactory = std::function<std::unique_ptr<StreamHandler>()>;
 
 }  // namespace netloop

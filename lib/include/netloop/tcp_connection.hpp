@@ -77,7 +77,7 @@ class TcpConnection final : public Connection, public Disposable {
   const Address& peer_address() const noexcept override { return peer_; }
   const Address& local_address() const noexcept override { return local_; }
   TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
-  void cancel_timer(TimerId id) override;
+  bool cancel_timer(TimerId id) override;
   bool restart_timer(TimerId id, Duration delay) override;
   TimePoint now() const noexcept override { return loop_.now(); }
 

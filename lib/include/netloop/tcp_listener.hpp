@@ -57,6 +57,7 @@ struct ListenerStats {
   Counter dropped_no_fds;  // accepted and closed at once because of EMFILE/ENFILE
   Counter unwatchable;     // accepted, but the poller refused them (select: FD_SETSIZE)
   Counter refused;         // accepted and closed at once: past max_connections
+  Counter factory_refused; // accepted and closed at once: the handler factory returned null
 };
 
 class TcpListener final : ConnectionOwner {

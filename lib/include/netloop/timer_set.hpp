@@ -18,7 +18,7 @@ class TimerSet {
 
   // Runs `fn` after `delay`, then every `repeat` if repeat > 0.
   TimerId start(Duration delay, Duration repeat, std::function<void()> fn);
-  void cancel(TimerId id);
+  bool cancel(TimerId id);  // false when it was not pending (fired, or cancelled)
   bool restart(TimerId id, Duration delay) { return loop_.restart_timer(id, delay); }
   void cancel_all() noexcept;
 

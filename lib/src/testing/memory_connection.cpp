@@ -258,7 +258,7 @@ TimerId MemoryConnection::start_timer(Duration delay, Duration repeat, std::func
   return id;
 }
 
-void MemoryConnection::cancel_timer(TimerId id) { clock_.timers().cancel(id); }
+bool MemoryConnection::cancel_timer(TimerId id) { return clock_.timers().cancel(id); }
 
 bool MemoryConnection::restart_timer(TimerId id, Duration delay) {
   return clock_.timers().restart(id, clock_.now() + delay);

@@ -92,7 +92,7 @@ class MemoryConnection final : public Connection {
   const Address& peer_address() const noexcept override { return options_.peer; }
   const Address& local_address() const noexcept override { return options_.local; }
   TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
-  void cancel_timer(TimerId id) override;
+  bool cancel_timer(TimerId id) override;
   bool restart_timer(TimerId id, Duration delay) override;
   TimePoint now() const noexcept override { return clock_.now(); }
 
