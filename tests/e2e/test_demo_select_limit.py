@@ -44,7 +44,7 @@ def test_select_refuses_descriptors_past_fd_setsize(exe):
                 if "FD_SETSIZE" in err:
                     break
                 time.sleep(0.1)
-            check("FD_SETSIZE" in err and "--poller epoll" in err,
+            check("FD_SETSIZE" in err and "use the epoll" in err,
                   "no log line naming FD_SETSIZE and the backend to use: %r" % err)
             check(err.count("FD_SETSIZE") <= 3, "the refusal is logged per connection: %r" % err)
             # A connection the server holds still works, and the server did not spin.
