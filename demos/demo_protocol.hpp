@@ -50,10 +50,11 @@ struct DemoProtocol {
   // For setup: registers one stream listener the way this protocol wants (every loop or
   // loop 0 only).
   void add_stream(DemoRun& run, const Address& address, Server::StreamSetup setup) const {
-    run.server.add_stream(std::string(name), address, std::move(setup), !shared);
+    run.server.add_stream(std::string(name), address, std::move(setup), shared ? Loops::first : Loops::every);
   }
   void add_datagram(DemoRun& run, const Address& address, Server::DatagramSetup setup) const {
-    run.server.add_datagram(std::string(name), address, std::move(setup), !shared);
+    run.server.add_datagram(std::string(name), address, std::move(setup),
+                            shared ? Loops::first : Loops::every);
   }
 };
 

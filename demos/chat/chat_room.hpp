@@ -29,7 +29,7 @@
 // global (unique names, the member count) then needs one owner that the other loops ask
 // through post(), or a lock. A handler cannot reach its loop through Connection: capture
 // the EventLoop& in the factory (Server::add_stream hands its setup each loop). This is
-// why netloop-demo registers --chat on one loop only (every_loop = false).
+// why netloop-demo registers --chat on one loop only (Loops::first).
 #pragma once
 
 #include <cstddef>

@@ -14,7 +14,7 @@ const DemoProtocol& chat_protocol() {
         auto room = chat::make_chat_room();
         for (const auto& a : addresses)
           chat_protocol().add_stream(run, a, [room](EventLoop&, size_t) {
-            return StreamService{chat::chat_factory(room), {}};
+            return StreamService{.factory = chat::chat_factory(room)};
           });
         return {};
       },

@@ -16,7 +16,7 @@ const DemoProtocol& kv_protocol() {
         auto store = kv::make_kv_store();
         for (const auto& a : addresses)
           kv_protocol().add_stream(run, a, [store](EventLoop&, size_t) {
-            return StreamService{kv::kv_factory(store), {}};
+            return StreamService{.factory = kv::kv_factory(store)};
           });
         return {};
       },

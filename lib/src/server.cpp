@@ -83,13 +83,13 @@ Server::~Server() {
 
 EventLoop& Server::loop(size_t i) noexcept { return *loops_[i]->loop; }
 
-void Server::add_stream(std::string name, Address address, StreamSetup setup, bool every_loop) {
-  streams_.push_back({std::move(name), address, std::move(setup), every_loop});
+void Server::add_stream(std::string name, Address address, StreamSetup setup, Loops loops) {
+  streams_.push_back({std::move(name), address, std::move(setup), loops == Loops::every});
 }
 
 void Server::add_datagram(std::string name, Address address, DatagramSetup setup,
-                          bool every_loop) {
-  datagrams_.push_back({std::move(name), address, std::move(setup), every_loop});
+                          Loops loops) {
+  datagrams_.push_back({std::move(name), address, std::move(setup), loops == Loops::every});
 }
 
 std::error_code Server::start(std::string* why) {

@@ -13,7 +13,7 @@ const DemoProtocol& tcp_echo_protocol() {
       .setup = [](DemoRun& run, const std::vector<Address>& addresses) -> std::string {
         for (const auto& a : addresses)
           tcp_echo_protocol().add_stream(run, a, [](EventLoop&, size_t) {
-            return StreamService{echo::tcp_echo_factory(), {}};
+            return StreamService{.factory = echo::tcp_echo_factory()};
           });
         return {};
       },

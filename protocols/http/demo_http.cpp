@@ -118,7 +118,7 @@ const DemoProtocol& http_protocol() {
           http_protocol().add_stream(run, a, [&ho, responders](EventLoop&, size_t i) {
             auto& r = (*responders)[i];
             if (!r) r = *http::HttpResponder::create(ho);  // the root was checked
-            return StreamService{r->factory(), http::refusal_factory(r)};
+            return StreamService{.factory = r->factory(), .refusal_factory = http::refusal_factory(r)};
           });
         run.after_start.push_back([&run, responders] {
           for (const auto& r : *responders)

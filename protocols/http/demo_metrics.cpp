@@ -34,8 +34,8 @@ const DemoProtocol& metrics_protocol() {
             mo.max_connections = run.options.metrics_max_connections;
             MetricsSources& sources = run.metrics;
             return StreamService{
-                http::metrics_factory([&sources] { return render_prometheus(sources); }, mo),
-                {}, /*unlimited=*/true};
+                .factory = http::metrics_factory([&sources] { return render_prometheus(sources); }, mo),
+                .unlimited = true};
           });
         return {};
       },

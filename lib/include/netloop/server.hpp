@@ -4,7 +4,7 @@
 //
 //   Server server({.threads = 2});
 //   server.add_stream("echo", addr, [](EventLoop&, size_t) {
-//     return StreamService{echo::tcp_echo_factory()};
+//     return StreamService{.factory = echo::tcp_echo_factory()};
 //   });
 //   if (auto ec = server.start(&why)) ...;
 //   server.handle_signals();
@@ -30,22 +30,29 @@ namespace netloop {
 
 struct ServerOptions {
   size_t threads = 1;                    // event loops, one thread each
-  std::string poller;                    // backend name; "" = the default
+  std::string poller{};                  // backend name; "" = the default
   Duration drain_timeout = seconds(10);  // a drain closes what is left after this
   size_t max_connections = 0;            // across all loops and listeners; 0 = no limit
   // SO_REUSEPORT listeners on every loop; false (or where the platform lacks it): one
   // acceptor on loop 0 hands connections to the loops in turn.
   bool reuse_port = true;
-  ListenerOptions listener;  // backlog, connection options (reuse_port and limit are set here)
-  UdpOptions udp;
+  ListenerOptions listener{};  // backlog, connection options (reuse_port and limit are set here)
+  UdpOptions udp{};
 };
 
 // What a stream protocol needs on one loop; made once per loop, so per-loop state (a
 // cache, a chat room) is shared by that loop's connections only.
+// Named fields: StreamService{.factory = f, .unlimited = true}.
 struct StreamService {
-  StreamHandlerFactory factory;
-  StreamHandlerFactory refusal_factory;  // optional: answers connections past the limit
+  StreamHandlerFactory factory{};
+  StreamHandlerFactory refusal_factory{};  // optional: answers connections past the limit
   bool unlimited = false;  // outside max_connections (an admin endpoint: metrics)
+};
+
+// Which loops serve a registration.
+enum class Loops : uint8_t {
+  every,  // each loop its own listener (SO_REUSEPORT): the kernel spreads the load
+  first,  // loop 0 only: for a protocol whose connections share state (a chat room)
 };
 
 // Totals across loops, read without locks while the loops run.
@@ -79,11 +86,10 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Registration, before start(). With every_loop false only loop 0 listens: for a
-  // protocol whose connections share state (a chat room) that must not be split.
-  void add_stream(std::string name, Address address, StreamSetup setup, bool every_loop = true);
+  // Registration, before start().
+  void add_stream(std::string name, Address address, StreamSetup setup, Loops loops = Loops::every);
   void add_datagram(std::string name, Address address, DatagramSetup setup,
-                    bool every_loop = true);
+                    Loops loops = Loops::every);
 
   // Creates the loops and binds everything. Port 0 is picked by loop 0's socket and the
   // other loops bind that same port. The error (and `why`) names the listener.

@@ -38,17 +38,17 @@ struct ListenerOptions {
   int backlog = 4096;       // the kernel caps it at net.core.somaxconn
   bool reuse_port = false;  // SO_REUSEPORT: one listener per loop on the same port
   size_t accept_batch = 64; // accepts per readiness event, so one listener cannot starve the rest
-  ConnectionOptions connection;
+  ConnectionOptions connection{};
   // Past this many connections (null: no limit) a new one is accepted and refused at
   // once, never left in the backlog to time out: handed to a handler from
   // `refusal_factory` (an HTTP 503, say) with a short linger, or closed at once without
   // one; counted in stats().refused.
-  std::shared_ptr<ConnectionLimit> limit;
-  StreamHandlerFactory refusal_factory;
+  std::shared_ptr<ConnectionLimit> limit{};
+  StreamHandlerFactory refusal_factory{};
   // When set, accepted descriptors go here instead of becoming connections of this
   // listener: one acceptor feeding several loops where SO_REUSEPORT is missing (the
   // receiving loop's listener takes them with adopt_accepted()).
-  std::function<void(Fd, const Address& peer)> hand_off;
+  std::function<void(Fd, const Address& peer)> hand_off{};
 };
 
 struct ListenerStats {
