@@ -173,10 +173,10 @@ void TcpConnection::redeliver_input() {
   if (input_.empty()) input_.release();
 }
 
-bool TcpConnection::write_now(const char* data, size_t n, size_t& written) {
+bool TcpConnection::write_now(const char* data, size_t n, size_t& written, int flags) {
   written = 0;
   while (written < n) {
-    ssize_t w = ::send(fd_.get(), data + written, n - written, kSendFlags);
+    ssize_t w = ::send(fd_.get(), data + written, n - written, kSendFlags | flags);
     if (w > 0) {
       written += size_t(w);
       continue;
@@ -225,6 +225,23 @@ void TcpConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
   watch_for_stall(false);
   peak_output_ = std::max(peak_output_, pending_output());
   after_output_change();
+}
+
+void TcpConnection::send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) {
+#ifdef MSG_MORE
+  if (state_ == State::open && !write_shutdown_wanted_ && !has_output() && length > 0 &&
+      !head.empty()) {
+    // MSG_MORE: the kernel holds the head back for the file's first bytes (corked until
+    // the sendfile below, which sends without it).
+    size_t written = 0;
+    if (!write_now(head.data(), head.size(), written, MSG_MORE)) return;
+    bytes_out_ += written;
+    loop_.stats().tcp_bytes_out += written;
+    head.remove_prefix(written);
+  }
+#endif
+  send(head);
+  send_file(std::move(file), offset, length);
 }
 
 // Sends from `file` until done or the kernel pushes back; false when the connection

@@ -57,6 +57,7 @@ void FileCache::erase(std::string_view key) {
   if (it == map_.end()) return;
   if (last_ == &it->second) last_ = nullptr;
   bytes_ -= it->second.held_bytes() + it->first.size();
+  if (it->second.kept) --kept_;
   map_.erase(it);
 }
 
@@ -68,6 +69,7 @@ void FileCache::clear_except(const CachedFile* keep) {
       continue;
     }
     bytes_ -= it->second.held_bytes() + it->first.size();
+    if (it->second.kept) --kept_;
     it = map_.erase(it);
   }
 }
@@ -78,6 +80,7 @@ CachedFile* FileCache::insert(std::string_view key, CachedFile&& entry) {
   if (cost > max_bytes_) return nullptr;
   if (bytes_ + cost > max_bytes_) clear_except(nullptr);
   bytes_ += cost;
+  if (entry.kept) ++kept_;
   auto [it, inserted] = map_.insert_or_assign(std::string(key), std::move(entry));
   return &it->second;
 }

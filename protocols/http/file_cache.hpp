@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "http/accept_encoding.hpp"
 #include "netloop/clock.hpp"
+#include "netloop/fd.hpp"
 
 namespace netloop::http {
 
@@ -48,6 +50,10 @@ struct CachedFile {
   uint8_t siblings = 0;    // identity entries: coding_bit()s of precompressed siblings
   bool in_memory = false;  // the body is in `ok` (small files); else sent from disk
   std::string disk_path;   // relative to the root, as RootDirectory::open_file takes it
+  // A file sent from disk keeps its descriptor open (like nginx's open_file_cache): a
+  // request duplicates it instead of resolving the path again. Shared so that the entry
+  // can be copied into `uncached_`; a bounded number are kept (FileCache::can_keep).
+  std::shared_ptr<Fd> kept;
   std::string etag;        // strong, quoted
   time_t last_modified = 0;     // the mtime, but never later than when it was read
   bool last_modified_strong = false;  // the mtime was a second or more before that
@@ -88,6 +94,11 @@ class FileCache {
   // counted, and the cache emptied of everything else if that passes the budget.
   void grew(CachedFile& entry, size_t before);
 
+  // Whether one more entry may keep its descriptor open.
+  bool can_keep() const noexcept { return kept_ < kMaxKept; }
+  size_t kept() const noexcept { return kept_; }
+  static constexpr size_t kMaxKept = 128;
+
   size_t max_file() const noexcept { return max_file_; }
   size_t max_bytes() const noexcept { return max_bytes_; }
   size_t bytes() const noexcept { return bytes_; }
@@ -108,6 +119,7 @@ class FileCache {
   size_t max_file_;
   size_t max_bytes_;
   size_t bytes_ = 0;
+  size_t kept_ = 0;  // entries holding a descriptor
 };
 
 // Reads `size` bytes of `fd` from offset 0 into `out`; false when the file turns out to be

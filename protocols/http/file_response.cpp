@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <ctime>
 #include <random>
@@ -130,6 +132,9 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
     // it: no entry, and the caller looks again.
     if (!read_whole_file(f.fd.get(), size_t(e.length()), e.ok.text)) return nullptr;
     e.in_memory = true;
+  } else if (cache_.can_keep()) {
+    Fd copy(::fcntl(f.fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (copy) e.kept = std::make_shared<Fd>(std::move(copy));
   }
   e.ok.text.shrink_to_fit();
   e.checked = now;
@@ -141,6 +146,16 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
 
 // The descriptor to send `rep` from, checked to be the file the entry describes.
 Fd HttpResponder::open_unchanged(CachedFile& rep, uint16_t& status) {
+  if (rep.kept) {
+    // The descriptor kept open: the same inode whatever was renamed over the path since
+    // (a consistent, if old, version until the entry's next check); an edit in place
+    // shows in fstat and sends the caller to look again.
+    struct stat st {};
+    if (::fstat(rep.kept->get(), &st) == 0 && FileIdentity::of(st) == rep.id) {
+      Fd copy(::fcntl(rep.kept->get(), F_DUPFD_CLOEXEC, 0));
+      if (copy) return copy;
+    }
+  }
   OpenedFile f = root_->open_file(rep.disk_path, scratch_);
   if (f.http_status) {
     status = f.http_status;

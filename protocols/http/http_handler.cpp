@@ -79,11 +79,14 @@ void HttpHandler::flush(Connection& conn) {
 // The parts of a reply that come from disk, after what is staged: one range, or the parts
 // of a multipart/byteranges body, each from its own descriptor (send_file owns one).
 void HttpHandler::send_reply(Connection& conn, Responder::Reply& reply) {
-  flush(conn);
+  Buffer& out = responder_->staging();
   if (!reply.multipart) {
-    conn.send_file(std::move(reply.file), reply.file_offset, reply.file_length);
+    // The head (and any responses before it) goes out with the file's first bytes.
+    conn.send_file(out.view(), std::move(reply.file), reply.file_offset, reply.file_length);
+    out.clear();
     return;
   }
+  flush(conn);
   for (auto& part : reply.multipart->parts) {
     conn.send(part.text);
     if (part.length == 0) continue;  // read in: its bytes were in its text

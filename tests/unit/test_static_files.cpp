@@ -806,3 +806,39 @@ TEST_CASE("metrics endpoint: its own connection cap, the HTTP timeouts, and back
     CHECK(out.find("200 OK") != std::string::npos);
   }
 }
+
+TEST_CASE("large files keep their descriptor open, a bounded number of them; an edit in place is seen") {
+  Site site;
+  const size_t n = FileCache::kMaxKept + 20;
+  const std::string body(70 * 1024, 'k');
+  for (size_t i = 0; i < n; ++i) site.write(numbered("big", int(i), ".bin"), body);
+  HttpOptions o;
+  o.cache_revalidate = seconds(3600);
+  o.cache_max_bytes = 64 * 1024 * 1024;
+  auto r = responder_for(&site, o);
+  auto c = connection(r);
+  for (size_t i = 0; i < n; ++i) {
+    c->feed(req(numbered("/big", int(i), ".bin")));
+    auto rs = split_responses(c->take_output());
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].body.size() == body.size());
+  }
+  CHECK(r->cache().kept() == FileCache::kMaxKept);
+  // Served again from the kept descriptor: the same bytes.
+  c->feed(req("/big0.bin", "Range: bytes=65536-65545\r\n"));
+  CHECK(split_responses(c->take_output())[0].body == "kkkkkkkkkk");
+  // Rewritten in place (the same inode, another size): the kept descriptor's fstat tells,
+  // and the new content goes out with headers that fit it.
+  {
+    FILE* f = std::fopen((site.dir / "big0.bin").c_str(), "r+b");
+    REQUIRE(f);
+    std::string changed(80 * 1024, 'n');
+    std::fwrite(changed.data(), 1, changed.size(), f);
+    std::fclose(f);
+  }
+  c->feed(req("/big0.bin"));
+  auto rs = split_responses(c->take_output());
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].body == std::string(80 * 1024, 'n'));
+  CHECK_FALSE(c->closed());
+}

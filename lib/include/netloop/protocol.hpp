@@ -49,6 +49,13 @@ class Connection {
   // The connection owns `file` until then. A file that turns out shorter than `length`
   // resets the connection: the peer was promised those bytes.
   virtual void send_file(Fd file, uint64_t offset, uint64_t length) = 0;
+  // send(head) then send_file(file, offset, length), with the head held back for the
+  // file's first bytes where the transport can (a response head and its body in one
+  // segment rather than a small packet of its own).
+  virtual void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) {
+    send(head);
+    send_file(std::move(file), offset, length);
+  }
 
   // Half-close: after the buffered output is written, the peer sees end of stream;
   // reading goes on.

@@ -66,6 +66,7 @@ class TcpConnection final : public Connection, public Disposable {
   void send(const void* data, size_t n) override;
   using Connection::send;
   void send_file(Fd file, uint64_t offset, uint64_t length) override;
+  void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) override;
   void shutdown_write() override;
   void close() override;
   void abort() override;
@@ -98,7 +99,7 @@ class TcpConnection final : public Connection, public Disposable {
   void handle_write();
   void deliver(Buffer& input);
   void redeliver_input();
-  bool write_now(const char* data, size_t n, size_t& written);
+  bool write_now(const char* data, size_t n, size_t& written, int flags = 0);
   bool flush_output(bool& progressed);
   bool send_file_now(int file, uint64_t& offset, uint64_t& remaining, bool& progressed);
   bool has_output() const noexcept { return !output_.empty() || !files_.empty(); }

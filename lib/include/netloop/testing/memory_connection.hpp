@@ -81,6 +81,7 @@ class MemoryConnection final : public Connection {
   void send(const void* data, size_t n) override;
   using Connection::send;
   void send_file(Fd file, uint64_t offset, uint64_t length) override;
+  using Connection::send_file;
   void shutdown_write() override;
   void close() override;
   void abort() override;
