@@ -147,9 +147,8 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
 // The descriptor to send `rep` from, checked to be the file the entry describes.
 Fd HttpResponder::open_unchanged(CachedFile& rep, uint16_t& status) {
   if (rep.kept) {
-    // The descriptor kept open: the same inode whatever was renamed over the path since
-    // (a consistent, if old, version until the entry's next check); an edit in place
-    // shows in fstat and sends the caller to look again.
+    // The descriptor kept open. An edit in place, or a rename over the path (unlinking
+    // the old inode moves its ctime), shows in fstat: then the path is opened anew.
     struct stat st {};
     if (::fstat(rep.kept->get(), &st) == 0 && FileIdentity::of(st) == rep.id) {
       Fd copy(::fcntl(rep.kept->get(), F_DUPFD_CLOEXEC, 0));
@@ -162,7 +161,7 @@ Fd HttpResponder::open_unchanged(CachedFile& rep, uint16_t& status) {
     return {};
   }
   if (!S_ISREG(f.st.st_mode) || !(FileIdentity::of(f.st) == rep.id)) {
-    status = 0;  // changed: the entry goes, and the caller looks again
+    status = 0;  // changed: the caller marks the entry due and looks again
     return {};
   }
   return std::move(f.fd);

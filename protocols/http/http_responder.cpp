@@ -250,13 +250,12 @@ CachedFile* HttpResponder::choose_representation(CachedFile& identity, const Req
       if (!scratch_.empty()) scratch_.push_back(',');
       scratch_.append(v);
     });
-    std::string joined = scratch_;  // scratch_ is reused by open_file below
-    c = choose_coding(joined, true, identity.siblings);
+    c = choose_coding(scratch_, true, identity.siblings);
   }
   if (c == Coding::identity) return &identity;
   // Keys of siblings start with a byte no request path can hold, so "/app.js.gz" asked
   // for by name (served as itself, without Content-Encoding) is a different entry.
-  sibling_.assign("\x01");
+  sibling_.assign(1, '\x01');
   sibling_.append(identity.disk_path);
   sibling_.append(coding_suffix(c));
   CachedFile* cached = cache_.find(sibling_);
