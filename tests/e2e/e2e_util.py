@@ -68,7 +68,18 @@ def family_of(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-class Demo:
+class Closing:
+    """A with-block closes it: for anything with a close()."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Demo(Closing):
     """One netloop-demo process: stdout is a pipe (for the banner), stderr a file."""
 
     def __init__(self, exe, args):
@@ -130,13 +141,6 @@ class Demo:
         if self.proc.stdout:
             self.proc.stdout.close()
         self.err_file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 class DemoService:

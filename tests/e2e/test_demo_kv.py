@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from e2e_util import DemoService, Failure, check, clip, main, wait_banner, wait_closed
+from e2e_util import Closing, DemoService, Failure, check, clip, main, wait_banner, wait_closed
 
 APT_HINT = "apt-get install redis-tools"
 
@@ -58,7 +58,7 @@ def encode(*args):
     return b"".join(out)
 
 
-class Resp:
+class Resp(Closing):
     """A socket and the bytes read from it: a bytearray and a read position, so reading
     many small replies out of a large buffer costs no copying of the rest."""
 
@@ -70,12 +70,6 @@ class Resp:
     def close(self):
         self.sock.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def _fill(self):
         if self.pos > 65536 and self.pos * 2 > len(self.buf):

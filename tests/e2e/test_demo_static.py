@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from e2e_util import Failure, check, main, wait_banner, wait_closed
+from e2e_util import Closing, Failure, check, main, wait_banner, wait_closed
 from test_demo_http import HttpDemo, curl, header_of, status_of
 
 # ---------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class Resp:
                                                  len(self.body), self.body[:120])
 
 
-class Client:
+class Client(Closing):
     """One keep-alive http.client connection: a response with a wrong length or a body
     where none belongs (304, HEAD) breaks the next exchange, so framing is checked too."""
 
@@ -204,13 +204,6 @@ class Client:
     def close(self):
         self.conn.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
 
 class RawResp:
     def __init__(self, request, status, head, pairs, body):
@@ -225,7 +218,7 @@ class RawResp:
         return "%r -> %r body(%d) %r" % (self.request, self.head, len(self.body), self.body[:120])
 
 
-class Raw:
+class Raw(Closing):
     """A raw socket to the demo; reads responses by their framing (no body for HEAD, 304,
     204, 1xx)."""
 
@@ -289,13 +282,6 @@ class Raw:
 
     def close(self):
         self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def req(method, target, extra=(), host="e2e"):
