@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
@@ -18,13 +19,28 @@ LogLevel log_level() noexcept;
 std::optional<LogLevel> parse_log_level(std::string_view name) noexcept;
 void log_line(LogLevel level, std::string_view message);
 
+namespace detail {
+// An Address becomes its text here, after the level check, so that the caller passes the
+// object and pays nothing when the level is off. (Formatting it with fmt::formatter code
+// compiled into this library would also work, but UBSan's vptr check then trips over
+// fmt's buffer type, whose typeinfo the shared libfmt does not export.)
+template <class T>
+decltype(auto) log_arg(T&& v) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<T>, Address>) return v.to_string();
+  else return std::forward<T>(v);
+}
+}  // namespace detail
+
 // The arguments are formatted only when the level is on. Pass objects, not their text:
-// log_debug("{}", peer) (an Address formats itself) costs nothing when debug is off,
-// where log_debug("{}", peer.to_string()) builds the string first.
+// log_debug("{}", peer) costs nothing when debug is off, where
+// log_debug("{}", peer.to_string()) builds the string first.
 template <class... Args>
 void log(LogLevel level, fmt::format_string<Args...> f, Args&&... args) {
   if (level < log_level()) return;
-  log_line(level, fmt::format(f, std::forward<Args>(args)...));
+  auto line = [&f](const auto&... converted) {
+    return fmt::vformat(f, fmt::make_format_args(converted...));
+  };
+  log_line(level, line(detail::log_arg(args)...));
 }
 template <class... Args>
 void log_debug(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::debug, f, std::forward<Args>(a)...); }
@@ -37,7 +53,8 @@ void log_error(fmt::format_string<Args...> f, Args&&... a) { log(LogLevel::error
 
 }  // namespace netloop
 
-// "127.0.0.1:80" or "[::1]:80", formatted when the log line is.
+// "127.0.0.1:80" or "[::1]:80" (the log functions turn an Address into its text before
+// formatting; this is for fmt::format and the compile-time check of log format strings).
 template <>
 struct fmt::formatter<netloop::Address> : fmt::formatter<std::string_view> {
   template <class Context>
