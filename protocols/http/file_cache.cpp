@@ -91,16 +91,24 @@ void FileCache::grew(CachedFile& entry, size_t before) {
   if (bytes_ > max_bytes_) clear_except(&entry);
 }
 
-bool read_whole_file(int fd, size_t size, std::string& out) {
+bool read_file_range(int fd, uint64_t offset, uint64_t length, std::string& out) {
   size_t base = out.size();
-  out.resize(base + size);
+  out.resize(base + size_t(length));
   size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::pread(fd, out.data() + base + got, size - got, off_t(got));
+  while (got < length) {
+    ssize_t n = ::pread(fd, out.data() + base + got, size_t(length) - got, off_t(offset + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;  // an error, or the file shrank under us
+    if (n <= 0) {  // an error, or the file shrank under us
+      out.resize(base);
+      return false;
+    }
     got += size_t(n);
   }
+  return true;
+}
+
+bool read_whole_file(int fd, size_t size, std::string& out) {
+  if (!read_file_range(fd, 0, size, out)) return false;
   char probe;
   return ::pread(fd, &probe, 1, off_t(size)) == 0;  // it grew: not what stat said
 }

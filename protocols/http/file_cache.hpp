@@ -122,7 +122,10 @@ class FileCache {
   size_t kept_ = 0;  // entries holding a descriptor
 };
 
-// Reads `size` bytes of `fd` from offset 0 into `out`; false when the file turns out to be
+// Appends `length` bytes of `fd` from `offset` to `out`; false (and `out` as it was) when
+// the file is shorter or a read fails.
+bool read_file_range(int fd, uint64_t offset, uint64_t length, std::string& out);
+// Appends the whole of `fd`, `size` bytes, to `out`; false when the file turns out to be
 // shorter or longer than that, or a read fails.
 bool read_whole_file(int fd, size_t size, std::string& out);
 

@@ -2,7 +2,6 @@
 // prepared responses) and answering a request for it: 304 and 412 from the preconditions,
 // 206 and 416 from a Range, else 200. RFC 9110 §13 and §14.
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -67,23 +66,6 @@ void prepare_head(PreparedResponse& r, uint16_t status, std::string_view date) {
 // never reading, would otherwise hold a descriptor per range. Larger ones count in the
 // connection's pending bytes, and its high-water mark bounds how many can queue.
 constexpr uint64_t kReadRangeMax = 16 * 1024;
-
-// Appends `length` bytes of `fd` from `offset` to `out`; false when the file is shorter.
-bool read_range(int fd, uint64_t offset, uint64_t length, std::string& out) {
-  size_t base = out.size();
-  out.resize(base + size_t(length));
-  size_t got = 0;
-  while (got < length) {
-    ssize_t n = ::pread(fd, out.data() + base + got, size_t(length) - got, off_t(offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      out.resize(base);
-      return false;
-    }
-    got += size_t(n);
-  }
-  return true;
-}
 
 void append_content_range(Buffer& out, const ByteRange& r, uint64_t length) {
   out.append("Content-Range: bytes ");
@@ -258,7 +240,7 @@ bool HttpResponder::serve_range(CachedFile& rep, Fd file, const Request& req, Ti
   const bool read_in = !rep.in_memory && r.length() <= kReadRangeMax;
   if (read_in) {
     range_bytes_.clear();
-    if (!read_range(file.get(), r.first, r.length(), range_bytes_)) {
+    if (!read_file_range(file.get(), r.first, r.length(), range_bytes_)) {
       rep.checked = now - options_.cache_revalidate - seconds(1);  // shorter than it was
       return false;
     }
@@ -371,7 +353,7 @@ bool HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd&
         any_from_disk = true;
         continue;
       }
-      if (!read_range(file.get(), p.offset, p.length, p.text)) return false;
+      if (!read_file_range(file.get(), p.offset, p.length, p.text)) return false;
       p.length = 0;  // its bytes are in its text now
     }
   }
