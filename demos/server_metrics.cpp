@@ -53,7 +53,8 @@ std::string render_prometheus(const MetricsSources& s) {
          "# TYPE netloop_connections_closed_total counter\n";
   const std::pair<const char*, uint64_t> closes[] = {
       {"local", t.closed_local},   {"peer", t.closed_peer},   {"aborted", t.closed_aborted},
-      {"reset", t.closed_reset},   {"error", t.closed_error}, {"shutdown", t.closed_shutdown}};
+      {"reset", t.closed_reset},   {"error", t.closed_error}, {"shutdown", t.closed_shutdown},
+      {"protocol", t.closed_protocol}, {"idle", t.closed_idle}};
   for (const auto& [reason, n] : closes)
     fmt::format_to(std::back_inserter(out), "netloop_connections_closed_total{{reason=\"{}\"}} {}\n",
                    reason, n);
@@ -94,11 +95,12 @@ std::string one_line_summary(const MetricsSources& s) {
   ServerTotals t = s.server->totals();
   std::string line = fmt::format(
       "stats: loops={} connections open={} accepted={} refused={}; tcp bytes in={} out={}; "
-      "closed local={} peer={} reset={} error={} aborted={} shutdown={}; udp in={} out={} "
+      "closed local={} peer={} reset={} error={} aborted={} shutdown={} protocol={} idle={}; "
+      "udp in={} out={} "
       "dropped={}",
       s.server->loop_count(), t.connections_open, t.accepted, t.refused, t.tcp_bytes_in,
       t.tcp_bytes_out, t.closed_local, t.closed_peer, t.closed_reset, t.closed_error,
-      t.closed_aborted, t.closed_shutdown, t.datagrams_in, t.datagrams_out, t.datagrams_dropped);
+      t.closed_aborted, t.closed_shutdown, t.closed_protocol, t.closed_idle, t.datagrams_in, t.datagrams_out, t.datagrams_dropped);
   if (!s.http.empty()) {
     HttpTotals h = http_totals(s);
     line += fmt::format("; http requests={} 2xx={} 3xx={} 4xx={} 5xx={} timeouts={}", h.requests,

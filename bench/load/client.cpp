@@ -2,6 +2,7 @@
 // of a run (connect, warm-up, measure). UdpLoadClient: the same for UDP echo, with loss
 // detection by timeout (after LoadClient, at the end of this file).
 #include "client.hpp"
+#include "netloop/io_watcher.hpp"
 
 #include <algorithm>
 #include <cerrno>

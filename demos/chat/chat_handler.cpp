@@ -85,6 +85,19 @@ void ChatHandler::on_data(Connection& conn, Buffer& input) {
   }
 }
 
+void ChatHandler::on_peer_shutdown(Connection& conn, Buffer& input) {
+  // on_data has taken every complete line it could; what is left is one unterminated
+  // line (or lines held back behind a full output, which end with the connection).
+  std::string_view last = input.view();
+  if (id_ && conn.is_open() && !last.empty() && last.find('\n') == std::string_view::npos) {
+    if (last.back() == '\r') last.remove_suffix(1);
+    if (last.size() > room_->options().max_line) return too_long(conn);
+    on_line(conn, last);
+    input.consume(input.size());
+  }
+  conn.close();
+}
+
 void ChatHandler::too_long(Connection& conn) {
   conn.send("* line too long\n");
   conn.close();

@@ -20,8 +20,9 @@ class ChatHandler final : public StreamHandler {
 
   void on_open(Connection& conn) override;
   void on_data(Connection& conn, Buffer& input) override;
-  // on_peer_shutdown: the default (finish sending, then close). A last line without its
-  // LF is dropped: on_peer_shutdown is not given the input buffer.
+  // The peer's end of stream: a last line without its LF still counts, then the default
+  // (finish sending, then close).
+  void on_peer_shutdown(Connection& conn, Buffer& input) override;
   // A chat connection has nothing in progress between lines: a drain says so and closes.
   void on_server_draining(Connection& conn) override;
   void on_close(Connection& conn, const CloseInfo& info) override;

@@ -67,7 +67,7 @@ void KvHandler::on_data(Connection& conn, Buffer& input) {
   }
 }
 
-void KvHandler::on_peer_shutdown(Connection& conn) {
+void KvHandler::on_peer_shutdown(Connection& conn, Buffer&) {
   peer_done_ = true;
   // Commands still waiting behind a full output are answered first (on_data is offered
   // them again once it drains); a partial command at the end of the stream is dropped.

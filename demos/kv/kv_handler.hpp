@@ -29,7 +29,7 @@ class KvHandler final : public StreamHandler {
   explicit KvHandler(std::shared_ptr<KvStore> store);
 
   void on_data(Connection& conn, Buffer& input) override;
-  void on_peer_shutdown(Connection& conn) override;
+  void on_peer_shutdown(Connection& conn, Buffer& input) override;
 
  private:
   std::shared_ptr<KvStore> store_;

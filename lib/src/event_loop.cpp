@@ -1,6 +1,7 @@
 // EventLoop: the iteration (apply changes, wait, dispatch, timers, deferred work),
 // cross-thread posting and the wake-up descriptor.
 #include "netloop/event_loop.hpp"
+#include "netloop/io_watcher.hpp"
 
 #include <cassert>
 #include <cerrno>

@@ -1,5 +1,6 @@
 // IoWatcher: registering, changing and stopping one descriptor's interest.
 #include "netloop/event_loop.hpp"
+#include "netloop/io_watcher.hpp"
 
 namespace netloop {
 

@@ -354,6 +354,8 @@ ServerTotals& ServerTotals::operator+=(const ServerTotals& o) noexcept {
   closed_reset += o.closed_reset;
   closed_error += o.closed_error;
   closed_shutdown += o.closed_shutdown;
+  closed_protocol += o.closed_protocol;
+  closed_idle += o.closed_idle;
   write_timeouts += o.write_timeouts;
   datagrams_in += o.datagrams_in;
   datagrams_out += o.datagrams_out;
@@ -376,6 +378,8 @@ ServerTotals Server::totals() const {
     t.closed_reset += s.closed_reset;
     t.closed_error += s.closed_error;
     t.closed_shutdown += s.closed_shutdown;
+    t.closed_protocol += s.closed_protocol;
+    t.closed_idle += s.closed_idle;
     t.write_timeouts += s.write_timeouts;
     std::lock_guard<std::mutex> lock(l.registry);
     t += l.retired;  // only listener and socket counters are ever retired

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "netloop/event_loop.hpp"
+#include "netloop/io_watcher.hpp"
 
 namespace netloop {
 namespace {

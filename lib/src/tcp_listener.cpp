@@ -128,9 +128,10 @@ bool TcpListener::refuse(Fd& fd, const Address& peer) {
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local_,
                                               std::move(handler), copt);
   TcpConnection& ref = *conn;
-  ref.owner_slot_ = connections_.size();
+  ref.attach(this, nullptr);
+  ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
-  if (ref.start(this)) release(ref);  // never reached its handler: destroyed here
+  if (ref.start()) release(ref);  // never reached its handler: destroyed here
   return true;
 }
 
@@ -234,10 +235,10 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
                                               std::move(handler), options_.connection);
   TcpConnection& ref = *conn;
-  ref.limit_slot_ = options_.limit.get();
-  ref.owner_slot_ = connections_.size();
+  ref.attach(this, options_.limit.get());  // gives the slot back when it closes
+  ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
-  if (auto ec = ref.start(this)) {
+  if (auto ec = ref.start()) {
     // E.g. the select backend past FD_SETSIZE: the message names the backend to use.
     ++stats_.unwatchable;
     if (stats_.unwatchable == 1 || stats_.unwatchable % 1000 == 0)
@@ -248,14 +249,13 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   }
 }
 
-std::unique_ptr<TcpConnection> TcpListener::release(TcpConnection& conn) noexcept {
-  size_t slot = conn.owner_slot_;
+std::unique_ptr<Disposable> TcpListener::release(StreamConnection& conn) noexcept {
+  size_t slot = conn.owner_index();
   if (slot >= connections_.size() || connections_[slot].get() != &conn) return nullptr;
   std::unique_ptr<TcpConnection> out = std::move(connections_[slot]);
-  out->give_back_limit_slot();
   if (slot + 1 != connections_.size()) {
     connections_[slot] = std::move(connections_.back());
-    connections_[slot]->owner_slot_ = slot;
+    connections_[slot]->set_owner_index(slot);
   }
   connections_.pop_back();
   return out;

@@ -22,24 +22,24 @@ void HttpHandler::on_open(Connection& conn) {
   // timeout of the response before them.
   deadline_ = timer_at_ = conn.now() + responder_->options().header_timeout;
   timer_ = conn.start_timer(responder_->options().header_timeout, Duration::zero(),
-                            [this, &conn] { on_timer(conn); });
+                            [this](Connection& c) { on_timer(c); });
 }
 
-// Timers are lazy: phases move the deadline with a store, and the timer is only re-armed
-// when the deadline comes earlier than it is set for. When it fires early it re-arms
-// itself for the rest, so a keep-alive request costs no timer-heap work at all.
+// One timer, and lazy: phases move the deadline with a store, and the timer is only
+// moved when the deadline comes earlier than it is set for (or it has fired). When it
+// fires early it re-arms itself for the rest, so a keep-alive request costs no timer-heap
+// work at all.
 void HttpHandler::set_deadline(Connection& conn, TimePoint deadline) {
   deadline_ = deadline;
-  if (deadline < timer_at_ || !timer_) {
+  if (deadline < timer_at_ || timer_fired_) {
     timer_at_ = deadline;
-    Duration delay = deadline - conn.now();
-    if (timer_ && conn.restart_timer(timer_, delay)) return;
-    timer_ = conn.start_timer(delay, Duration::zero(), [this, &conn] { on_timer(conn); });
+    timer_fired_ = false;
+    conn.restart_timer(timer_, deadline - conn.now());
   }
 }
 
 void HttpHandler::on_timer(Connection& conn) {
-  timer_ = {};
+  timer_fired_ = true;
   if (phase_ == Phase::closing || !conn.is_open()) return;
   TimePoint now = conn.now();
   if (now < deadline_ || conn.pending_output() > 0) {
@@ -47,7 +47,8 @@ void HttpHandler::on_timer(Connection& conn) {
     // that): look again later.
     TimePoint next = now < deadline_ ? deadline_ : now + responder_->options().keepalive_timeout;
     timer_at_ = next;
-    timer_ = conn.start_timer(next - now, Duration::zero(), [this, &conn] { on_timer(conn); });
+    timer_fired_ = false;
+    conn.restart_timer(timer_, next - now);
     return;
   }
   ++responder_->stats().timeouts;
@@ -190,7 +191,7 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
   if (peer_done_ && !conn.output_full()) conn.close();
 }
 
-void HttpHandler::on_peer_shutdown(Connection& conn) {
+void HttpHandler::on_peer_shutdown(Connection& conn, Buffer&) {
   peer_done_ = true;
   // Requests still waiting behind a full output are answered first (on_data is offered
   // them again once it drains); a partial request at end of stream is simply dropped.

@@ -17,7 +17,7 @@ class HttpHandler final : public StreamHandler {
 
   void on_open(Connection& conn) override;
   void on_data(Connection& conn, Buffer& input) override;
-  void on_peer_shutdown(Connection& conn) override;
+  void on_peer_shutdown(Connection& conn, Buffer& input) override;
   void on_server_draining(Connection& conn) override;
   void on_drain(Connection& conn) override;
   void on_close(Connection& conn, const CloseInfo& info) override;
@@ -41,6 +41,7 @@ class HttpHandler final : public StreamHandler {
   TimePoint deadline_{};      // when the current phase times out
   TimePoint timer_at_{};      // when the timer is set to fire
   TimerId timer_;
+  bool timer_fired_ = false;  // the timer is not pending: set_deadline re-arms it
   Phase phase_ = Phase::idle;
   bool peer_done_ = false;    // the peer sent its end of stream
   bool draining_ = false;     // the server is draining: close after the next response

@@ -46,7 +46,7 @@ class CountedHandler final : public StreamHandler {
 
   void on_open(Connection& c) override { inner_->on_open(c); }
   void on_data(Connection& c, Buffer& in) override { inner_->on_data(c, in); }
-  void on_peer_shutdown(Connection& c) override { inner_->on_peer_shutdown(c); }
+  void on_peer_shutdown(Connection& c, Buffer& in) override { inner_->on_peer_shutdown(c, in); }
   void on_drain(Connection& c) override { inner_->on_drain(c); }
   void on_server_draining(Connection& c) override { inner_->on_server_draining(c); }
   void on_close(Connection& c, const CloseInfo& i) override { inner_->on_close(c, i); }

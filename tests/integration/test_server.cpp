@@ -405,9 +405,9 @@ class DelayedResponder final : public netloop::StreamHandler {
         continue;
       }
       timer_ = c.start_timer(netloop::milliseconds(delay), netloop::Duration::zero(),
-                             [this, &c, bytes] {
+                             [this, bytes](netloop::Connection& conn) {
                                timer_ = {};
-                               answer(c, bytes);
+                               answer(conn, bytes);
                              });
     }
   }

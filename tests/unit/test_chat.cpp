@@ -10,6 +10,7 @@
 #include "chat/chat.hpp"
 #include "netloop/log.hpp"
 #include "netloop/testing/memory_connection.hpp"
+#include "netloop/testing/memory_loop.hpp"
 
 using namespace netloop;
 using namespace netloop::demo::chat;
@@ -18,8 +19,11 @@ using netloop::testing::MemoryOptions;
 
 namespace {
 
-// One room, and the connections in it (made by its factory, opened at once).
+// One room, and the connections in it (made by its factory, opened at once), all on one
+// loop as they would be in the server: one clock, and a close one member's handler asks
+// of another completes after that handler returns.
 struct Room {
+  netloop::testing::MemoryLoop loop;  // first: it outlives the connections
   std::shared_ptr<ChatRoom> room;
   StreamHandlerFactory factory;
   std::vector<std::unique_ptr<MemoryConnection>> conns;
@@ -27,7 +31,7 @@ struct Room {
   explicit Room(ChatOptions o = {}) : room(make_chat_room(o)), factory(chat_factory(room)) {}
 
   MemoryConnection& join(MemoryOptions mo = {}) {
-    conns.push_back(std::make_unique<MemoryConnection>(factory(), mo));
+    conns.push_back(std::make_unique<MemoryConnection>(loop, factory(), mo));
     conns.back()->open();
     return *conns.back();
   }
@@ -299,17 +303,15 @@ TEST_CASE("chat: a server draining says so to each member and closes it, silentl
   auto& b = r.join();
   auto& c = r.join();
   r.clear();
-  // MemoryConnection has no way to deliver this notice: call the handler directly (as
-  // TcpConnection::request_drain does, though outside a callback guard here).
-  b.handler().on_server_draining(b);
+  b.server_drain();
   CHECK(b.take_output() == "* server shutting down\n");
   REQUIRE(b.closed());
   CHECK(b.close_info()->reason == CloseReason::local);
   CHECK(r.count() == 2);
   CHECK(a.output().empty());  // no "left": everyone is being told the same
   CHECK(c.output().empty());
-  a.handler().on_server_draining(a);
-  c.handler().on_server_draining(c);
+  a.server_drain();
+  c.server_drain();
   CHECK(r.count() == 0);
   CHECK(a.take_output() == "* server shutting down\n");
   CHECK(c.take_output() == "* server shutting down\n");
@@ -530,10 +532,15 @@ class EagerConnection final : public Connection {
     if (fail_next_send) return finish(CloseReason::reset);
     out.append(static_cast<const char*>(d), n);
   }
+  void send(std::span<const std::string_view> pieces) override {
+    for (auto p : pieces) send(p.data(), p.size());
+  }
   using Connection::send;
   void send_file(Fd, uint64_t, uint64_t) override {}
+  void send_file(std::string_view, Fd, uint64_t, uint64_t) override {}
   void shutdown_write() override {}
   void close() override { finish(CloseReason::local); }
+  void close(std::error_code, std::string_view) override { finish(CloseReason::protocol); }
   void abort() override { finish(CloseReason::aborted); }
   void pause_reading() override {}
   void resume_reading() override {}
@@ -542,7 +549,11 @@ class EagerConnection final : public Connection {
   bool output_full() const noexcept override { return false; }
   const Address& peer_address() const noexcept override { return address_; }
   const Address& local_address() const noexcept override { return address_; }
-  TimerId start_timer(Duration, Duration, std::function<void()>) override { return {}; }
+  TimerId start_timer(Duration, Duration, TimerCallback) override { return {}; }
+  void set_idle_timeout(Duration) override {}
+  size_t unconsumed_input() const noexcept override { return 0; }
+  netloop::EventLoop& loop() const noexcept override { return memory_loop.loop(); }
+  mutable netloop::testing::MemoryLoop memory_loop;
   bool cancel_timer(TimerId) override { return false; }
   bool restart_timer(TimerId, Duration) override { return false; }
   TimePoint now() const noexcept override { return {}; }

@@ -101,8 +101,10 @@ TEST_CASE("echo handler: a peer that stops reading stops being read, and catches
   CHECK(c.output_full());
   c.feed(chunk);  // not read from the peer while the output is full
   CHECK(c.pending() == 1200);
-  CHECK(c.unconsumed_input() == 600);
-  c.peer_reads(1150);  // below the low-water mark: the waiting input is echoed
+  CHECK(c.unread() == 600);  // still "in the kernel": the connection is not reading
+  CHECK(c.unconsumed_input() == 0);
+  c.peer_reads(1150);  // below the low-water mark: reading resumes, the input is echoed
+  CHECK(c.unread() == 0);
   CHECK(c.unconsumed_input() == 0);
   c.set_peer_reading(true);
   CHECK(c.output() == chunk + chunk + chunk);
@@ -133,19 +135,35 @@ TEST_CASE("echo handler: the factory makes a fresh handler per connection") {
   CHECK(cb.output() == "to b");
 }
 
-TEST_CASE("Connection timers: cancel_timer and restart_timer say whether the timer was pending") {
+TEST_CASE("Connection timers: cancel_timer and restart_timer say whether the timer was pending; restart re-arms a fired one") {
   struct Timed final : netloop::StreamHandler {
     void on_data(netloop::Connection&, netloop::Buffer& in) override { in.consume(in.size()); }
   };
   MemoryConnection c(std::make_unique<Timed>());
   c.open();
   int fired = 0;
-  netloop::TimerId a = c.start_timer(netloop::seconds(1), netloop::Duration::zero(), [&fired] { ++fired; });
-  netloop::TimerId b = c.start_timer(netloop::seconds(1), netloop::Duration::zero(), [&fired] { ++fired; });
+  netloop::TimerId a = c.start_timer(netloop::seconds(1), netloop::Duration::zero(), [&fired](Connection&) { ++fired; });
+  netloop::TimerId b = c.start_timer(netloop::seconds(1), netloop::Duration::zero(),
+                                     [&fired, &c](Connection& conn) {
+                                       CHECK(&conn == &c);  // the callback is given its connection
+                                       ++fired;
+                                     });
   CHECK(c.cancel_timer(a));
   CHECK_FALSE(c.cancel_timer(a));  // already cancelled
   c.advance(netloop::seconds(2));
   CHECK(fired == 1);
-  CHECK_FALSE(c.cancel_timer(b));  // already fired
+  CHECK_FALSE(c.restart_timer(b, netloop::seconds(1)));  // it had fired: not pending...
+  c.advance(netloop::seconds(1));
+  CHECK(fired == 2);  // ...but re-armed, with the same callback
   CHECK_FALSE(c.restart_timer(b, netloop::seconds(1)));
+  c.advance(netloop::milliseconds(500));
+  CHECK(c.restart_timer(b, netloop::seconds(5)));  // pending: moved
+  c.advance(netloop::seconds(4));
+  CHECK(fired == 2);
+  CHECK(c.cancel_timer(b));
+  c.advance(netloop::seconds(10));
+  CHECK(fired == 2);
+  CHECK_FALSE(c.cancel_timer(b));  // cancelled: forgotten
+  CHECK_FALSE(c.restart_timer(b, netloop::seconds(1)));
+  CHECK(c.timers_pending() == 0);
 }

@@ -16,6 +16,7 @@
 #include "kv/kv_handler.hpp"
 #include "kv/kv_store.hpp"
 #include "netloop/testing/memory_connection.hpp"
+#include "netloop/testing/memory_loop.hpp"
 #include "resp_command.hpp"
 
 using namespace netloop;
@@ -79,10 +80,17 @@ struct RecordingConnection final : Connection {
   bool open = true;
   Address addr = Address::ipv4_loopback(1);
   void send(const void* d, size_t n) override { sends.emplace_back(static_cast<const char*>(d), n); }
+  void send(std::span<const std::string_view> pieces) override {
+    std::string joined;
+    for (auto p : pieces) joined += p;
+    sends.push_back(std::move(joined));
+  }
   using Connection::send;
   void send_file(Fd, uint64_t, uint64_t) override { FAIL("send_file"); }
+  void send_file(std::string_view, Fd, uint64_t, uint64_t) override { FAIL("send_file"); }
   void shutdown_write() override {}
   void close() override { open = false; }
+  void close(std::error_code, std::string_view) override { open = false; }
   void abort() override { open = false; }
   void pause_reading() override {}
   void resume_reading() override {}
@@ -91,7 +99,11 @@ struct RecordingConnection final : Connection {
   bool output_full() const noexcept override { return false; }
   const Address& peer_address() const noexcept override { return addr; }
   const Address& local_address() const noexcept override { return addr; }
-  TimerId start_timer(Duration, Duration, std::function<void()>) override { return {}; }
+  TimerId start_timer(Duration, Duration, TimerCallback) override { return {}; }
+  void set_idle_timeout(Duration) override {}
+  size_t unconsumed_input() const noexcept override { return 0; }
+  netloop::EventLoop& loop() const noexcept override { return memory_loop.loop(); }
+  mutable netloop::testing::MemoryLoop memory_loop;
   bool cancel_timer(TimerId) override { return false; }
   bool restart_timer(TimerId, Duration) override { return false; }
   TimePoint now() const noexcept override { return TimePoint{}; }

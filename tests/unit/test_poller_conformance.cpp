@@ -32,6 +32,7 @@
 #include "netloop/address.hpp"
 #include "netloop/error.hpp"
 #include "netloop/event_loop.hpp"
+#include "netloop/io_watcher.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/poller.hpp"
 

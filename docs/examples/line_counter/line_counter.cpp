@@ -128,7 +128,7 @@ bool LineCounterHandler::execute(std::string_view line, std::string& out) {
   return true;
 }
 
-void LineCounterHandler::on_peer_shutdown(Connection& conn) {
+void LineCounterHandler::on_peer_shutdown(Connection& conn, Buffer&) {
   // The default closes at once (after flushing what was sent). Commands still waiting in
   // the input behind a full output would be lost: answer those first; on_data closes.
   peer_done_ = true;
@@ -142,16 +142,21 @@ void LineCounterHandler::on_close(Connection&, const CloseInfo& info) {
 }
 
 void LineCounterHandler::arm_idle_timer(Connection& conn, Duration delay) {
-  // The connection outlives its timers (they are cancelled when it closes), so the
-  // callback may hold on to `conn`.
-  idle_timer_ = conn.start_timer(delay, Duration::zero(), [this, &conn] { on_idle_timer(conn); });
+  // One timer for the connection's life: restart_timer re-arms it after it fired. (Idle
+  // here means no command, which is why this is not conn.set_idle_timeout(): that counts
+  // any byte, a blank line included.)
+  if (idle_timer_) {
+    conn.restart_timer(idle_timer_, delay);
+    return;
+  }
+  idle_timer_ = conn.start_timer(delay, Duration::zero(),
+                                 [this](Connection& c) { on_idle_timer(c); });
 }
 
 // Lazy deadline: a command only stores last_command_. The timer, still set for an older
 // deadline, finds the new one when it fires and sleeps again for the rest, so a busy
 // connection costs no timer work per command.
 void LineCounterHandler::on_idle_timer(Connection& conn) {
-  idle_timer_ = {};
   if (!conn.is_open()) return;  // closing: the connection finishes that on its own
   const Duration idle = service_->options.idle_timeout;
   const TimePoint now = conn.now();

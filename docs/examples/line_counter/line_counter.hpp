@@ -38,7 +38,7 @@ struct Stats {
   uint64_t open = 0;         // open now
   uint64_t commands = 0;
   uint64_t idle_timeouts = 0;
-  std::array<uint64_t, 6> closes{};  // by CloseReason
+  std::array<uint64_t, 8> closes{};  // by CloseReason
   uint64_t closed(netloop::CloseReason r) const { return closes[size_t(r)]; }
 };
 
@@ -59,7 +59,7 @@ class LineCounterHandler final : public netloop::StreamHandler {
 
   void on_open(netloop::Connection& conn) override;
   void on_data(netloop::Connection& conn, netloop::Buffer& input) override;
-  void on_peer_shutdown(netloop::Connection& conn) override;
+  void on_peer_shutdown(netloop::Connection& conn, netloop::Buffer& input) override;
   void on_close(netloop::Connection& conn, const netloop::CloseInfo& info) override;
 
  private:

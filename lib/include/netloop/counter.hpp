@@ -55,6 +55,8 @@ struct LoopStats {
   Counter closed_reset;
   Counter closed_error;
   Counter closed_shutdown;
+  Counter closed_protocol;  // the handler's own reason (Connection::close(code, text))
+  Counter closed_idle;      // Connection::set_idle_timeout
   Counter write_timeouts;  // reset after write_timeout or close_timeout without progress
 };
 

@@ -23,6 +23,9 @@
 namespace netloop {
 
 class IoWatcher;
+namespace testing {
+class MemoryLoop;
+}
 
 // Anything the loop may destroy for its owner once the current iteration is over
 // (a connection closed inside its own callback, say).
@@ -81,11 +84,6 @@ class EventLoop {
   std::error_code on_signal(int signo, std::function<void()> fn);
 
   std::string_view backend_name() const noexcept { return poller_->name(); }
-  Poller& poller() noexcept { return *poller_; }
-
-  // 64 KiB read area shared by every connection of this loop (muduo's readv trick):
-  // a connection owns no input storage while it keeps up.
-  Buffer& scratch() noexcept { return scratch_; }
 
   // This loop's connection counters: written by the loop, readable from any thread.
   LoopStats& stats() noexcept { return stats_; }
@@ -97,6 +95,12 @@ class EventLoop {
 
  private:
   friend class IoWatcher;
+  friend class StreamConnection;  // reads into scratch()
+  friend class testing::MemoryLoop;  // drives a loop whose clock moves only when told
+
+  // 64 KiB read area shared by every connection of this loop (muduo's readv trick):
+  // a connection owns no input storage while it keeps up.
+  Buffer& scratch() noexcept { return scratch_; }
   explicit EventLoop(std::unique_ptr<Poller> poller);
   std::error_code init();
 
@@ -138,50 +142,6 @@ class EventLoop {
   Fd signal_read_;
   std::unique_ptr<IoWatcher> signal_watcher_;
   std::vector<std::pair<int, std::function<void()>>> signal_handlers_;
-};
-
-// IoWatcher: one descriptor's registration with a loop. The owner keeps the descriptor;
-// the watcher must be stopped (or destroyed) before the descriptor is closed.
-// Interest changes are queued and applied once, before the next wait, so a flip that
-// flips back costs no syscall. After stop() no event reaches the callback, not even one
-// already in the batch being dispatched.
-class IoWatcher {
- public:
-  using Callback = std::function<void(uint32_t ready)>;
-
-  IoWatcher(EventLoop& loop, Callback cb) : loop_(loop), cb_(std::move(cb)) {}
-  ~IoWatcher() { stop(); }
-  IoWatcher(const IoWatcher&) = delete;
-  IoWatcher& operator=(const IoWatcher&) = delete;
-
-  // Registers `fd` now (errors come back here: EBADF, FD_SETSIZE limits, ENOMEM).
-  std::error_code start(int fd, Interest interest);
-  // Serves `fd` (a bound UDP socket) through the poller's datagram channel instead: the
-  // callback hears ready::readable when the channel has work for its process(). ENOTSUP
-  // when the backend has no channels. Destroy the channel before stop()ping the watcher.
-  Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(
-      int fd, const DatagramChannelOptions& options);
-  void set_interest(Interest interest);
-  void stop() noexcept;
-
-  Interest interest() const noexcept { return wanted_; }
-  // Set when the poller refused a queued interest change (the callback then got
-  // ready::error and the descriptor is no longer registered).
-  std::error_code error() const noexcept { return error_; }
-  int fd() const noexcept { return fd_; }
-  bool active() const noexcept { return fd_ >= 0; }
-  EventLoop& loop() const noexcept { return loop_; }
-
- private:
-  friend class EventLoop;
-  EventLoop& loop_;
-  Callback cb_;
-  int fd_ = -1;
-  Interest wanted_ = Interest::none;
-  Interest registered_ = Interest::none;
-  bool queued_ = false;
-  bool channel_ = false;  // served by a datagram channel: nothing registered with add()
-  std::error_code error_;
 };
 
 }  // namespace netloop

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
+#include <string>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -26,24 +28,40 @@ enum class CloseReason : uint8_t {
   reset,     // the peer reset the connection (ECONNRESET, EPIPE)
   error,     // another socket error, or a limit exceeded (see CloseInfo::error)
   shutdown,  // the listener or server is going away
+  protocol,  // the handler closed for a reason of its own (CloseInfo::error and ::text)
+  idle,      // nothing moved either way for the idle timeout (Connection::set_idle_timeout)
 };
 std::string_view to_string(CloseReason reason) noexcept;
 
 struct CloseInfo {
   CloseReason reason;
-  std::error_code error;  // set for reset and error
+  std::error_code error;  // set for reset, error and timeouts; the handler's own for protocol
+  std::string text = {};  // protocol: the handler's words ("request line too long")
 };
 
-// What a stream handler sees of its connection.
+class EventLoop;
+
+// What a stream handler sees of its connection. Every call is for the connection's own
+// loop thread (asserted in debug builds); another thread uses conn.loop().post().
 class Connection {
  public:
   virtual ~Connection() = default;
 
+  // The loop this connection lives on: post() from other threads, defer(), timers that
+  // are not the connection's, the loop's counters.
+  virtual EventLoop& loop() const noexcept = 0;
+
   // Sends bytes: written at once when the kernel takes them, buffered otherwise.
-  // Ignored once the connection is closing.
+  // Ignored once the connection is closing or its write side is shut down.
   virtual void send(const void* data, size_t n) = 0;
   void send(std::string_view s) { send(s.data(), s.size()); }
   void send(std::span<const std::byte> b) { send(b.data(), b.size()); }
+  // Gather send: the pieces in order, in one writev(2) when the kernel takes them (a
+  // response head and body that live apart, without joining them first).
+  virtual void send(std::span<const std::string_view> pieces) = 0;
+  void send(std::initializer_list<std::string_view> pieces) {
+    send(std::span<const std::string_view>(pieces.begin(), pieces.size()));
+  }
   // Sends `length` bytes of `file` from `offset`, in order after everything sent before
   // it, with sendfile(2) where the platform has it (the bytes never enter user space).
   // The connection owns `file` until then. A file that turns out shorter than `length`
@@ -52,22 +70,23 @@ class Connection {
   // send(head) then send_file(file, offset, length), with the head held back for the
   // file's first bytes where the transport can (a response head and its body in one
   // segment rather than a small packet of its own).
-  virtual void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) {
-    send(head);
-    send_file(std::move(file), offset, length);
-  }
+  virtual void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) = 0;
 
   // Half-close: after the buffered output is written, the peer sees end of stream;
   // reading goes on.
   virtual void shutdown_write() = 0;
-  // Orderly close: stop reading, write what is buffered, then close.
+  // Orderly close: stop reading, write what is buffered, then close (on_close hears
+  // CloseReason::local, or peer when the peer had already ended its stream).
   virtual void close() = 0;
+  // The same, for a reason of the handler's own: on_close hears CloseReason::protocol
+  // with `code` and `text`, and the loop counts it under closed_protocol.
+  virtual void close(std::error_code code, std::string_view text) = 0;
   // Abortive close: drop buffered output and reset the connection.
   virtual void abort() = 0;
-  // Either one, called from this connection's own callbacks, completes (on_close runs)
-  // when that callback returns; called from anywhere else (another connection's handler,
-  // a timer of someone else's), after the current dispatch batch: never under the
-  // caller's feet. is_open() turns false at once either way.
+  // A close of either kind, called from this connection's own callbacks, completes
+  // (on_close runs) when that callback returns; called from anywhere else (another
+  // connection's handler, a loop timer), after the current dispatch batch: never under
+  // the caller's feet. is_open() turns false at once either way.
 
   // Stops and restarts reading from the peer (input already buffered stays there and is
   // offered again through on_data after resume_reading()).
@@ -81,14 +100,23 @@ class Connection {
   // leave that input in place: on_data is offered it again once the backlog drains
   // below the low-water mark.
   virtual bool output_full() const noexcept = 0;
+  // Bytes received and not yet consumed by the handler (what on_data left in its input).
+  // Past ConnectionOptions::max_input the connection fails with EMSGSIZE.
+  virtual size_t unconsumed_input() const noexcept = 0;
   virtual const Address& peer_address() const noexcept = 0;
   virtual const Address& local_address() const noexcept = 0;
 
-  // Timers tied to this connection: cancelled automatically when it closes. cancel_timer
-  // and restart_timer say whether the timer was still pending (as EventLoop's do).
-  virtual TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) = 0;
+  // Timers tied to this connection, their callbacks given the connection. A timer stays
+  // the connection's until cancel_timer() or the close: restart_timer() moves a pending
+  // one and re-arms one that has fired. Both say whether the timer was still pending (as
+  // EventLoop's do). All are cancelled when the connection closes.
+  using TimerCallback = std::function<void(Connection&)>;
+  virtual TimerId start_timer(Duration delay, Duration repeat, TimerCallback fn) = 0;
   virtual bool cancel_timer(TimerId id) = 0;
   virtual bool restart_timer(TimerId id, Duration delay) = 0;
+  // Closes the connection (CloseReason::idle) once nothing has been received or written
+  // for `timeout`; zero switches it off. Costs one timer, re-armed lazily, not per byte.
+  virtual void set_idle_timeout(Duration timeout) = 0;
   virtual TimePoint now() const noexcept = 0;
 };
 
@@ -97,14 +125,29 @@ class StreamHandler {
   virtual ~StreamHandler() = default;
 
   virtual void on_open(Connection&) {}
-  // New bytes are in `input` (with whatever earlier calls left there). Consume what can
-  // be parsed (input.consume(n)) and leave the rest for the next call. `input` may be the
-  // loop's shared read area on one call and the connection's own buffer on the next: keep
-  // offsets between calls, never pointers or views. A loop runs one handler call at a
-  // time, so per-loop scratch state shared by handlers needs no lock.
+  // New bytes are in `input`, after whatever earlier calls left there: bytes only ever
+  // arrive at the back. Consume what can be parsed (input.consume(n)) and leave the rest
+  // for the next call. The input contract:
+  //  - Read it (data(), size(), view()) and consume() from the front; nothing else. Never
+  //    append, clear, reserve or release it: it may be the loop's shared read area.
+  //  - It may be that shared area on one call and the connection's own buffer on the
+  //    next: keep offsets between calls, never pointers or views.
+  //  - What is left unconsumed is held for you, up to ConnectionOptions::max_input
+  //    (conn.unconsumed_input() says how much); past it the connection fails with
+  //    EMSGSIZE. A message that may be larger than that (a 1 MiB value under a 1 MiB
+  //    max_input) must not wait whole in the input: consume its bytes as they come into
+  //    storage of the handler's own (a string reserved to the announced length, a file),
+  //    and remember how many are still to come.
+  // A loop runs one handler call at a time, so per-loop state shared by handlers needs
+  // no lock.
   virtual void on_data(Connection& conn, Buffer& input) = 0;
-  // The peer will send nothing more. By default: finish sending, then close.
-  virtual void on_peer_shutdown(Connection& conn) { conn.close(); }
+  // The peer will send nothing more. `input` holds what it sent and on_data left
+  // unconsumed (a last line without its terminator, say): take what is complete. By
+  // default: finish sending, then close.
+  virtual void on_peer_shutdown(Connection& conn, Buffer& input) {
+    (void)input;
+    conn.close();
+  }
   // Output that the kernel had pushed back is now fully written.
   virtual void on_drain(Connection&) {}
   // The server is shutting down gracefully: finish what is in progress (a request being

@@ -65,7 +65,7 @@ struct ServerTotals {
   uint64_t tcp_bytes_in = 0;
   uint64_t tcp_bytes_out = 0;
   uint64_t closed_local = 0, closed_peer = 0, closed_aborted = 0, closed_reset = 0,
-           closed_error = 0, closed_shutdown = 0;
+           closed_error = 0, closed_shutdown = 0, closed_protocol = 0, closed_idle = 0;
   uint64_t write_timeouts = 0;
   uint64_t datagrams_in = 0;
   uint64_t datagrams_out = 0;

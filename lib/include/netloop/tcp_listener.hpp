@@ -10,29 +10,13 @@
 #include "netloop/address.hpp"
 #include "netloop/counter.hpp"
 #include "netloop/event_loop.hpp"
+#include "netloop/io_watcher.hpp"
 #include "netloop/fd.hpp"
+#include "netloop/connection_limit.hpp"
 #include "netloop/protocol.hpp"
 #include "netloop/tcp_connection.hpp"
 
 namespace netloop {
-
-// A budget of simultaneous connections, shared by listeners on several loops.
-class ConnectionLimit {
- public:
-  explicit ConnectionLimit(size_t max) noexcept : max_(max) {}
-  bool try_acquire() noexcept {
-    if (open_.fetch_add(1, std::memory_order_relaxed) < max_) return true;
-    open_.fetch_sub(1, std::memory_order_relaxed);
-    return false;
-  }
-  void release() noexcept { open_.fetch_sub(1, std::memory_order_relaxed); }
-  size_t open() const noexcept { return open_.load(std::memory_order_relaxed); }
-  size_t max() const noexcept { return max_; }
-
- private:
-  std::atomic<size_t> open_{0};
-  size_t max_;
-};
 
 struct ListenerOptions {
   int backlog = 4096;       // the kernel caps it at net.core.somaxconn
@@ -100,7 +84,7 @@ class TcpListener final : ConnectionOwner {
   bool refuse(Fd& fd, const Address& peer);
   bool shed_one_connection();
   void pause_accepting();
-  std::unique_ptr<TcpConnection> release(TcpConnection& conn) noexcept override;
+  std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept override;
 
   EventLoop& loop_;
   Fd fd_;

@@ -9,6 +9,7 @@
 #include "netloop/counter.hpp"
 #include "netloop/datagram.hpp"
 #include "netloop/event_loop.hpp"
+#include "netloop/io_watcher.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/timer_set.hpp"
 

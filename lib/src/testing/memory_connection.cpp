@@ -1,9 +1,9 @@
-// MemoryConnection: TcpConnection's rules for a handler, with a string for a socket and a
-// fake clock for the loop.
+// MemoryConnection: StreamConnection's rules over a string pipe, on a MemoryLoop. Only the
+// transport is written here: what the peer sent waits in `inbound_` until the connection
+// reads it, what the connection writes is "taken by the kernel" while the peer reads.
 #include "netloop/testing/memory_connection.hpp"
 
 #include <algorithm>
-#include <vector>
 #include <cerrno>
 #include <unistd.h>
 
@@ -11,64 +11,45 @@
 
 namespace netloop::testing {
 
-namespace {
-
-// Like the loop's deferred work: a close asked for from someone else's callback (another
-// connection's handler broadcasting, say) completes after the outermost callback of any
-// MemoryConnection on this thread returns, never under the caller's feet.
-thread_local int t_callbacks = 0;
-thread_local std::vector<MemoryConnection*> t_deferred;
-
-}  // namespace
-
-// Marks a call into the handler: closes and re-deliveries asked for inside it happen when
-// the outermost one returns, as on a real connection.
-struct MemoryConnection::Guard {
-  explicit Guard(MemoryConnection& c) : c(c) {
-    ++c.depth_;
-    ++t_callbacks;
-  }
-  ~Guard() {
-    --t_callbacks;
-    if (--c.depth_ == 0) c.after_callbacks();
-    if (t_callbacks == 0) run_deferred();
-  }
-  static void run_deferred() {
-    while (!t_deferred.empty()) {
-      MemoryConnection* next = t_deferred.front();
-      t_deferred.erase(t_deferred.begin());
-      next->after_callbacks();
-    }
-  }
-  MemoryConnection& c;
-};
-
 MemoryConnection::MemoryConnection(std::unique_ptr<StreamHandler> handler, MemoryOptions options)
-    : handler_(std::move(handler)), options_(options) {
-  if (options_.low_water > options_.high_water) options_.low_water = options_.high_water;
+    : detail::OwnedMemoryLoop{std::make_unique<MemoryLoop>()},
+      StreamConnection(owned->loop(), *this, std::move(handler), options, options.peer,
+                       options.local),
+      memory_loop_(*owned),
+      memory_options_(options) {
+  memory_loop_.attach(this);
+}
+
+MemoryConnection::MemoryConnection(MemoryLoop& loop, std::unique_ptr<StreamHandler> handler,
+                                   MemoryOptions options)
+    : detail::OwnedMemoryLoop{},
+      StreamConnection(loop.loop(), *this, std::move(handler), options, options.peer,
+                       options.local),
+      memory_loop_(loop),
+      memory_options_(options) {
+  memory_loop_.attach(this);
 }
 
 MemoryConnection::~MemoryConnection() {
-  std::erase(t_deferred, this);
-  // Like a listener going away: a connection still open is closed with reason shutdown.
-  if (opened_ && state_ != State::closed) {
-    pending_close_ = CloseInfo{CloseReason::shutdown, {}};
-    finish_close();
-  }
+  if (opened_ && !closed()) shut_down();
+  settle();  // deferred work that names this connection runs while it still exists
+  memory_loop_.detach(this);
 }
 
+// --- The peer's side ---------------------------------------------------------------------
+
 void MemoryConnection::open() {
+  MemoryLoop::Driving driving(memory_loop_);
   if (opened_) return;
   opened_ = true;
-  Guard g(*this);
-  handler_->on_open(*this);
+  begin();
 }
 
 void MemoryConnection::feed(std::string_view bytes) {
+  MemoryLoop::Driving driving(memory_loop_);
   open();
-  if (state_ != State::open || peer_eof_ || bytes.empty()) return;
-  input_.append(bytes);
-  if (!user_paused_ && !backpressured_) deliver();
+  if (closed() || peer_sent_end_ || peer_reset_ || bytes.empty()) return;
+  inbound_.append(bytes);
 }
 
 void MemoryConnection::feed_in_pieces(std::string_view bytes, size_t piece) {
@@ -76,198 +57,186 @@ void MemoryConnection::feed_in_pieces(std::string_view bytes, size_t piece) {
   for (size_t i = 0; i < bytes.size(); i += piece) feed(bytes.substr(i, piece));
 }
 
-void MemoryConnection::deliver() {
-  if (state_ != State::open || input_.empty()) return;
-  {
-    Guard g(*this);
-    handler_->on_data(*this, input_);
-    if (input_.size() > options_.max_input && state_ == State::open)
-      request_close({CloseReason::error, make_error(EMSGSIZE)});
-  }
-  if (input_.empty()) input_.release();
-}
-
-void MemoryConnection::after_callbacks() {
-  // Runs with no handler call on the stack. A re-delivery's own guard brings us back here
-  // when it ends, so whatever it queues is handled then.
-  if (pending_close_ && state_ != State::closed) {
-    finish_close();
-  } else if (redeliver_) {
-    redeliver_ = false;
-    if (state_ == State::open && !user_paused_ && !backpressured_) deliver();
-  }
-}
-
 void MemoryConnection::peer_shutdown() {
+  MemoryLoop::Driving driving(memory_loop_);
   open();
-  if (peer_eof_ || state_ == State::closed) return;
-  peer_eof_ = true;
-  {
-    Guard g(*this);
-    if (state_ == State::open) handler_->on_peer_shutdown(*this);
-    if (state_ != State::closed && (write_shut_down_ || (state_ == State::closing && pending_.empty())))
-      request_close({CloseReason::peer, {}});
-  }
+  if (peer_sent_end_ || closed()) return;
+  peer_sent_end_ = true;
 }
 
 void MemoryConnection::peer_reset() {
-  if (state_ == State::closed) return;
-  pending_.clear();
-  request_close({CloseReason::reset, make_error(ECONNRESET)});
-}
-
-void MemoryConnection::set_peer_reading(bool reading) {
-  peer_reading_ = reading;
-  if (reading) peer_reads();
-}
-
-void MemoryConnection::peer_reads(size_t n) {
-  if (state_ == State::closed) return;
-  n = std::min(n, pending_.size());
-  received_.append(pending_, 0, n);
-  pending_.erase(0, n);
-  written();
-}
-
-// Water marks and what follows from output having been read.
-void MemoryConnection::written() {
-  if (!backpressured_ && pending_.size() >= options_.high_water) {
-    backpressured_ = true;
-  } else if (backpressured_ && pending_.size() <= options_.low_water) {
-    backpressured_ = false;
-    if (!input_.empty()) redeliver_ = true;
-  }
-  if (pending_.empty()) {
-    Guard g(*this);
-    if (write_shutdown_wanted_ && !write_shut_down_) {
-      write_shut_down_ = true;
-      if (peer_eof_) request_close({CloseReason::peer, {}});
-    }
-    if (state_ == State::closing) {
-      request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
-    } else if (drain_wanted_ && state_ == State::open) {
-      drain_wanted_ = false;
-      handler_->on_drain(*this);
-    }
-  } else if (depth_ == 0) {
-    after_callbacks();
-  }
-}
-
-void MemoryConnection::send(const void* data, size_t n) {
-  ++send_calls_;
-  if (state_ != State::open || write_shutdown_wanted_ || n == 0) return;
-  const char* p = static_cast<const char*>(data);
-  if (peer_reading_ && pending_.empty()) {
-    received_.append(p, n);  // "the kernel took it all": nothing buffered, no on_drain
-    return;
-  }
-  pending_.append(p, n);
-  drain_wanted_ = true;
-  if (!backpressured_ && pending_.size() >= options_.high_water) backpressured_ = true;
-}
-
-void MemoryConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
-  if (state_ != State::open || write_shutdown_wanted_ || length == 0) return;
-  --send_calls_;  // counted once, by the send() below
-  std::string bytes(size_t(length), '\0');
-  size_t got = 0;
-  while (got < bytes.size()) {
-    ssize_t r = ::pread(file.get(), bytes.data() + got, bytes.size() - got, off_t(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += size_t(r);
-  }
-  if (got < bytes.size()) {
-    // As on a socket: the peer was promised `length` bytes, so the connection is reset.
-    pending_.clear();
-    request_close({CloseReason::error, make_error(EIO)});
-    return;
-  }
-  send(bytes.data(), bytes.size());
-}
-
-void MemoryConnection::shutdown_write() {
-  if (state_ != State::open) return;
-  write_shutdown_wanted_ = true;
-  if (pending_.empty()) {
-    write_shut_down_ = true;
-    if (peer_eof_) request_close({CloseReason::peer, {}});
-  }
-}
-
-void MemoryConnection::close() {
-  if (state_ != State::open) return;
-  state_ = State::closing;
-  if (pending_.empty()) request_close({peer_eof_ ? CloseReason::peer : CloseReason::local, {}});
-}
-
-void MemoryConnection::abort() {
-  if (state_ == State::closed) return;
-  pending_.clear();
-  request_close({CloseReason::aborted, {}});
-}
-
-void MemoryConnection::request_close(CloseInfo info) {
-  if (state_ == State::closed) return;
-  state_ = State::closing;
-  if (!pending_close_ || info.reason == CloseReason::aborted || info.error) pending_close_ = info;
-  if (depth_ > 0) return;  // our own callback: completes when it returns
-  if (t_callbacks > 0) {   // someone else's: after the outermost callback, like loop.defer
-    if (std::find(t_deferred.begin(), t_deferred.end(), this) == t_deferred.end())
-      t_deferred.push_back(this);
-    return;
-  }
-  after_callbacks();
+  MemoryLoop::Driving driving(memory_loop_);
+  if (closed()) return;
+  peer_reset_ = true;
+  inbound_.clear();
+  // As a poller reports an error whatever the interest: heard even while not reading.
+  on_transport_error(make_error(ECONNRESET));
 }
 
 void MemoryConnection::server_drain() {
-  if (state_ != State::open) return;
-  Guard g(*this);
-  handler_->on_server_draining(*this);
+  MemoryLoop::Driving driving(memory_loop_);
+  request_drain();
 }
 
-void MemoryConnection::finish_close() {
-  state_ = State::closed;
-  for (TimerId id : timer_ids_) clock_.timers().cancel(id);
-  timer_ids_.clear();
-  close_info_ = pending_close_;
-  input_.clear();
-  write_shut_down_ = true;  // the peer sees the end of the stream either way
-  handler_->on_close(*this, *close_info_);
+void MemoryConnection::set_peer_reading(bool reading) {
+  MemoryLoop::Driving driving(memory_loop_);
+  peer_reading_ = reading;
 }
 
-void MemoryConnection::pause_reading() { user_paused_ = true; }
-
-void MemoryConnection::resume_reading() {
-  if (!user_paused_) return;
-  user_paused_ = false;
-  redeliver_ = true;
-  if (depth_ == 0) after_callbacks();
-}
-
-TimerId MemoryConnection::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
-  if (state_ == State::closed) return {};
-  // Forget timers that have run, so a long test does not grow the list.
-  std::erase_if(timer_ids_, [this](TimerId id) { return !clock_.timers().pending(id); });
-  TimerId id = clock_.timers().add(clock_.now() + delay, repeat, [this, fn = std::move(fn)] {
-    Guard g(*this);
-    fn();
-  });
-  timer_ids_.push_back(id);
-  return id;
-}
-
-bool MemoryConnection::cancel_timer(TimerId id) { return clock_.timers().cancel(id); }
-
-bool MemoryConnection::restart_timer(TimerId id, Duration delay) {
-  return clock_.timers().restart(id, clock_.now() + delay);
+void MemoryConnection::peer_reads(size_t n) {
+  credit_ = n;
+  settle();
+  credit_ = 0;  // it read what was pending; later output waits again
 }
 
 std::string MemoryConnection::take_output() {
   std::string out;
   out.swap(received_);
   return out;
+}
+
+// --- What the handler calls (counted, then the shared rules) -----------------------------
+
+void MemoryConnection::send(const void* data, size_t n) {
+  ++send_calls_;
+  StreamConnection::send(data, n);
+}
+
+void MemoryConnection::send(std::span<const std::string_view> pieces) {
+  ++send_calls_;
+  StreamConnection::send(pieces);
+}
+
+void MemoryConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
+  ++send_calls_;
+  StreamConnection::send_file(std::move(file), offset, length);
+}
+
+void MemoryConnection::send_file(std::string_view head, Fd file, uint64_t offset,
+                                 uint64_t length) {
+  ++send_calls_;
+  StreamConnection::send_file(head, std::move(file), offset, length);
+}
+
+// Called by the test itself rather than from a callback, these complete at once (a
+// socket connection would finish them after the current dispatch batch).
+void MemoryConnection::close() {
+  StreamConnection::close();
+  if (memory_loop_.idle()) settle();
+}
+
+void MemoryConnection::close(std::error_code code, std::string_view text) {
+  StreamConnection::close(code, text);
+  if (memory_loop_.idle()) settle();
+}
+
+void MemoryConnection::abort() {
+  StreamConnection::abort();
+  if (memory_loop_.idle()) settle();
+}
+
+void MemoryConnection::shutdown_write() {
+  StreamConnection::shutdown_write();
+  if (memory_loop_.idle()) settle();
+}
+
+void MemoryConnection::pause_reading() {
+  paused_by_handler_ = true;
+  StreamConnection::pause_reading();
+}
+
+void MemoryConnection::resume_reading() {
+  paused_by_handler_ = false;
+  StreamConnection::resume_reading();
+  if (memory_loop_.idle()) settle();
+}
+
+// --- The loop's side: level-triggered events ---------------------------------------------
+
+bool MemoryConnection::pump() {
+  if (!opened_ || released_) return false;
+  if (read_wanted_ && (!inbound_.empty() || peer_sent_end_)) {
+    on_readable();
+    return true;
+  }
+  if (write_wanted_ && room() > 0) {
+    on_writable();
+    return true;
+  }
+  return false;
+}
+
+size_t MemoryConnection::room() const noexcept { return peer_reading_ ? SIZE_MAX : credit_; }
+
+void MemoryConnection::took(size_t n) noexcept {
+  if (!peer_reading_) credit_ -= std::min(credit_, n);
+}
+
+// --- Transport ---------------------------------------------------------------------------
+
+IoResult MemoryConnection::read_some(void* into, size_t n) {
+  if (peer_reset_) return {0, ECONNRESET};
+  if (!inbound_.empty()) {
+    size_t take = std::min(n, inbound_.size());
+    inbound_.copy(static_cast<char*>(into), take);
+    inbound_.erase(0, take);
+    return {take, 0};
+  }
+  if (peer_sent_end_) return {0, 0};
+  return {0, EAGAIN};
+}
+
+IoResult MemoryConnection::write_some(const void* data, size_t n, bool) {
+  if (peer_reset_) return {0, EPIPE};
+  size_t take = std::min(n, room());
+  if (take == 0) return {0, EAGAIN};
+  received_.append(static_cast<const char*>(data), take);
+  took(take);
+  return {take, 0};
+}
+
+IoResult MemoryConnection::write_gather(std::span<const std::string_view> pieces) {
+  size_t total = 0;
+  for (auto piece : pieces) {
+    IoResult r = write_some(piece.data(), piece.size(), false);
+    total += r.bytes;
+    if (r.bytes < piece.size()) return total ? IoResult{total, 0} : r;
+  }
+  return {total, 0};
+}
+
+IoResult MemoryConnection::write_file(int fd, uint64_t offset, size_t n) {
+  if (peer_reset_) return {0, EPIPE};
+  size_t take = std::min({n, room(), size_t(256 * 1024)});
+  if (take == 0) return {0, EAGAIN};
+  std::string bytes(take, '\0');
+  for (;;) {
+    ssize_t r = ::pread(fd, bytes.data(), take, off_t(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return {0, errno};
+    if (r == 0) return {0, 0};  // the file ended early
+    received_.append(bytes.data(), size_t(r));
+    took(size_t(r));
+    return {size_t(r), 0};
+  }
+}
+
+void MemoryConnection::send_end_of_stream() noexcept {
+  if (end_sent_) return;
+  end_sent_ = true;
+  // Everything written has been read by then (room() is what the peer reads).
+  if (memory_options_.peer_ends_after_ours) peer_sent_end_ = true;
+}
+
+void MemoryConnection::want_events(bool read, bool write) {
+  read_wanted_ = read;
+  write_wanted_ = write;
+}
+
+void MemoryConnection::release_transport(bool reset) noexcept {
+  released_ = true;
+  reset_sent_ = reset;
+  end_sent_ = true;  // the peer sees the end of the stream either way
 }
 
 }  // namespace netloop::testing

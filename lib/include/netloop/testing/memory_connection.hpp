@@ -1,57 +1,68 @@
-// netloop::testing::MemoryConnection: drives any StreamHandler without sockets or a loop.
+// netloop::testing::MemoryConnection: drives any StreamHandler without sockets.
 //
-// Feed it bytes in whatever pieces you like, read what the handler sent, make the peer
-// stop reading (so output backs up past the high-water mark) and read again, advance a
-// fake clock to fire the handler's timers, and see how and why the connection closed.
-// The rules are TcpConnection's: a close asked for inside a callback completes when that
-// callback returns (asked for from another connection's callback, when the outermost
-// callback returns, as the loop's deferred work would), input left unconsumed is offered again after resume_reading() or
-// once output drains below the low-water mark, output is flushed before an orderly close.
+// It is a StreamConnection like TcpConnection, with a string pipe for a socket: the same
+// state machine, backpressure, close, write-stall and linger rules run, not a copy of
+// them. Feed it bytes in whatever pieces you like, read what the handler sent, make the
+// peer stop reading (so output backs up past the high-water mark) and read again, move
+// the clock to fire timers, and see how and why the connection closed. Each driving call
+// returns once everything it set off has run (MemoryLoop::settle).
 //
-//   MemoryConnection c(std::make_unique<MyHandler>());
+//   MemoryConnection c(std::make_unique<MyHandler>());  // on a MemoryLoop of its own
 //   c.open();
 //   c.feed("PING\r\n");
 //   CHECK(c.take_output() == "+PONG\r\n");
 //   c.advance(seconds(30));           // idle timers fire
 //   CHECK(c.closed());
+//
+// Connections that share state (a chat room, a store with expiry) share one MemoryLoop,
+// so one clock: MemoryConnection a(loop, factory()), b(loop, factory()).
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 
 #include "netloop/address.hpp"
-#include "netloop/buffer.hpp"
-#include "netloop/protocol.hpp"
-#include "netloop/testing/fake_clock.hpp"
-#include "netloop/timer_queue.hpp"
+#include "netloop/stream_connection.hpp"
+#include "netloop/testing/memory_loop.hpp"
 
 namespace netloop::testing {
 
-struct MemoryOptions {
-  size_t high_water = 256 * 1024;  // pending output that makes output_full() true
-  size_t low_water = 64 * 1024;    // ...and at which input is offered again
-  size_t max_input = 1024 * 1024;  // unconsumed input past which the connection fails
+struct MemoryOptions : ConnectionOptions {
   Address peer = Address::ipv4_loopback(40000);
   Address local = Address::ipv4_loopback(8080);
+  // The peer answers our end of stream with its own once it has read everything, as
+  // most clients do (so an orderly close does not linger). False: it keeps its side
+  // open until peer_shutdown(), and the linger timeout applies.
+  bool peer_ends_after_ours = true;
 };
 
-class MemoryConnection final : public Connection {
+namespace detail {
+struct OwnedMemoryLoop {  // a base, so that the loop is built before the connection
+  std::unique_ptr<MemoryLoop> owned;
+};
+}  // namespace detail
+
+class MemoryConnection final : private detail::OwnedMemoryLoop,
+                               public StreamConnection,
+                               private Transport {
  public:
+  // On a MemoryLoop of its own.
   explicit MemoryConnection(std::unique_ptr<StreamHandler> handler, MemoryOptions options = {});
+  // On a shared one, which must outlive it.
+  MemoryConnection(MemoryLoop& loop, std::unique_ptr<StreamHandler> handler,
+                   MemoryOptions options = {});
+  // Like a listener going away: a connection still open is closed with reason shutdown.
   ~MemoryConnection() override;
-  MemoryConnection(const MemoryConnection&) = delete;
-  MemoryConnection& operator=(const MemoryConnection&) = delete;
 
   // --- The peer's side: driving the handler -------------------------------------------
   void open();                        // on_open (feed() opens first if needed)
-  void feed(std::string_view bytes);  // bytes arrive: on_data, unless paused or closed
+  void feed(std::string_view bytes);  // bytes arrive: on_data, unless not reading
   // The same bytes, arriving `piece` bytes at a time.
   void feed_in_pieces(std::string_view bytes, size_t piece);
-  void peer_shutdown();  // the peer's end of stream: on_peer_shutdown
+  void peer_shutdown();  // the peer's end of stream: on_peer_shutdown once it is read
   void peer_reset();     // the peer resets the connection: on_close(reset)
   void server_drain();   // the server starts a graceful drain: on_server_draining
   // The peer stops (false) or resumes (true) reading. While it does not read, what the
@@ -60,74 +71,77 @@ class MemoryConnection final : public Connection {
   // The peer reads up to `n` pending bytes (it may still be "not reading" otherwise).
   void peer_reads(size_t n = SIZE_MAX);
 
-  // The fake clock: moves it forward, firing every timer that falls due, in order.
-  void advance(Duration d) { clock_.advance(d); }
+  // Moves the clock (this connection's loop's) forward: MemoryLoop::advance.
+  void advance(Duration d) { memory_loop_.advance(d); }
+  MemoryLoop& memory_loop() noexcept { return memory_loop_; }
 
   // --- What the peer observed ---------------------------------------------------------
   const std::string& output() const noexcept { return received_; }  // bytes the peer read
   std::string take_output();                                         // ...and forget them
-  size_t pending() const noexcept { return pending_.size(); }        // sent, not yet read
-  size_t send_calls() const noexcept { return send_calls_; }         // send() and send_file()
+  size_t pending() const noexcept { return pending_output(); }  // sent, not yet read
+  // Sent by the peer and not yet read by the connection (it is not reading: paused, or
+  // its output is full): what a socket's receive queue would hold.
+  size_t unread() const noexcept { return inbound_.size(); }
+  size_t send_calls() const noexcept { return send_calls_; }  // send() and send_file()
   bool opened() const noexcept { return opened_; }
-  bool closed() const noexcept { return close_info_.has_value(); }
+  bool closed() const noexcept { return state() == State::closed; }
   const std::optional<CloseInfo>& close_info() const noexcept { return close_info_; }
-  bool write_shut_down() const noexcept { return write_shut_down_; }  // the peer saw EOF
-  bool reading_paused() const noexcept { return user_paused_; }
-  size_t unconsumed_input() const noexcept { return input_.size(); }
-  size_t timers_pending() const noexcept { return clock_.timers().size(); }
-  StreamHandler& handler() noexcept { return *handler_; }
+  bool write_shut_down() const noexcept { return end_sent_; }  // the peer saw end of stream
+  bool reset_sent() const noexcept { return reset_sent_; }    // the peer saw a reset
+  bool reading_paused() const noexcept { return paused_by_handler_; }
+  StreamHandler& handler() noexcept { return handler_ref(); }
 
-  // --- Connection (what the handler sees) ---------------------------------------------
+  // --- Connection: the shared rules, with the send calls counted, and what the test
+  // calls itself (not from a callback) completing at once.
   void send(const void* data, size_t n) override;
+  void send(std::span<const std::string_view> pieces) override;
   using Connection::send;
   void send_file(Fd file, uint64_t offset, uint64_t length) override;
-  using Connection::send_file;
-  void shutdown_write() override;
+  void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) override;
   void close() override;
+  void close(std::error_code code, std::string_view text) override;
   void abort() override;
+  void shutdown_write() override;
   void pause_reading() override;
   void resume_reading() override;
-  bool is_open() const noexcept override { return state_ == State::open; }
-  size_t pending_output() const noexcept override { return pending_.size(); }
-  bool output_full() const noexcept override { return backpressured_; }
-  const Address& peer_address() const noexcept override { return options_.peer; }
-  const Address& local_address() const noexcept override { return options_.local; }
-  TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
-  bool cancel_timer(TimerId id) override;
-  bool restart_timer(TimerId id, Duration delay) override;
-  TimePoint now() const noexcept override { return clock_.now(); }
 
  private:
-  enum class State : uint8_t { open, closing, closed };
-  struct Guard;
+  friend class MemoryLoop;
 
-  void deliver();
-  void after_callbacks();
-  void written();
-  void request_close(CloseInfo info);
-  void finish_close();
+  // One level-triggered event, if the peer has made one ready; false when idle.
+  bool pump();
+  void settle() { memory_loop_.settle(); }
+  size_t room() const noexcept;
 
-  std::unique_ptr<StreamHandler> handler_;
-  MemoryOptions options_;
-  State state_ = State::open;
+  // Transport: the string pipe.
+  IoResult read_some(void* into, size_t n) override;
+  IoResult write_some(const void* data, size_t n, bool more) override;
+  IoResult write_gather(std::span<const std::string_view> pieces) override;
+  IoResult write_file(int fd, uint64_t offset, size_t n) override;
+  void send_end_of_stream() noexcept override;
+  void want_events(bool read, bool write) override;
+  void release_transport(bool reset) noexcept override;
+  bool all_acknowledged() const noexcept override { return true; }
+  void took(size_t n) noexcept;
+  void record_close(const CloseInfo& info) noexcept override { close_info_ = info; }
+
+  MemoryLoop& memory_loop_;
+  MemoryOptions memory_options_;
   bool opened_ = false;
-  bool peer_eof_ = false;
   bool peer_reading_ = true;
-  bool user_paused_ = false;
-  bool backpressured_ = false;
-  bool redeliver_ = false;
-  bool drain_wanted_ = false;
-  bool write_shutdown_wanted_ = false;
-  bool write_shut_down_ = false;
-  int depth_ = 0;
+  bool peer_sent_end_ = false;   // peer_shutdown(): its end of stream follows its bytes
+  bool peer_reset_ = false;
+  bool end_sent_ = false;
+  bool reset_sent_ = false;
+  bool released_ = false;
+  bool read_wanted_ = false;
+  bool write_wanted_ = false;
+  bool paused_by_handler_ = false;
+  size_t credit_ = 0;  // bytes the peer reads while "not reading" (peer_reads)
   size_t send_calls_ = 0;
-  std::optional<CloseInfo> pending_close_;
   std::optional<CloseInfo> close_info_;
-  Buffer input_;
-  std::string pending_;   // sent by the handler, not yet read by the peer
+  std::string inbound_;   // sent by the peer, not yet read by the connection
   std::string received_;  // read by the peer
-  FakeClock clock_;
-  std::vector<TimerId> timer_ids_;
 };
 
 }  // namespace netloop::testing
