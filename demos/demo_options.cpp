@@ -109,7 +109,7 @@ std::vector<OptionGroup> all_groups() {
         {p->flag, "HOST:PORT", "HOST:PORT", p->listen_help,
          [p](DemoOptions& o, const std::string& v) -> std::string {
            std::string why;
-           auto a = Address::parse(v, &why);
+           auto a = Address::parse_numeric(v, &why);
            if (!a) return std::string(p->flag) + (v.empty() ? " needs HOST:PORT" : " " + v + ": " + why);
            o.listeners.push_back({p, *a});
            return {};

@@ -203,7 +203,7 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
   if (positional.size() < 2) return fail(o.scenario + " needs the server's HOST:PORT");
   if (positional.size() > 2) return fail("unexpected argument '" + positional[2] + "'");
   std::string why;
-  auto target = Address::parse(positional[1], &why);
+  auto target = Address::parse_numeric(positional[1], &why);
   if (!target) return fail("target " + positional[1] + ": " + why);
   if (target->port() == 0)
     return fail("target " + positional[1] + ": port 0 cannot be " + (udp ? "sent to" : "connected to"));

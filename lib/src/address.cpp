@@ -21,7 +21,7 @@ Address::Address() noexcept {
   storage_.ss_family = AF_UNSPEC;
 }
 
-Result<Address> Address::parse(std::string_view text, std::string* why) {
+Result<Address> Address::parse_numeric(std::string_view text, std::string* why) {
   std::string_view host, port;
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');

@@ -71,10 +71,6 @@ bool EventLoop::in_loop_thread() const noexcept {
   return owner == std::thread::id() || owner == std::this_thread::get_id();
 }
 
-void EventLoop::assert_in_loop_thread() const noexcept {
-  assert(in_loop_thread() && "netloop: loop-only call from another thread; use post()");
-}
-
 void EventLoop::run() {
   auto self = std::this_thread::get_id();
   auto bound = thread_id_.load(std::memory_order_relaxed);

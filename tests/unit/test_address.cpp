@@ -88,7 +88,7 @@ TEST_CASE("address: parse accepts numeric IPv4, bracketed IPv6 and localhost") {
   for (const auto& g : kGood) {
     CAPTURE(g.text);
     std::string why;
-    auto r = Address::parse(g.text, &why);
+    auto r = Address::parse_numeric(g.text, &why);
     INFO("why: " << why);
     REQUIRE(r.ok());
     CHECK_FALSE(bool(r.error()));
@@ -102,7 +102,7 @@ TEST_CASE("address: parse accepts numeric IPv4, bracketed IPv6 and localhost") {
     CHECK(a.sockaddr_ptr()->sa_family == g.family);
 
     // The same without a `why`.
-    auto r2 = Address::parse(g.text);
+    auto r2 = Address::parse_numeric(g.text);
     REQUIRE(r2.ok());
     CHECK(*r2 == a);
   }
@@ -112,7 +112,7 @@ TEST_CASE("address: parse rejects bad input with a message that says what is wro
   for (const auto& b : kBad) {
     CAPTURE(b.text);
     std::string why;
-    auto r = Address::parse(b.text, &why);
+    auto r = Address::parse_numeric(b.text, &why);
     INFO("why: " << why);
     CHECK_FALSE(r.ok());
     CHECK(bool(r.error()));
@@ -123,13 +123,13 @@ TEST_CASE("address: parse rejects bad input with a message that says what is wro
       CHECK(contains(why, word));
     }
     // Without a `why` it fails the same way (and does not crash).
-    CHECK_FALSE(Address::parse(b.text).ok());
+    CHECK_FALSE(Address::parse_numeric(b.text).ok());
   }
 }
 
 TEST_CASE("address: '::1:80' is rejected with advice to use brackets") {
   std::string why;
-  auto r = Address::parse("::1:80", &why);
+  auto r = Address::parse_numeric("::1:80", &why);
   REQUIRE_FALSE(r.ok());
   CHECK(contains(why, "bracket"));
   CHECK(contains(why, "[::1]"));
@@ -140,7 +140,7 @@ TEST_CASE("address: a port too long for any integer is reported as out of range"
   for (const char* text : {"1.2.3.4:99999999999", "[::1]:4294967296"}) {
     CAPTURE(text);
     std::string why;
-    auto r = Address::parse(text, &why);
+    auto r = Address::parse_numeric(text, &why);
     INFO("why: " << why);
     CHECK_FALSE(r.ok());
     CHECK(contains(why, "range"));
@@ -151,10 +151,10 @@ TEST_CASE("address: a port too long for any integer is reported as out of range"
 TEST_CASE("address: to_string round trips through parse") {
   for (const auto& g : kGood) {
     CAPTURE(g.text);
-    auto r = Address::parse(g.text);
+    auto r = Address::parse_numeric(g.text);
     REQUIRE(r.ok());
     std::string printed = r->to_string();
-    auto back = Address::parse(printed);
+    auto back = Address::parse_numeric(printed);
     REQUIRE(back.ok());
     CHECK(*back == *r);
     CHECK(back->to_string() == printed);
@@ -177,7 +177,7 @@ TEST_CASE("address: from_sockaddr reads IPv4 and IPv6 socket addresses") {
     CHECK(a.to_string() == "10.1.2.3:4567");
     CHECK(a.port() == 4567);
     CHECK(a.length() == sizeof(sockaddr_in));
-    CHECK(a == *Address::parse("10.1.2.3:4567"));
+    CHECK(a == *Address::parse_numeric("10.1.2.3:4567"));
   }
   SUBCASE("IPv6") {
     sockaddr_in6 sin6{};
@@ -188,7 +188,7 @@ TEST_CASE("address: from_sockaddr reads IPv4 and IPv6 socket addresses") {
     CHECK(a.is_ipv6());
     CHECK(a.to_string() == "[2001:db8::42]:65535");
     CHECK(a.length() == sizeof(sockaddr_in6));
-    CHECK(a == *Address::parse("[2001:db8::42]:65535"));
+    CHECK(a == *Address::parse_numeric("[2001:db8::42]:65535"));
   }
   SUBCASE("nothing usable gives the unspecified address") {
     sockaddr_in sin{};
@@ -223,12 +223,12 @@ TEST_CASE("address: from_sockaddr reads IPv4 and IPv6 socket addresses") {
 }
 
 TEST_CASE("address: operator== compares family, host and port only") {
-  auto a = *Address::parse("127.0.0.1:80");
-  CHECK(a == *Address::parse("127.0.0.1:80"));
-  CHECK(a == *Address::parse("localhost:80"));
-  CHECK_FALSE(a == *Address::parse("127.0.0.1:81"));
-  CHECK_FALSE(a == *Address::parse("127.0.0.2:80"));
-  CHECK_FALSE(a == *Address::parse("[::ffff:127.0.0.1]:80"));  // different family
+  auto a = *Address::parse_numeric("127.0.0.1:80");
+  CHECK(a == *Address::parse_numeric("127.0.0.1:80"));
+  CHECK(a == *Address::parse_numeric("localhost:80"));
+  CHECK_FALSE(a == *Address::parse_numeric("127.0.0.1:81"));
+  CHECK_FALSE(a == *Address::parse_numeric("127.0.0.2:80"));
+  CHECK_FALSE(a == *Address::parse_numeric("[::ffff:127.0.0.1]:80"));  // different family
   CHECK_FALSE(a == Address());
   CHECK(Address() == Address());
 
@@ -240,10 +240,10 @@ TEST_CASE("address: operator== compares family, host and port only") {
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   CHECK(Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin), sizeof sin) == a);
 
-  auto v6 = *Address::parse("[fe80::1]:80");
-  CHECK(v6 == *Address::parse("[fe80::1]:80"));
-  CHECK_FALSE(v6 == *Address::parse("[fe80::2]:80"));
-  CHECK_FALSE(v6 == *Address::parse("[fe80::1]:81"));
+  auto v6 = *Address::parse_numeric("[fe80::1]:80");
+  CHECK(v6 == *Address::parse_numeric("[fe80::1]:80"));
+  CHECK_FALSE(v6 == *Address::parse_numeric("[fe80::2]:80"));
+  CHECK_FALSE(v6 == *Address::parse_numeric("[fe80::1]:81"));
   // The scope (interface) of a link-local address is part of it.
   sockaddr_in6 sin6{};
   std::memcpy(&sin6, v6.sockaddr_ptr(), sizeof sin6);
@@ -259,7 +259,7 @@ TEST_CASE("address: loopback helpers and set_port") {
   CHECK(v4.host() == "127.0.0.1");
   CHECK(v4.port() == 7007);
   CHECK(v4.to_string() == "127.0.0.1:7007");
-  CHECK(v4 == *Address::parse("127.0.0.1:7007"));
+  CHECK(v4 == *Address::parse_numeric("127.0.0.1:7007"));
 
   auto v6 = Address::ipv6_loopback(8080);
   CHECK(v6.family() == AF_INET6);
@@ -267,7 +267,7 @@ TEST_CASE("address: loopback helpers and set_port") {
   CHECK(v6.host() == "::1");
   CHECK(v6.port() == 8080);
   CHECK(v6.to_string() == "[::1]:8080");
-  CHECK(v6 == *Address::parse("[::1]:8080"));
+  CHECK(v6 == *Address::parse_numeric("[::1]:8080"));
   CHECK_FALSE(v4 == v6);
 
   v4.set_port(1);

@@ -27,7 +27,7 @@ std::string binary_pattern(size_t n, uint32_t seed) {
 }
 
 Address v4(const char* text) {
-  auto a = Address::parse(text);
+  auto a = Address::parse_numeric(text);
   REQUIRE(a.ok());
   return *a;
 }
@@ -93,7 +93,7 @@ TEST_CASE("udp echo handler: many senders each get their own datagrams back") {
   MemoryDatagramSocket sock(std::make_unique<echo::UdpEchoHandler>());
   std::vector<Address> senders;
   for (int i = 0; i < 50; ++i) {
-    auto a = Address::parse("127.0.0." + std::to_string(1 + i % 5) + ":" + std::to_string(20000 + i));
+    auto a = Address::parse_numeric("127.0.0." + std::to_string(1 + i % 5) + ":" + std::to_string(20000 + i));
     REQUIRE(a.ok());
     senders.push_back(*a);
   }

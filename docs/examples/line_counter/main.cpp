@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string why;
-  auto address = netloop::Address::parse(argc == 2 ? argv[1] : "127.0.0.1:7070", &why);
+  auto address = netloop::Address::parse_numeric(argc == 2 ? argv[1] : "127.0.0.1:7070", &why);
   if (!address) {
     std::fprintf(stderr, "line-counter: %s\n", why.c_str());
     return 2;

@@ -15,10 +15,11 @@ class Address {
  public:
   Address() noexcept;  // AF_UNSPEC, prints as "-"
 
-  // Parses "1.2.3.4:80", "[::1]:80" or "localhost:80" (numeric hosts only, never DNS:
-  // a loop thread must not block). Port 0 is allowed (the kernel picks one).
+  // Parses a numeric address: "1.2.3.4:80", "[::1]:80", and "localhost:80" as the one
+  // name it knows (127.0.0.1). It never resolves names: a host name is an error here,
+  // and a loop thread must not block on DNS. Port 0 is allowed (the kernel picks one).
   // On failure `why` (if given) says what is wrong, e.g. "port 70000 out of range".
-  static Result<Address> parse(std::string_view text, std::string* why = nullptr);
+  static Result<Address> parse_numeric(std::string_view text, std::string* why = nullptr);
   static Address from_sockaddr(const sockaddr* sa, socklen_t len) noexcept;
   // The address socket `fd` is bound to (getsockname), or `otherwise` when the kernel
   // will not say.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -90,7 +91,10 @@ class EventLoop {
   const LoopStats& stats() const noexcept { return stats_; }
 
   bool in_loop_thread() const noexcept;
-  void assert_in_loop_thread() const noexcept;
+  // Inline, so that a release build (NDEBUG) pays not even the call.
+  void assert_in_loop_thread() const noexcept {
+    assert(in_loop_thread() && "netloop: loop-only call from another thread; use post()");
+  }
   uint64_t iterations() const noexcept { return iterations_; }
 
  private:
