@@ -123,7 +123,9 @@ void StreamConnection::on_readable() {
     } else if (input_.size() > options_.max_input && is_open()) {
       log_debug("connection {}: {} unconsumed input bytes exceed the limit of {}", peer_,
                 input_.size(), options_.max_input);
-      decide_close({CloseReason::error, make_error(EMSGSIZE)}, false);
+      // Reset: input is left unread (a socket would send one anyway), and the peer
+      // should not take the end of the stream for an orderly one.
+      decide_close({CloseReason::error, make_error(EMSGSIZE)}, true);
     }
     return;
   }
@@ -556,7 +558,8 @@ bool StreamConnection::delivered_all() const noexcept {
 void StreamConnection::shut_down() noexcept {
   if (state_ == State::closed) return;
   owner_ = nullptr;  // the owner is the one calling: it keeps the object
-  close_info_ = {CloseReason::shutdown, {}};
+  // A close already decided (an abort waiting for the end of the batch) keeps its reason.
+  if (state_ != State::closing) close_info_ = {CloseReason::shutdown, {}};
   state_ = State::closing;
   finish_close();
 }

@@ -871,6 +871,7 @@ TEST_CASE("unconsumed input past max_input fails the connection with EMSGSIZE") 
   REQUIRE(c.close_info());
   CHECK(c.close_info()->reason == CloseReason::error);
   CHECK(c.close_info()->error == std::errc::message_size);
+  CHECK(c.reset_sent());  // input left unread: a reset, not an orderly end of stream
   CHECK(seen->closes == 1);
   CHECK(c.loop().stats().closed_error == 1);
 }
