@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "completion.hpp"
 #include "datagram_errors.hpp"
 #include "netloop/log.hpp"
 
@@ -46,6 +47,42 @@ struct UdpSocket::Batch {
 #endif
 };
 
+// By completion: the channel, and the socket's side of it (the sink of its reports).
+struct UdpSocket::Channel final : DatagramChannelSink {
+  Channel(UdpSocket& socket, std::unique_ptr<DatagramChannel> channel)
+      : socket(socket), channel(std::move(channel)) {}
+
+  size_t process(size_t max_datagrams) { return channel->process(*this, max_datagrams); }
+  void settle() { channel->settle(*this); }
+
+  void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
+                           unsigned from_length) override {
+    ++socket.stats_.datagrams_in;
+    socket.stats_.bytes_in += data.size();
+    socket.handler_->on_datagram(socket, data,
+                                 Address::from_sockaddr(from, socklen_t(from_length)));
+  }
+  void on_channel_truncated() override { ++socket.stats_.dropped_truncated; }
+  void on_channel_sent(size_t bytes) override {
+    ++socket.stats_.datagrams_out;
+    socket.stats_.bytes_out += bytes;
+  }
+  void on_channel_send_failed(int err) override { socket.count_send_error(err, 1); }
+  bool on_channel_receive_error(int err) override {
+    if (is_datagram_peer_error(err)) {
+      ++socket.stats_.peer_errors;
+      return true;
+    }
+    error = err ? err : EIO;
+    return false;
+  }
+
+  UdpSocket& socket;
+  std::unique_ptr<DatagramChannel> channel;
+  int error = 0;              // it stopped receiving: back to readiness after process()
+  bool queued_sends = false;  // a send went to the channel during this process()
+};
+
 Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Address& address,
                                                    std::unique_ptr<DatagramHandler> handler,
                                                    const UdpOptions& options) {
@@ -75,7 +112,7 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
     co.buffers = options.completion_buffers;
     auto channel = s->watcher_.open_datagram_channel(s->fd_.get(), co);
     if (channel) {
-      s->channel_ = std::move(*channel);
+      s->channel_ = std::make_unique<Channel>(*s, std::move(*channel));
       return s;
     }
     if (channel.error() != std::errc::not_supported)
@@ -109,53 +146,32 @@ UdpSocket::~UdpSocket() {
 }
 
 void UdpSocket::drop_channel() {
-  channel_->settle(*this);  // its last replies go out (and are counted)
+  channel_->settle();       // its last replies go out (and are counted)
   channel_.reset();         // before the watcher stops: it reports to the watcher's token
   watcher_.stop();
 }
 
 void UdpSocket::settle() {
-  if (channel_) channel_->settle(*this);
+  if (channel_) channel_->settle();
 }
 
 void UdpSocket::on_channel_work() {
   // One batch per report, as one recvmmsg would take; the poller reports the rest at its
   // next wait, which also hands this batch's replies to the kernel.
   in_batch_ = true;
-  queued_sends_ = false;
-  size_t got = channel_->process(*this, options_.batch);
+  channel_->queued_sends = false;
+  size_t got = channel_->process(options_.batch);
   in_batch_ = false;
   if (got > 0) ++stats_.receive_calls;
-  if (queued_sends_) ++stats_.send_calls;
-  if (channel_error_) {
+  if (channel_->queued_sends) ++stats_.send_calls;
+  if (const int err = channel_->error) {
     log_warn("udp {}: {} stopped receiving by completion ({}); serving it by readiness",
-             local_.to_string(), loop_.backend_name(), std::strerror(channel_error_));
-    channel_error_ = 0;
+             local_.to_string(), loop_.backend_name(), std::strerror(err));
     drop_channel();
     if (auto ec = serve_by_readiness())
       log_error("udp {}: cannot serve it by readiness either: {}", local_.to_string(), ec.message());
   }
 }
-
-void UdpSocket::on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
-                                    unsigned from_length) {
-  ++stats_.datagrams_in;
-  stats_.bytes_in += data.size();
-  handler_->on_datagram(*this, data, Address::from_sockaddr(from, socklen_t(from_length)));
-}
-
-void UdpSocket::on_channel_truncated() { ++stats_.dropped_truncated; }
-
-void UdpSocket::on_channel_sent(size_t bytes) {
-  ++stats_.datagrams_out;
-  stats_.bytes_out += bytes;
-}
-
-void UdpSocket::on_channel_send_failed(int err) { count_send_error(err, 1); }
-
-void UdpSocket::on_channel_peer_error(int) { ++stats_.peer_errors; }
-
-void UdpSocket::on_channel_failed(int err) { channel_error_ = err ? err : EIO; }
 
 void UdpSocket::on_readable() {
   // At least one receive per wake-up: reading nothing would leave the (level-triggered)
@@ -267,12 +283,12 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
     return false;
   }
   if (channel_) {
-    if (!channel_->send(to.sockaddr_ptr(), unsigned(to.length()), data, n)) {
+    if (!channel_->channel->send(to.sockaddr_ptr(), unsigned(to.length()), data, n)) {
       ++stats_.dropped_send_full;  // more in flight than the channel has room for
       return true;  // as if the kernel had refused it later: counted, not refused
     }
     if (in_batch_)
-      queued_sends_ = true;
+      channel_->queued_sends = true;
     else
       ++stats_.send_calls;
     return true;

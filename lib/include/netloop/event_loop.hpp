@@ -23,6 +23,11 @@
 namespace netloop {
 
 class IoWatcher;
+// I/O by completion (lib/src/completion.hpp, private to the library): io_uring's datagram
+// channels, which UdpSocket asks for through its IoWatcher.
+class CompletionIo;
+class DatagramChannel;
+struct DatagramChannelOptions;
 
 // Anything the loop may destroy for its owner once the current iteration is over
 // (a connection closed inside its own callback, say).
@@ -82,6 +87,9 @@ class EventLoop {
 
   std::string_view backend_name() const noexcept { return poller_->name(); }
   Poller& poller() noexcept { return *poller_; }
+  // The backend's completion side (io_uring), on the same ring and the same wait as its
+  // readiness; null on the readiness backends (epoll, kqueue, poll, select).
+  CompletionIo* completion() const noexcept;
 
   // 64 KiB read area shared by every connection of this loop (muduo's readv trick):
   // a connection owns no input storage while it keeps up.
@@ -156,9 +164,10 @@ class IoWatcher {
 
   // Registers `fd` now (errors come back here: EBADF, FD_SETSIZE limits, ENOMEM).
   std::error_code start(int fd, Interest interest);
-  // Serves `fd` (a bound UDP socket) through the poller's datagram channel instead: the
-  // callback hears ready::readable when the channel has work for its process(). ENOTSUP
-  // when the backend has no channels. Destroy the channel before stop()ping the watcher.
+  // Serves `fd` (a bound UDP socket) by the loop's completion I/O instead: a datagram
+  // channel, whose work the callback hears of as ready::readable (time for its process()).
+  // ENOTSUP when the loop has no completion I/O (a readiness backend). Destroy the channel
+  // before stop()ping the watcher.
   Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(
       int fd, const DatagramChannelOptions& options);
   void set_interest(Interest interest);
@@ -180,7 +189,7 @@ class IoWatcher {
   Interest wanted_ = Interest::none;
   Interest registered_ = Interest::none;
   bool queued_ = false;
-  bool channel_ = false;  // served by a datagram channel: nothing registered with add()
+  bool channel_ = false;  // served by a datagram channel: nothing registered with the poller
   std::error_code error_;
 };
 

@@ -59,7 +59,7 @@ struct UdpStats {
   }
 };
 
-class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
+class UdpSocket final : public DatagramSocket {
  public:
   static Result<std::unique_ptr<UdpSocket>> bind(EventLoop& loop, const Address& address,
                                                  std::unique_ptr<DatagramHandler> handler,
@@ -89,14 +89,6 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   void on_channel_work();
   std::error_code serve_by_readiness();
   void drop_channel();  // settles the channel, closes it and stops the watcher
-  // DatagramChannelSink
-  void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
-                           unsigned from_length) override;
-  void on_channel_truncated() override;
-  void on_channel_sent(size_t bytes) override;
-  void on_channel_send_failed(int err) override;
-  void on_channel_peer_error(int err) override;
-  void on_channel_failed(int err) override;
   size_t receive_batch(size_t n);  // receives up to n; returns how many (0: none for now)
   void flush();
   void send_now(const Address& to, const void* data, size_t n);  // one sendto, counted
@@ -114,11 +106,10 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   Address local_;
   std::unique_ptr<DatagramHandler> handler_;
   UdpOptions options_;
-  struct Batch;  // the platform's message headers and the receive area
-  std::unique_ptr<Batch> batch_;  // readiness only
-  std::unique_ptr<DatagramChannel> channel_;  // completion only
-  int channel_error_ = 0;        // set by on_channel_failed: back to readiness after process()
-  bool queued_sends_ = false;    // a send went to the channel during this process()
+  struct Batch;    // the platform's message headers and the receive area
+  struct Channel;  // the loop's datagram channel, and what the socket makes of its reports
+  std::unique_ptr<Batch> batch_;      // readiness only
+  std::unique_ptr<Channel> channel_;  // completion only
   Buffer tx_;                   // copies of queued replies, emptied by every flush
   std::vector<Pending> pending_;
   TimerSet timers_;
