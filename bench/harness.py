@@ -660,7 +660,7 @@ def pairs(rows, a, b, key=lambda r: r["round"], who=lambda r: r["server"]):
 
 def paired_ratios(me, them, pairs_, metrics):
     """For each (name, key): the ratio of the medians `me`/`them` as name, and the median
-    of the per-round ratios as name_paired; for the last metric also its bootstrap interval."""
+    of the per-round ratios as name_paired; for the first metric also its bootstrap interval."""
     out = {}
     for name, key in metrics:
         per_round = [ratio(a.get(key), b.get(key)) for a, b in pairs_]

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #endif
 
+#include "completion.hpp"
 #include "netloop/log.hpp"
 #include "signal_pipe.hpp"
 
@@ -274,6 +275,12 @@ void EventLoop::run_deferred() {
 TimerId EventLoop::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
   assert_in_loop_thread();
   return timers_.add(now_ + delay, repeat, std::move(fn));
+}
+
+CompletionIo* EventLoop::completion() const noexcept {
+  // A backend with a completion side implements it on its poller object (one ring, one
+  // wait). Asked once per socket, so the cast is not worth a member.
+  return dynamic_cast<CompletionIo*>(poller_.get());
 }
 
 }  // namespace netloop

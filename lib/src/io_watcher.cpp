@@ -2,6 +2,8 @@
 #include "netloop/event_loop.hpp"
 #include "netloop/io_watcher.hpp"
 
+#include "completion.hpp"
+
 namespace netloop {
 
 std::error_code IoWatcher::start(int fd, Interest interest) {
@@ -27,7 +29,9 @@ Result<std::unique_ptr<DatagramChannel>> IoWatcher::open_datagram_channel(
     int fd, const DatagramChannelOptions& options) {
   loop_.assert_in_loop_thread();
   if (active()) stop();
-  auto channel = loop_.poller_->open_datagram_channel(fd, this, options);
+  CompletionIo* completion = loop_.completion();
+  if (!completion) return make_error(ENOTSUP);
+  auto channel = completion->open_datagram_channel(fd, this, options);
   if (!channel) return channel.error();
   fd_ = fd;
   wanted_ = registered_ = Interest::read;  // what its reports look like to dispatch()

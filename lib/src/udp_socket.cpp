@@ -1,11 +1,14 @@
-// UdpSocket: batched receive and send, truncation and ICMP-error handling.
+// UdpSocket: batched receive and send, truncation and ICMP-error handling, and the
+// handler's open, drain and close.
 #include "netloop/udp_socket.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "completion.hpp"
 #include "datagram_errors.hpp"
 #include "netloop/log.hpp"
 
@@ -46,6 +49,42 @@ struct UdpSocket::Batch {
 #endif
 };
 
+// By completion: the channel, and the socket's side of it (the sink of its reports).
+struct UdpSocket::Channel final : DatagramChannelSink {
+  Channel(UdpSocket& socket, std::unique_ptr<DatagramChannel> channel)
+      : socket(socket), channel(std::move(channel)) {}
+
+  size_t process(size_t max_datagrams) { return channel->process(*this, max_datagrams); }
+  void settle() { channel->settle(*this); }
+
+  void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
+                           unsigned from_length) override {
+    ++socket.stats_.datagrams_in;
+    socket.stats_.bytes_in += data.size();
+    socket.handler_->on_datagram(socket, data,
+                                 Address::from_sockaddr(from, socklen_t(from_length)));
+  }
+  void on_channel_truncated() override { ++socket.stats_.dropped_truncated; }
+  void on_channel_sent(size_t bytes) override {
+    ++socket.stats_.datagrams_out;
+    socket.stats_.bytes_out += bytes;
+  }
+  void on_channel_send_failed(int err) override { socket.count_send_error(err, 1); }
+  bool on_channel_receive_error(int err) override {
+    if (is_datagram_peer_error(err)) {
+      ++socket.stats_.peer_errors;
+      return true;
+    }
+    error = err ? err : EIO;
+    return false;
+  }
+
+  UdpSocket& socket;
+  std::unique_ptr<DatagramChannel> channel;
+  int error = 0;              // it stopped receiving: back to readiness after process()
+  bool queued_sends = false;  // a send went to the channel during this process()
+};
+
 Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Address& address,
                                                    std::unique_ptr<DatagramHandler> handler,
                                                    const UdpOptions& options) {
@@ -75,14 +114,16 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
     co.buffers = options.completion_buffers;
     auto channel = s->watcher_.open_datagram_channel(s->fd_.get(), co);
     if (channel) {
-      s->channel_ = std::move(*channel);
-      return s;
-    }
-    if (channel.error() != std::errc::not_supported)
+      s->channel_ = std::make_unique<Channel>(*s, std::move(*channel));
+    } else if (channel.error() != std::errc::not_supported) {
       log_warn("udp {}: {} cannot serve it by completion ({}); serving it by readiness",
                local.to_string(), loop.backend_name(), channel.error().message());
+    }
   }
-  if (auto ec = s->serve_by_readiness()) return ec;
+  if (!s->channel_)
+    if (auto ec = s->serve_by_readiness()) return ec;  // never opened: no on_close either
+  s->open_ = true;
+  s->handler_->on_open(*s);
   return s;
 }
 
@@ -90,72 +131,105 @@ std::error_code UdpSocket::serve_by_readiness() {
   // One spare byte per slot: a datagram that fills the slot exactly is whole, one that
   // would overflow it is reported truncated by the kernel (MSG_TRUNC).
   if (!batch_) batch_ = std::make_unique<Batch>(options_.batch, options_.max_datagram + 1);
-  return watcher_.start(fd_.get(), Interest::read);
+  return watcher_.start(fd_.get(), output_full_ ? Interest::read_write : Interest::read);
 }
 
 UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local,
                      std::unique_ptr<DatagramHandler> handler, const UdpOptions& options)
     : loop_(loop),
       fd_(std::move(fd)),
-      watcher_(loop, [this](uint32_t) { channel_ ? on_channel_work() : on_readable(); }),
+      watcher_(loop, [this](uint32_t ready) { on_ready(ready); }),
+      room_watcher_(loop, [this](uint32_t) { on_room(); }),
       local_(local),
       handler_(std::move(handler)),
       options_(options),
       timers_(loop) {}
 
 UdpSocket::~UdpSocket() {
+  stop_serving({CloseReason::shutdown, {}});
+}
+
+void UdpSocket::stop_serving(const CloseInfo& info) {
+  const bool was_open = std::exchange(open_, false);  // first: send_to refuses from here
+  output_full_ = false;                               // and no on_drain comes any more
   if (channel_) drop_channel();
   watcher_.stop();
+  room_watcher_.stop();
+  timers_.cancel_all();
+  if (was_open) handler_->on_close(*this, info);
 }
 
 void UdpSocket::drop_channel() {
-  channel_->settle(*this);  // its last replies go out (and are counted)
+  channel_->settle();       // its last replies go out (and are counted)
   channel_.reset();         // before the watcher stops: it reports to the watcher's token
   watcher_.stop();
+  room_watcher_.stop();     // readiness, if it comes to that, waits with watcher_ itself
+}
+
+void UdpSocket::on_ready(uint32_t ready) {
+  if (channel_) {
+    on_channel_work();
+    return;
+  }
+  if (auto ec = watcher_.error()) {  // the poller refused an interest change: unregistered
+    log_error("udp {}: the poller dropped it ({}); it stops serving", local_.to_string(),
+              ec.message());
+    stop_serving({CloseReason::error, ec});
+    return;
+  }
+  if (ready & ready::writable) on_room();
+  if (ready & ~ready::writable) on_readable();
 }
 
 void UdpSocket::settle() {
-  if (channel_) channel_->settle(*this);
+  if (channel_) channel_->settle();
 }
 
 void UdpSocket::on_channel_work() {
   // One batch per report, as one recvmmsg would take; the poller reports the rest at its
   // next wait, which also hands this batch's replies to the kernel.
   in_batch_ = true;
-  queued_sends_ = false;
-  size_t got = channel_->process(*this, options_.batch);
+  channel_->queued_sends = false;
+  size_t got = channel_->process(options_.batch);
   in_batch_ = false;
   if (got > 0) ++stats_.receive_calls;
-  if (queued_sends_) ++stats_.send_calls;
-  if (channel_error_) {
+  if (channel_->queued_sends) ++stats_.send_calls;
+  if (const int err = channel_->error) {
     log_warn("udp {}: {} stopped receiving by completion ({}); serving it by readiness",
-             local_.to_string(), loop_.backend_name(), std::strerror(channel_error_));
-    channel_error_ = 0;
+             local_.to_string(), loop_.backend_name(), std::strerror(err));
     drop_channel();
-    if (auto ec = serve_by_readiness())
+    if (auto ec = serve_by_readiness()) {
       log_error("udp {}: cannot serve it by readiness either: {}", local_.to_string(), ec.message());
+      stop_serving({CloseReason::error, ec});
+    }
   }
 }
 
-void UdpSocket::on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
-                                    unsigned from_length) {
-  ++stats_.datagrams_in;
-  stats_.bytes_in += data.size();
-  handler_->on_datagram(*this, data, Address::from_sockaddr(from, socklen_t(from_length)));
+void UdpSocket::wait_for_room() {
+  if (output_full_ || !open_) return;
+  output_full_ = true;
+  if (!channel_) {
+    watcher_.set_interest(Interest::read_write);
+    return;
+  }
+  // By completion the poller knows nothing of this socket: a watcher of its own asks for
+  // write space (io_uring's readiness side, on the same ring).
+  if (auto ec = room_watcher_.start(fd_.get(), Interest::write)) {
+    log_warn("udp {}: cannot wait for send buffer space ({}); no on_drain will follow",
+             local_.to_string(), ec.message());
+    output_full_ = false;
+  }
 }
 
-void UdpSocket::on_channel_truncated() { ++stats_.dropped_truncated; }
-
-void UdpSocket::on_channel_sent(size_t bytes) {
-  ++stats_.datagrams_out;
-  stats_.bytes_out += bytes;
+void UdpSocket::on_room() {
+  if (!output_full_) return;
+  output_full_ = false;
+  if (channel_)
+    room_watcher_.stop();
+  else
+    watcher_.set_interest(Interest::read);
+  handler_->on_drain(*this);
 }
-
-void UdpSocket::on_channel_send_failed(int err) { count_send_error(err, 1); }
-
-void UdpSocket::on_channel_peer_error(int) { ++stats_.peer_errors; }
-
-void UdpSocket::on_channel_failed(int err) { channel_error_ = err ? err : EIO; }
 
 void UdpSocket::on_readable() {
   // At least one receive per wake-up: reading nothing would leave the (level-triggered)
@@ -266,13 +340,15 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
     ++stats_.dropped_too_large;
     return false;
   }
+  if (!open_) return false;  // stopped serving (or not yet started): nothing goes out
   if (channel_) {
-    if (!channel_->send(to.sockaddr_ptr(), unsigned(to.length()), data, n)) {
+    if (!channel_->channel->send(to.sockaddr_ptr(), unsigned(to.length()), data, n)) {
       ++stats_.dropped_send_full;  // more in flight than the channel has room for
+      wait_for_room();
       return true;  // as if the kernel had refused it later: counted, not refused
     }
     if (in_batch_)
-      queued_sends_ = true;
+      channel_->queued_sends = true;
     else
       ++stats_.send_calls;
     return true;
@@ -305,8 +381,10 @@ void UdpSocket::send_now(const Address& to, const void* data, size_t n) {
 }
 
 void UdpSocket::count_send_error(int err, size_t dropped) {
-  if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) stats_.dropped_send_full += dropped;
-  else if (err == EMSGSIZE) stats_.dropped_too_large += dropped;
+  if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+    stats_.dropped_send_full += dropped;
+    wait_for_room();
+  } else if (err == EMSGSIZE) stats_.dropped_too_large += dropped;
   else if (is_datagram_peer_error(err)) stats_.peer_errors += dropped;
   else {
     stats_.dropped_send_error += dropped;
@@ -388,6 +466,6 @@ TimerId UdpSocket::start_timer(Duration delay, Duration repeat, std::function<vo
   return timers_.start(delay, repeat, std::move(fn));
 }
 
-void UdpSocket::cancel_timer(TimerId id) { timers_.cancel(id); }
+bool UdpSocket::cancel_timer(TimerId id) { return timers_.cancel(id); }
 
 }  // namespace netloop

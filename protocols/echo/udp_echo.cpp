@@ -5,8 +5,10 @@ namespace netloop::echo {
 
 void UdpEchoHandler::on_datagram(DatagramSocket& socket, std::span<const std::byte> data,
                                  const Address& from) {
-  // A false return means the reply was dropped and counted (full send buffer): UDP
-  // promises nothing more, and buffering without bound is worse.
+  // A reply the kernel has no room for is dropped and counted by the socket: UDP promises
+  // nothing more, and buffering without bound is worse. An echo only answers, so it has
+  // nothing to hold back while output_full(), and no use for on_drain; on_open and
+  // on_close have nothing to set up or release.
   socket.send_to(from, data);
 }
 

@@ -42,7 +42,7 @@ def plan(name):
         return (quick + ["--duration", "0.3", "--clients", "1"], ["config", "rounds", "results"], skipped)
     if name == "pollers":
         return (quick + ["--duration", "0.3", "--idle", "0,16", "--connections", "2"],
-                ["config", "rounds", "medians"], skipped)
+                ["config", "rounds", "medians", "paired"], skipped)
     if name == "threads":
         args = quick + ["--duration", "1", "--http-connections", "2", "--echo-connections", "2"]
         if tool("wrk") is None:

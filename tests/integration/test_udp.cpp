@@ -1,12 +1,18 @@
 // UDP over real loopback sockets: UdpSocket + the UDP echo handler against plain client
 // sockets (every one with a receive timeout). Whole, byte-exact datagrams up to 65,507
 // bytes on IPv4 and IPv6, 100 clients at once, batched receive and send, truncation,
-// peers that vanish, oversized replies and bind errors; every case on every backend.
+// peers that vanish, oversized replies and bind errors; every case on every backend. The
+// handler's life (on_open, on_drain, on_close) and the socket's timers at the end.
 #include "support.hpp"
 
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
+
+#include <sys/syscall.h>
+
+#include "../unit/seccomp_refuse.hpp"
 
 #include "echo/udp_echo.hpp"
 #include "netloop/datagram.hpp"
@@ -1151,17 +1157,11 @@ TEST_CASE("UDP by completion: io_uring serves a socket by completion, the others
       REQUIRE(d.has_value());
       CHECK(d->data == "which way");
     }
-    // Readiness backends have no channels to offer.
-    if (backend != "io_uring") {
-      std::string why;
-      auto poller = netloop::create_poller(backend, &why);
-      REQUIRE_MESSAGE(poller.ok(), why);
-      Sock s = udp_client();
-      int token = 0;
-      auto ch = (*poller)->open_datagram_channel(s.get(), &token, {});
-      CHECK_FALSE(ch.ok());
-      CHECK(ch.error() == std::errc::not_supported);
-    }
+    // Readiness backends have no completion I/O, so no channels, to offer.
+    std::string why;
+    auto loop = netloop::EventLoop::create(backend, &why);
+    REQUIRE_MESSAGE(loop.ok(), why);
+    CHECK(((*loop)->completion() != nullptr) == (backend == "io_uring"));
   }
 }
 
@@ -1299,5 +1299,150 @@ TEST_CASE("UDP by completion: closing a socket with datagrams and replies in fli
     CHECK_MESSAGE(::bind(again.get(), at.sockaddr_ptr(), at.length()) == 0,
                   "port " << at.port() << " still taken: " << std::strerror(errno));
     loop.run_once(0);  // stale completions of the closed channel are ignored
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The handler's life: on_open, on_drain, on_close
+
+namespace {
+
+// Writes down every call and what the socket said at that moment. on_open greets `greet`
+// (when set), on_datagram echoes, on_close tries one more send (which must be refused).
+struct LifeRecorder final : DatagramHandler {
+  LifeRecorder(std::shared_ptr<std::vector<std::string>> log, std::optional<Address> greet)
+      : log(std::move(log)), greet(greet) {}
+
+  void on_open(DatagramSocket& s) override {
+    std::string line = s.is_open() ? "open" : "open (not open?)";
+    if (greet) {
+      const bool taken = s.send_to(*greet, "hello");
+      line += taken ? "" : " (hello refused?)";
+      if (s.output_full()) line += ", output full";
+    }
+    log->push_back(line);
+  }
+  void on_datagram(DatagramSocket& s, std::span<const std::byte> data, const Address& from) override {
+    log->push_back("datagram " + std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+    s.send_to(from, data);
+  }
+  void on_drain(DatagramSocket& s) override {
+    log->push_back(s.output_full() ? "drain (still full?)" : "drain");
+  }
+  void on_close(DatagramSocket& s, const netloop::CloseInfo& info) override {
+    std::string line = "close " + std::string(netloop::to_string(info.reason));
+    if (info.error) line += " " + info.error.message();
+    if (s.is_open()) line += " (still open?)";
+    if (greet && s.send_to(*greet, "after close")) line += " (sent after close?)";
+    log->push_back(line);
+  }
+
+  std::shared_ptr<std::vector<std::string>> log;
+  std::optional<Address> greet;
+};
+
+using Log = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("UDP handler life: on_open when bound, on_close(shutdown) when the socket goes; every backend, readiness and completion") {
+  for (const auto& backend : usable_backends()) {
+    for (bool completion : {false, true}) {
+      CAPTURE(backend);
+      CAPTURE(completion);
+      auto log = std::make_shared<Log>();
+      Sock c = udp_client();
+      const Address client = local_of(c.get());
+      UdpOptions opt;
+      opt.completion = completion;
+      {
+        LocalServer server(backend, [&] { return std::make_unique<LifeRecorder>(log, client); }, opt);
+        CHECK(server.socket->is_open());
+        CHECK(*log == Log{"open"});  // before bind() returned
+        // on_open's greeting goes out (by completion: with the loop's next wait).
+        server.run_until([] { return true; });
+        auto hello = recv_dgram(c.get(), 2s);
+        REQUIRE_MESSAGE(hello.has_value(), "the greeting sent from on_open never arrived");
+        CHECK(hello->data == "hello");
+        CHECK(hello->from == server.address());
+
+        REQUIRE(send_dgram(c.get(), server.address(), "ping"));
+        REQUIRE(server.run_until([&] { return server.stats().datagrams_out == 2; }));
+        auto echoed = recv_dgram(c.get(), 2s);
+        REQUIRE(echoed.has_value());
+        CHECK(echoed->data == "ping");
+
+        // The socket's timers: cancel_timer says whether the timer was still pending.
+        auto& s = *server.socket;
+        bool fired = false;
+        netloop::TimerId later = s.start_timer(1h, netloop::Duration::zero(), [] {});
+        netloop::TimerId soon = s.start_timer(1ms, netloop::Duration::zero(), [&] { fired = true; });
+        CHECK(s.cancel_timer(later));
+        CHECK_FALSE(s.cancel_timer(later));
+        REQUIRE(server.run_until([&] { return fired; }));
+        CHECK_FALSE(s.cancel_timer(soon));
+        CHECK(log->size() == 2);  // nothing but open and the datagram so far: no on_drain
+      }  // the socket goes
+      CHECK(*log == Log{"open", "datagram ping", "close shutdown"});
+      CHECK(nothing_arrives(c.get(), 50ms));  // not even the send tried in on_close
+    }
+  }
+}
+
+TEST_CASE("UDP handler life: a send the kernel refuses sets output_full, on_drain follows once the socket is writable; every backend by readiness") {
+  // Loopback never pushes back on UDP (a datagram's memory is given back to its sender as
+  // it is delivered), so a seccomp filter on the loop's own thread makes every sendto fail
+  // with EAGAIN, as a full send buffer does. The writability that ends it is the kernel's.
+  for (const auto& backend : usable_backends()) {
+    CAPTURE(backend);
+    Sock c = udp_client();
+    const Address client = local_of(c.get());
+    struct Outcome {
+      std::string setup_error;  // the filter, the loop or the bind failed
+      Log log;
+      uint64_t dropped = 0;
+      bool drained = false;
+      uint64_t idle_iterations = 0;  // loop iterations in 300 ms after on_drain
+    } out;
+    std::thread loop_thread([&] {
+      if (!nltest::refuse_syscall(__NR_sendto, EAGAIN)) {
+        out.setup_error = std::string("seccomp filter: ") + std::strerror(errno);
+        return;
+      }
+      std::string why;
+      auto l = netloop::EventLoop::create(backend, &why);
+      if (!l) {
+        out.setup_error = "loop: " + why;
+        return;
+      }
+      auto log = std::make_shared<Log>();
+      UdpOptions opt;
+      opt.completion = false;  // by completion the sends would not go through sendto
+      auto s = UdpSocket::bind(**l, Address::ipv4_loopback(0),
+                               std::make_unique<LifeRecorder>(log, client), opt);
+      if (!s) {
+        out.setup_error = "bind: " + s.error().message();
+        return;
+      }
+      auto deadline = SteadyClock::now() + 5s;
+      while (log->size() < 2 && SteadyClock::now() < deadline) (*l)->run_once(20);
+      out.drained = log->size() >= 2;
+      // Write interest must be gone again: a loop that still asked for it would wake at
+      // once on every wait (UDP sockets are nearly always writable) instead of sleeping.
+      const uint64_t before = (*l)->iterations();
+      deadline = SteadyClock::now() + 300ms;
+      while (SteadyClock::now() < deadline) (*l)->run_once(100);
+      out.idle_iterations = (*l)->iterations() - before;
+      out.dropped = (*s)->stats().dropped_send_full;
+      s->reset();
+      out.log = *log;
+    });
+    loop_thread.join();
+    REQUIRE_MESSAGE(out.setup_error.empty(), out.setup_error);
+    CHECK(out.drained);
+    CHECK(out.log == Log{"open, output full", "drain", "close shutdown"});
+    CHECK(out.dropped == 1);
+    CHECK_MESSAGE(out.idle_iterations < 20, out.idle_iterations << " iterations in 300 ms idle");
+    CHECK(nothing_arrives(c.get(), 50ms));  // the refused greeting never went out
   }
 }

@@ -24,6 +24,11 @@
 namespace netloop {
 
 class IoWatcher;
+// I/O by completion (lib/src/completion.hpp, private to the library): io_uring's datagram
+// channels, which UdpSocket asks for through its IoWatcher.
+class CompletionIo;
+class DatagramChannel;
+struct DatagramChannelOptions;
 namespace testing {
 class MemoryLoop;
 }
@@ -85,6 +90,9 @@ class EventLoop {
   std::error_code on_signal(int signo, std::function<void()> fn);
 
   std::string_view backend_name() const noexcept { return poller_->name(); }
+  // The backend's completion side (io_uring), on the same ring and the same wait as its
+  // readiness; null on the readiness backends (epoll, kqueue, poll, select).
+  CompletionIo* completion() const noexcept;
 
   // This loop's connection counters: written by the loop, readable from any thread.
   LoopStats& stats() noexcept { return stats_; }

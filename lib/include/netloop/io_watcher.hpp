@@ -28,9 +28,10 @@ class IoWatcher {
 
   // Registers `fd` now (errors come back here: EBADF, FD_SETSIZE limits, ENOMEM).
   std::error_code start(int fd, Interest interest);
-  // Serves `fd` (a bound UDP socket) through the poller's datagram channel instead: the
-  // callback hears ready::readable when the channel has work for its process(). ENOTSUP
-  // when the backend has no channels. Destroy the channel before stop()ping the watcher.
+  // Serves `fd` (a bound UDP socket) by the loop's completion I/O instead: a datagram
+  // channel, whose work the callback hears of as ready::readable (time for its process()).
+  // ENOTSUP when the loop has no completion I/O (a readiness backend). Destroy the channel
+  // before stop()ping the watcher.
   Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(
       int fd, const DatagramChannelOptions& options);
   void set_interest(Interest interest);
@@ -52,7 +53,7 @@ class IoWatcher {
   Interest wanted_ = Interest::none;
   Interest registered_ = Interest::none;
   bool queued_ = false;
-  bool channel_ = false;  // served by a datagram channel: nothing registered with add()
+  bool channel_ = false;  // served by a datagram channel: nothing registered with the poller
   std::error_code error_;
 };
 

@@ -15,7 +15,6 @@
 //   reported whatever the interest, as long as there is one.
 #pragma once
 
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,8 +25,6 @@
 #include <vector>
 
 #include "netloop/result.hpp"
-
-struct sockaddr;
 
 namespace netloop {
 
@@ -57,62 +54,6 @@ struct PollEvent {
   uint32_t ready;  // ready:: bits
 };
 
-// ---------------------------------------------------------------------------------------
-// Datagram channels: an optional capability for backends that do I/O by completion
-// (io_uring). A channel receives a UDP socket's datagrams into buffers of its own and
-// sends what it is given with the backend's next wait, so that one system call can carry
-// a whole iteration's receives and replies. Backends without it (epoll, kqueue, poll,
-// select) refuse to open one, and the socket is served by readiness instead.
-
-struct DatagramChannelOptions {
-  size_t max_datagram = 65535;  // payload room per receive buffer; larger ones are truncated
-  size_t buffers = 128;         // receive buffers lent to the kernel (a power of two, >= 2)
-};
-
-// What a channel hands back to its owner, from DatagramChannel::process() only.
-class DatagramChannelSink {
- public:
-  virtual ~DatagramChannelSink() = default;
-  // One whole datagram and its sender; both are valid only during the call.
-  virtual void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
-                                   unsigned from_length) = 0;
-  // A datagram larger than max_datagram: it was cut short, so it is not delivered.
-  virtual void on_channel_truncated() = 0;
-  // A datagram given to send() went out whole (`bytes`), or was refused (`err`: EAGAIN
-  // or ENOBUFS when the send buffer is full, EMSGSIZE, ECONNREFUSED...).
-  virtual void on_channel_sent(size_t bytes) = 0;
-  virtual void on_channel_send_failed(int err) = 0;
-  // A receive error that stopped nothing (an ICMP error from an earlier send surfacing as
-  // ECONNREFUSED & co.): the channel goes on receiving.
-  virtual void on_channel_peer_error(int err) = 0;
-  // The channel cannot receive on this socket any more (`err`: an old kernel without
-  // multishot receive says EINVAL). Nothing more will come: serve it by readiness.
-  virtual void on_channel_failed(int err) = 0;
-};
-
-class DatagramChannel {
- public:
-  // Stops receiving and forgets every pending send and completion: after it the sink hears
-  // nothing more and the poller reports the token no more. The descriptor stays open.
-  virtual ~DatagramChannel() = default;
-
-  // Hands what completed since the last call to `sink`: at most `max_datagrams` received
-  // datagrams (and their buffers go back to the kernel afterwards), with every send result
-  // and error met on the way. Returns the number of datagrams (and truncated ones)
-  // handled. While more are left, the poller reports the token again at its next wait.
-  virtual size_t process(DatagramChannelSink& sink, size_t max_datagrams) = 0;
-
-  // Queues one datagram for `to`, copying both; it goes to the kernel with the next wait
-  // (or sooner, when the queue is full). The result reaches the sink from a later
-  // process(). False: it cannot be queued (too many in flight); the caller drops it.
-  virtual bool send(const sockaddr* to, unsigned to_length, const void* data, size_t n) = 0;
-
-  // Hands every queued send to the kernel now and reports their results to `sink` (the
-  // datagrams received meanwhile wait for process()). For an owner about to read its
-  // counters for good or to close the channel.
-  virtual void settle(DatagramChannelSink& sink) = 0;
-};
-
 class Poller {
  public:
   virtual ~Poller() = default;
@@ -122,15 +63,6 @@ class Poller {
   virtual std::error_code modify(int fd, Interest interest, void* token) = 0;
   virtual std::error_code remove(int fd) = 0;
   virtual Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) = 0;
-
-  // Serves `fd` (a bound, nonblocking UDP socket, not added to this poller) through a
-  // datagram channel, whose work wait() reports as ready::readable with `token`.
-  // ENOTSUP when the backend has no channels (every readiness backend does so).
-  virtual Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(
-      int fd, void* token, const DatagramChannelOptions& options) {
-    (void)fd, (void)token, (void)options;
-    return make_error(ENOTSUP);
-  }
 };
 
 struct BackendInfo {

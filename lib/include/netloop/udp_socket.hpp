@@ -1,5 +1,6 @@
 // UdpSocket: a bound UDP socket driving one datagram handler, with batched receive and
-// send (recvmmsg/sendmmsg on Linux, recvfrom/sendto elsewhere).
+// send (recvmmsg/sendmmsg on Linux, recvfrom/sendto elsewhere). The handler hears on_open
+// when bind() succeeds and on_close when the socket is destroyed or can serve no more.
 #pragma once
 
 #include <memory>
@@ -60,18 +61,20 @@ struct UdpStats {
   }
 };
 
-class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
+class UdpSocket final : public DatagramSocket {
  public:
   static Result<std::unique_ptr<UdpSocket>> bind(EventLoop& loop, const Address& address,
                                                  std::unique_ptr<DatagramHandler> handler,
                                                  const UdpOptions& options = {});
-  ~UdpSocket() override;
+  ~UdpSocket() override;  // on_close(shutdown), if still serving
 
   bool send_to(const Address& to, const void* data, size_t n) override;
   using DatagramSocket::send_to;
+  bool output_full() const noexcept override { return output_full_; }
+  bool is_open() const noexcept override { return open_; }
   const Address& local_address() const noexcept override { return local_; }
   TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
-  void cancel_timer(TimerId id) override;
+  bool cancel_timer(TimerId id) override;
   TimePoint now() const noexcept override { return loop_.now(); }
 
   const UdpStats& stats() const noexcept { return stats_; }
@@ -86,18 +89,14 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
  private:
   UdpSocket(EventLoop& loop, Fd fd, const Address& local, std::unique_ptr<DatagramHandler> handler,
             const UdpOptions& options);
+  void on_ready(uint32_t ready);
   void on_readable();
   void on_channel_work();
+  void stop_serving(const CloseInfo& info);  // stops both ways, then on_close
+  void wait_for_room();  // a send was dropped for a full buffer: on_drain when writable
+  void on_room();
   std::error_code serve_by_readiness();
   void drop_channel();  // settles the channel, closes it and stops the watcher
-  // DatagramChannelSink
-  void on_channel_datagram(std::span<const std::byte> data, const sockaddr* from,
-                           unsigned from_length) override;
-  void on_channel_truncated() override;
-  void on_channel_sent(size_t bytes) override;
-  void on_channel_send_failed(int err) override;
-  void on_channel_peer_error(int err) override;
-  void on_channel_failed(int err) override;
   size_t receive_batch(size_t n);  // receives up to n; returns how many (0: none for now)
   void flush();
   void send_now(const Address& to, const void* data, size_t n);  // one sendto, counted
@@ -112,17 +111,21 @@ class UdpSocket final : public DatagramSocket, private DatagramChannelSink {
   EventLoop& loop_;
   Fd fd_;
   IoWatcher watcher_;
+  // By completion the socket is not registered with the poller; while a dropped send waits
+  // for room, this watcher asks it for write space alone.
+  IoWatcher room_watcher_;
   Address local_;
   std::unique_ptr<DatagramHandler> handler_;
   UdpOptions options_;
-  struct Batch;  // the platform's message headers and the receive area
-  std::unique_ptr<Batch> batch_;  // readiness only
-  std::unique_ptr<DatagramChannel> channel_;  // completion only
-  int channel_error_ = 0;        // set by on_channel_failed: back to readiness after process()
-  bool queued_sends_ = false;    // a send went to the channel during this process()
+  struct Batch;    // the platform's message headers and the receive area
+  struct Channel;  // the loop's datagram channel, and what the socket makes of its reports
+  std::unique_ptr<Batch> batch_;      // readiness only
+  std::unique_ptr<Channel> channel_;  // completion only
   Buffer tx_;                   // copies of queued replies, emptied by every flush
   std::vector<Pending> pending_;
   TimerSet timers_;
+  bool open_ = false;         // from on_open until on_close
+  bool output_full_ = false;  // a send was dropped for a full buffer: on_drain is owed
   bool in_batch_ = false;
   bool single_receive_ = false;  // the batch being handled is one datagram: replies go at once
   // Light-load mode: one datagram per wake-up, with a full-batch probe every few.

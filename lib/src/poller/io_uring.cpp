@@ -1,5 +1,5 @@
-// The io_uring backend (Linux, liburing): readiness through poll requests, and datagram
-// channels (io_uring_channel.cpp) that receive and send by completion.
+// The io_uring backend (Linux, liburing): the ring, and readiness through poll requests on
+// it; the datagram channels that share the ring are io_uring_channel.cpp's.
 //
 // The contract is level-triggered, and a multishot poll is edge-like (it completes on
 // wake-ups, not while data sits unread), so each descriptor carries one one-shot poll,
@@ -83,9 +83,8 @@ std::string probe() {
 
 UringPoller::~UringPoller() {
   // Channels and watchers are gone by now; the kernel lets go of everything with the ring,
-  // and only then may the memory it could still write to go.
+  // and only then may the memory it could still write to go (with channels_, after this).
   if (initialized_) io_uring_queue_exit(&ring_);
-  retired_.clear();
 }
 
 int UringPoller::init() {
@@ -161,7 +160,7 @@ Result<size_t> UringPoller::wait(std::span<PollEvent> out, int timeout_ms) {
     if (!arm_pending()) return make_error(EBUSY);
     // Work already in hand (readiness taken early, channels with completions left over)
     // is reported without sleeping.
-    const bool poll_only = timeout_ms == 0 || !pending_.empty() || !listed_.empty() ||
+    const bool poll_only = timeout_ms == 0 || !pending_.empty() || channels_.waiting() > 0 ||
                            io_uring_cq_ready(&ring_) > 0;
     // Sends queued since the last submission complete within this system call (they carry
     // MSG_DONTWAIT), and their completions end the wait at once: their results are
@@ -217,11 +216,7 @@ bool UringPoller::arm_pending() {
     r.armed = true;
   }
   to_arm_.clear();
-  if (!arm_channels_.empty()) {
-    std::vector<UringChannel*> again;
-    again.swap(arm_channels_);
-    for (UringChannel* ch : again) ch->arm();  // one that still finds no room asks again
-  }
+  channels_.arm_pending();
   return true;
 }
 
@@ -234,7 +229,7 @@ size_t UringPoller::reap(std::span<PollEvent> out) {
   pending_.erase(pending_.begin(), pending_.begin() + ptrdiff_t(used));
   const size_t first = count;
   io_uring_cqe* cqe = nullptr;
-  while (count + listed_.size() < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0) {
+  while (count + channels_.waiting() < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0) {
     io_uring_cqe c = *cqe;
     io_uring_cqe_seen(&ring_, cqe);
     take(c, out, count);
@@ -243,7 +238,7 @@ size_t UringPoller::reap(std::span<PollEvent> out) {
   // datagrams) happened before it, and a function posted to the loop, say, whose wake-up
   // came with them should see their counts.
   const size_t ready_end = count;
-  count = report_channels(out, count);
+  count = channels_.report(out, count);
   std::rotate(out.begin() + ptrdiff_t(first), out.begin() + ptrdiff_t(ready_end),
               out.begin() + ptrdiff_t(count));
   return count;
@@ -253,20 +248,7 @@ void UringPoller::take(const io_uring_cqe& cqe, std::span<PollEvent> out, size_t
   const uint64_t data = io_uring_cqe_get_data64(&cqe);
   if (data == kIgnoredTag) return;
   if (data & kChannelBit) {
-    const uint32_t slot = uint32_t(data & 0xffff);
-    const uint32_t index = uint32_t((data >> 16) & 0xffffff);
-    const uint32_t gen = uint32_t((data >> 40) & kGenerationMask);
-    UringChannel* ch = index < channels_.size() ? channels_[index] : nullptr;
-    if (!ch || (ch->gen_ & kGenerationMask) != gen) return;  // closed since: stale
-    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
-    if (slot == kReceiveSlot) {
-      if (!more) ch->armed_ = false;
-      ch->done_.push_back({false, cqe.res, cqe.flags});
-    } else {
-      ch->send_done(slot);
-      ch->done_.push_back({true, cqe.res, 0});
-    }
-    list_channel(*ch);
+    channels_.take(cqe);
     return;
   }
   const int fd = int(uint32_t(data));
@@ -306,24 +288,7 @@ void UringPoller::take(const io_uring_cqe& cqe, std::span<PollEvent> out, size_t
     pending_.push_back({r.token, ready});
 }
 
-void UringPoller::list_channel(UringChannel& ch) {
-  if (ch.listed_) return;
-  ch.listed_ = true;
-  listed_.push_back(&ch);
-}
-
-size_t UringPoller::report_channels(std::span<PollEvent> out, size_t count) {
-  size_t used = 0;
-  for (; used < listed_.size() && count < out.size(); ++used) {
-    UringChannel* ch = listed_[used];
-    ch->listed_ = false;
-    out[count++] = {ch->token_, ready::readable};
-  }
-  listed_.erase(listed_.begin(), listed_.begin() + ptrdiff_t(used));
-  return count;
-}
-
-void UringPoller::flush_sends() {
+void UringPoller::submit_and_reap() {
   if (submit() < 0) return;
   io_uring_cqe* cqe = nullptr;
   size_t none = 0;
@@ -332,6 +297,25 @@ void UringPoller::flush_sends() {
     io_uring_cqe_seen(&ring_, cqe);
     take(c, {}, none);  // readiness goes to pending_
   }
+}
+
+void UringPoller::forget_queued(uint64_t tag, uint64_t mask) {
+  io_uring_sq& sq = ring_.sq;
+  for (unsigned i = *sq.khead; i != sq.sqe_tail; ++i) {
+    io_uring_sqe* sqe = &sq.sqes[i & sq.ring_mask];
+    if ((sqe->user_data & mask) != (tag & mask)) continue;
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, kIgnoredTag);
+  }
+}
+
+int UringPoller::register_buffer_ring(const io_uring_buf_reg& reg) {
+  io_uring_buf_reg copy = reg;  // liburing takes it non-const
+  return io_uring_register_buf_ring(&ring_, &copy, 0);
+}
+
+bool UringPoller::unregister_buffer_ring(uint16_t group) {
+  return io_uring_unregister_buf_ring(&ring_, group) == 0;
 }
 
 io_uring_sqe* UringPoller::get_sqe() {

@@ -1,109 +1,69 @@
-// Private: the io_uring backend's poller and datagram channel (io_uring.cpp holds the
-// ring and the readiness polls, io_uring_channel.cpp the channels).
+// Private: the io_uring backend. UringPoller owns the ring and its one wait, and shows two
+// faces: the readiness seam (Poller: one-shot polls, io_uring.cpp) and the completion seam
+// (CompletionIo: datagram channels, UringChannels in io_uring_channel.cpp, which use the
+// ring through the few services UringPoller lends them). One io_uring_enter per wait
+// carries the polls' re-arms, the channels' sends and the wait itself.
 //
-// Completions are told apart by their user_data tag:
-//   readiness poll   (generation << 32) | fd                     (bit 63 clear)
-//   channel receive  kChannelBit | gen << 40 | index << 16 | kReceiveSlot
-//   channel send     kChannelBit | gen << 40 | index << 16 | send slot
-//   ignored          ~0 (cancellations and removals)
+// Completions are told apart by their user_data tag: bit 63 set for a channel's (its
+// layout is io_uring_channel.cpp's business), clear for a readiness poll's
+// ((generation << 32) | fd), and ~0 for completions nobody wants (cancellations, removals).
 #pragma once
 
 #include <liburing.h>
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
+#include "completion.hpp"
 #include "poller/backends.hpp"
 
 namespace netloop::uring {
 
 constexpr uint64_t kIgnoredTag = ~uint64_t(0);
 constexpr uint64_t kChannelBit = uint64_t(1) << 63;
-constexpr uint32_t kReceiveSlot = 0xffff;
-constexpr uint32_t kMaxChannels = 0xffff;  // a channel's index is its buffer group id
-constexpr uint32_t kGenerationMask = (1u << 22) - 1;
-
-constexpr uint64_t channel_tag(uint32_t gen, uint32_t index, uint32_t slot) {
-  return kChannelBit | (uint64_t(gen & kGenerationMask) << 40) | (uint64_t(index) << 16) | slot;
-}
 
 class UringPoller;
+class UringChannel;
+struct ChannelMemory;
 
-// One completion a channel has not handed to its sink yet.
-struct ChannelCompletion {
-  bool send;       // a send's result, else a receive
-  int32_t res;     // bytes, or -errno
-  uint32_t flags;  // the CQE's flags (receive: buffer id, more to come)
-};
-
-// Everything of a channel the kernel may still touch: its receive buffers and buffer ring,
-// and the message headers and payloads of its sends. When a channel cannot be closed
-// cleanly (the ring refuses this thread's submissions), this outlives it in the poller
-// until the ring itself is gone.
-struct ChannelMemory {
-  ChannelMemory(size_t buffers, size_t buffer_bytes, size_t send_slots, size_t send_bytes);
-  ~ChannelMemory();
-  ChannelMemory(const ChannelMemory&) = delete;
-  ChannelMemory& operator=(const ChannelMemory&) = delete;
-  bool ok() const { return area != nullptr && ring != nullptr; }
-
-  struct SendSlot {
-    msghdr header;
-    iovec iov;
-    sockaddr_storage to;
-  };
-
-  size_t buffers;
-  size_t buffer_bytes;
-  size_t area_bytes;
-  size_t ring_bytes;
-  char* area = nullptr;                // buffers * buffer_bytes, mmap'd: untouched pages cost nothing
-  io_uring_buf_ring* ring = nullptr;   // page-aligned, mmap'd
-  std::vector<SendSlot> slots;         // fixed: the kernel reads headers until submission
-  std::unique_ptr<char[]> payload;     // send payloads, bump-allocated
-  size_t payload_bytes;
-};
-
-class UringChannel final : public DatagramChannel {
+// The datagram channels on one ring: their table, and the completions the poller hands
+// over until each channel's owner processes them.
+class UringChannels {
  public:
-  UringChannel(UringPoller& poller, int fd, void* token, uint32_t index, uint32_t gen,
-               std::unique_ptr<ChannelMemory> memory, size_t max_datagram);
-  ~UringChannel() override;
+  explicit UringChannels(UringPoller& ring);
+  // Runs after the ring is gone: only then may memory the kernel could write to be freed.
+  ~UringChannels();
+  UringChannels(const UringChannels&) = delete;
+  UringChannels& operator=(const UringChannels&) = delete;
 
-  size_t process(DatagramChannelSink& sink, size_t max_datagrams) override;
-  bool send(const sockaddr* to, unsigned to_length, const void* data, size_t n) override;
-  void settle(DatagramChannelSink& sink) override;
+  Result<std::unique_ptr<DatagramChannel>> open(int fd, void* token,
+                                                const DatagramChannelOptions& options);
+  // A completion tagged kChannelBit: its channel keeps it for its owner's process().
+  void take(const io_uring_cqe& cqe);
+  // Queues the receives that found the submission queue full earlier.
+  void arm_pending();
+  // Channels with work for their owners, each to be reported once as readable.
+  size_t waiting() const noexcept { return listed_.size(); }
+  // Reports waiting channels into out[count..]; returns the new count.
+  size_t report(std::span<PollEvent> out, size_t count);
 
  private:
-  friend class UringPoller;
-  // Queues the multishot receive (or asks the poller to, at its next wait, when the ring
-  // has no room now).
-  void arm();
-  uint64_t receive_tag() const { return channel_tag(gen_, index_, kReceiveSlot); }
-  void send_done(uint32_t slot);  // a send's completion came back: its slot is free
-  void report_sends(DatagramChannelSink& sink);  // takes the send results off done_
+  friend class UringChannel;
+  void list(UringChannel& ch);
+  void close(UringChannel& ch);
 
-  UringPoller& poller_;
-  int fd_;
-  void* token_;
-  uint32_t index_;
-  uint32_t gen_;
-  size_t max_datagram_;
-  std::unique_ptr<ChannelMemory> mem_;
-  msghdr receive_header_{};  // the shape of every receive: a name, no control data
-  unsigned buffer_mask_;
-  bool armed_ = false;       // a multishot receive is in the kernel
-  bool failed_ = false;      // the kernel refused the receive: nothing more will come
-  bool listed_ = false;      // in the poller's list of channels to report
-  std::vector<ChannelCompletion> done_;
-  size_t done_head_ = 0;
-  std::vector<uint16_t> free_slots_;
-  size_t payload_used_ = 0;
-  size_t in_flight_ = 0;     // sends queued or submitted whose completion has not come back
+  UringPoller& ring_;
+  std::vector<UringChannel*> channels_;    // by index; null when free
+  std::vector<uint32_t> generation_;       // by index
+  std::vector<uint32_t> free_;
+  std::vector<UringChannel*> listed_;      // channels with work for their owner
+  std::vector<UringChannel*> arm_later_;   // receives to queue at the next wait (no room before)
+  std::vector<std::unique_ptr<ChannelMemory>> retired_;  // freed after the ring
 };
 
-class UringPoller final : public Poller {
+class UringPoller final : public Poller, public CompletionIo {
  public:
   UringPoller() = default;
   ~UringPoller() override;
@@ -114,12 +74,30 @@ class UringPoller final : public Poller {
   std::error_code modify(int fd, Interest interest, void* token) override;
   std::error_code remove(int fd) override;
   Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override;
+
   Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(
-      int fd, void* token, const DatagramChannelOptions& options) override;
+      int fd, void* token, const DatagramChannelOptions& options) override {
+    return channels_.open(fd, token, options);
+  }
+
+  // The ring's services to the channels, which share it.
+  bool enabled() const noexcept { return enabled_; }
+  io_uring_sqe* get_sqe();  // null when the queue is full even after a submission
+  int submit();             // hands queued entries to the kernel (and runs its deferred work)
+  // True when the kernel took every queued entry: one it left behind (an allocation failure
+  // stops a submission early) would still read its owner's memory later.
+  bool submit_all() { return submit() >= 0 && io_uring_sq_ready(&ring_) == 0; }
+  // Submits what is queued and takes every completion now: a channel's sends complete as
+  // they go in (MSG_DONTWAIT) and give their room back. Readiness met on the way is kept
+  // for the next wait().
+  void submit_and_reap();
+  // Entries still queued whose tag matches `tag` under `mask` become no-ops: their owner
+  // is going, and its descriptor number may soon be someone else's.
+  void forget_queued(uint64_t tag, uint64_t mask);
+  int register_buffer_ring(const io_uring_buf_reg& reg);  // 0 or -errno
+  bool unregister_buffer_ring(uint16_t group);
 
  private:
-  friend class UringChannel;
-
   struct Reg {
     void* token = nullptr;
     Interest interest = Interest::none;
@@ -132,22 +110,13 @@ class UringPoller final : public Poller {
   bool registered(int fd) const {
     return fd >= 0 && size_t(fd) < regs_.size() && regs_[fd].active;
   }
-  io_uring_sqe* get_sqe();
-  int submit();  // hands queued entries to the kernel (and runs its deferred work)
   bool enable();
   void cancel(int fd, bool submit_now);
   bool arm_pending();
   // Takes every completion the ring holds: readiness into `out` (then into pending_ when
-  // out is full or absent), channel work onto the channels' lists.
+  // out is full or absent), channel work to the channels.
   size_t reap(std::span<PollEvent> out);
   void take(const io_uring_cqe& cqe, std::span<PollEvent> out, size_t& count);
-  size_t report_channels(std::span<PollEvent> out, size_t count);
-  void list_channel(UringChannel& ch);
-  // Called by a channel whose sends have no room: submits the queued ones, which the
-  // kernel runs at once (MSG_DONTWAIT), and takes their completions.
-  void flush_sends();
-  void close_channel(UringChannel& ch);
-  void forget_queued(const UringChannel& ch);  // its unsubmitted entries become no-ops
 
   io_uring ring_{};
   bool initialized_ = false;
@@ -156,13 +125,7 @@ class UringPoller final : public Poller {
   std::vector<Reg> regs_;    // by descriptor
   std::vector<int> to_arm_;  // descriptors whose poll must be (re)armed at the next wait
   std::vector<PollEvent> pending_;  // readiness taken outside a wait, for the next one
-
-  std::vector<UringChannel*> channels_;    // by index; null when free
-  std::vector<uint32_t> channel_gen_;      // by index
-  std::vector<uint32_t> free_channels_;
-  std::vector<UringChannel*> listed_;      // channels with work for their owner
-  std::vector<UringChannel*> arm_channels_;  // receives to queue at the next wait (no room before)
-  std::vector<std::unique_ptr<ChannelMemory>> retired_;  // freed after the ring
+  UringChannels channels_{*this};   // destroyed after ~UringPoller() has closed the ring
 };
 
 }  // namespace netloop::uring

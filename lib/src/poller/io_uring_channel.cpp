@@ -1,29 +1,38 @@
-// io_uring datagram channels: one multishot recvmsg per socket, fed from a ring of
-// provided buffers, and sends as sendmsg entries that go in with the poller's next wait.
+// io_uring datagram channels, the backend's completion side: one multishot recvmsg per
+// UDP socket, fed from a ring of provided buffers, and sends as sendmsg entries that go in
+// with the poller's next wait, all on the poller's ring (io_uring.cpp).
 //
 // Receive: each datagram completes into one of the channel's buffers (io_uring_recvmsg_out
 // header, the sender's address, the payload); process() hands it to the sink and lends the
 // buffer back. The multishot receive ends when the buffers run out (ENOBUFS: the datagrams
 // wait in the socket meanwhile) or on an error; process() queues it again once buffers are
-// back. An ICMP error from an earlier send ends it too, and it is simply queued again.
+// back. An error the sink calls harmless (an ICMP error from an earlier send) ends it too,
+// and it is simply queued again.
 //
 // Send: the header, address and payload are copied into the channel's send slots, whose
 // memory stays put until the send's completion. With MSG_DONTWAIT the kernel runs each
 // send as it is submitted and completes it then (a full send buffer completes it with
 // EAGAIN rather than parking it), so the poller's wait counts on one completion per send.
+//
+// A channel's completions carry kChannelBit | generation << 40 | index << 16 | slot, where
+// the index is also the channel's buffer group id and the slot is a send's, or
+// kReceiveSlot for the receive.
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "datagram_errors.hpp"
 #include "poller/io_uring.hpp"
 
 namespace netloop {
 namespace uring {
 namespace {
 
+constexpr uint32_t kReceiveSlot = 0xffff;
+constexpr uint32_t kMaxChannels = 0xffff;  // a channel's index is its buffer group id
+constexpr uint32_t kGenerationMask = (1u << 22) - 1;
 constexpr size_t kSendSlots = 256;
 constexpr size_t kSendBytes = 1 << 20;  // payload room for the sends of one iteration
 
@@ -38,7 +47,86 @@ size_t round_to_page(size_t bytes) {
   return (bytes + page - 1) / page * page;
 }
 
+constexpr uint64_t channel_tag(uint32_t gen, uint32_t index, uint32_t slot) {
+  return kChannelBit | (uint64_t(gen & kGenerationMask) << 40) | (uint64_t(index) << 16) | slot;
+}
+
 }  // namespace
+
+// Everything of a channel the kernel may still touch: its receive buffers and buffer ring,
+// and the message headers and payloads of its sends. When a channel cannot be closed
+// cleanly (the ring refuses this thread's submissions), this outlives it in UringChannels
+// until the ring itself is gone.
+struct ChannelMemory {
+  ChannelMemory(size_t buffers, size_t buffer_bytes, size_t send_slots, size_t send_bytes);
+  ~ChannelMemory();
+  ChannelMemory(const ChannelMemory&) = delete;
+  ChannelMemory& operator=(const ChannelMemory&) = delete;
+  bool ok() const { return area != nullptr && ring != nullptr; }
+
+  struct SendSlot {
+    msghdr header;
+    iovec iov;
+    sockaddr_storage to;
+  };
+
+  size_t buffers;
+  size_t buffer_bytes;
+  size_t area_bytes;
+  size_t ring_bytes;
+  char* area = nullptr;                // buffers * buffer_bytes, mmap'd: untouched pages cost nothing
+  io_uring_buf_ring* ring = nullptr;   // page-aligned, mmap'd
+  std::vector<SendSlot> slots;         // fixed: the kernel reads headers until submission
+  std::unique_ptr<char[]> payload;     // send payloads, bump-allocated
+  size_t payload_bytes;
+};
+
+class UringChannel final : public DatagramChannel {
+ public:
+  UringChannel(UringChannels& owner, int fd, void* token, uint32_t index, uint32_t gen,
+               std::unique_ptr<ChannelMemory> memory, size_t max_datagram);
+  ~UringChannel() override;
+
+  size_t process(DatagramChannelSink& sink, size_t max_datagrams) override;
+  bool send(const sockaddr* to, unsigned to_length, const void* data, size_t n) override;
+  void settle(DatagramChannelSink& sink) override;
+
+ private:
+  friend class UringChannels;
+  // One completion not handed to the sink yet.
+  struct Completion {
+    bool send;       // a send's result, else a receive
+    int32_t res;     // bytes, or -errno
+    uint32_t flags;  // the CQE's flags (receive: buffer id, more to come)
+  };
+
+  // Queues the multishot receive (or asks to be queued at the next wait, when the ring has
+  // no room now).
+  void arm();
+  uint64_t receive_tag() const { return channel_tag(gen_, index_, kReceiveSlot); }
+  void take(const io_uring_cqe& cqe, uint32_t slot);
+  void send_done(uint32_t slot);  // a send's completion came back: its slot is free
+  void report_sends(DatagramChannelSink& sink);  // takes the send results off done_
+
+  UringChannels& owner_;
+  UringPoller& ring_;
+  int fd_;
+  void* token_;
+  uint32_t index_;
+  uint32_t gen_;
+  size_t max_datagram_;
+  std::unique_ptr<ChannelMemory> mem_;
+  msghdr receive_header_{};  // the shape of every receive: a name, no control data
+  unsigned buffer_mask_;
+  bool armed_ = false;       // a multishot receive is in the kernel
+  bool failed_ = false;      // the kernel refused the receive: nothing more will come
+  bool listed_ = false;      // in the owner's list of channels to report
+  std::vector<Completion> done_;
+  size_t done_head_ = 0;
+  std::vector<uint16_t> free_slots_;
+  size_t payload_used_ = 0;
+  size_t in_flight_ = 0;     // sends queued or submitted whose completion has not come back
+};
 
 ChannelMemory::ChannelMemory(size_t buffers, size_t buffer_bytes, size_t send_slots,
                              size_t send_bytes)
@@ -58,10 +146,11 @@ ChannelMemory::~ChannelMemory() {
   if (ring) ::munmap(ring, ring_bytes);
 }
 
-UringChannel::UringChannel(UringPoller& poller, int fd, void* token, uint32_t index,
+UringChannel::UringChannel(UringChannels& owner, int fd, void* token, uint32_t index,
                            uint32_t gen, std::unique_ptr<ChannelMemory> memory,
                            size_t max_datagram)
-    : poller_(poller),
+    : owner_(owner),
+      ring_(owner.ring_),
       fd_(fd),
       token_(token),
       index_(index),
@@ -80,13 +169,13 @@ UringChannel::UringChannel(UringPoller& poller, int fd, void* token, uint32_t in
   done_.reserve(mem_->buffers + mem_->slots.size());
 }
 
-UringChannel::~UringChannel() { poller_.close_channel(*this); }
+UringChannel::~UringChannel() { owner_.close(*this); }
 
 void UringChannel::arm() {
   if (armed_ || failed_) return;
-  io_uring_sqe* sqe = poller_.get_sqe();
+  io_uring_sqe* sqe = ring_.get_sqe();
   if (!sqe) {
-    poller_.arm_channels_.push_back(this);
+    owner_.arm_later_.push_back(this);
     return;
   }
   io_uring_prep_recvmsg_multishot(sqe, fd_, &receive_header_, 0);
@@ -101,7 +190,7 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
   int lent_back = 0;
   // Index, not iterator: a send from the sink may take more completions onto done_.
   while (done_head_ < done_.size()) {
-    const ChannelCompletion c = done_[done_head_];
+    const Completion c = done_[done_head_];
     if (c.send) {
       ++done_head_;
       if (c.res >= 0)
@@ -115,17 +204,13 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
     if (c.res < 0) {
       const int err = -c.res;
       if (err == ENOBUFS || err == ECANCELED) continue;  // queued again below
-      if (is_datagram_peer_error(err)) {
-        sink.on_channel_peer_error(err);
-        continue;
-      }
-      // Anything else is the kernel refusing the receive itself (EINVAL: no multishot
-      // recvmsg before Linux 6.0): queuing it again would only fail again.
+      if (sink.on_channel_receive_error(err)) continue;
+      // The kernel refusing the receive itself (EINVAL: no multishot recvmsg before Linux
+      // 6.0): queuing it again would only fail again.
       failed_ = true;
       report_sends(sink);  // what follows the receive's end is send results only
       done_.clear();
       done_head_ = 0;
-      sink.on_channel_failed(err);
       return handled;
     }
     if (!(c.flags & IORING_CQE_F_BUFFER)) continue;
@@ -150,7 +235,7 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
     done_.clear();
     done_head_ = 0;
   } else {
-    poller_.list_channel(*this);  // more than max_datagrams: the rest at the next wait
+    owner_.list(*this);  // more than max_datagrams: the rest at the next wait
   }
   arm();  // after buffers went back: a receive that ran dry goes on
   return handled;
@@ -159,10 +244,10 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
 bool UringChannel::send(const sockaddr* to, unsigned to_length, const void* data, size_t n) {
   if (to_length > sizeof(sockaddr_storage)) return false;
   if (free_slots_.empty() || payload_used_ + n > mem_->payload_bytes) {
-    poller_.flush_sends();  // they complete as they go in, and give their room back
+    ring_.submit_and_reap();  // they complete as they go in, and give their room back
     if (free_slots_.empty() || payload_used_ + n > mem_->payload_bytes) return false;
   }
-  io_uring_sqe* sqe = poller_.get_sqe();
+  io_uring_sqe* sqe = ring_.get_sqe();
   if (!sqe) return false;
   const uint16_t slot = free_slots_.back();
   free_slots_.pop_back();
@@ -184,7 +269,7 @@ bool UringChannel::send(const sockaddr* to, unsigned to_length, const void* data
 }
 
 void UringChannel::settle(DatagramChannelSink& sink) {
-  if (in_flight_ > 0) poller_.flush_sends();
+  if (in_flight_ > 0) ring_.submit_and_reap();
   report_sends(sink);
 }
 
@@ -193,7 +278,7 @@ void UringChannel::report_sends(DatagramChannelSink& sink) {
   // sink only counts: it queues nothing on this channel from here.
   size_t keep = done_head_;
   for (size_t i = done_head_; i < done_.size(); ++i) {
-    const ChannelCompletion c = done_[i];
+    const Completion c = done_[i];
     if (!c.send) {
       done_[keep++] = c;
     } else if (c.res >= 0) {
@@ -205,13 +290,31 @@ void UringChannel::report_sends(DatagramChannelSink& sink) {
   done_.resize(keep);
 }
 
+void UringChannel::take(const io_uring_cqe& cqe, uint32_t slot) {
+  if (slot == kReceiveSlot) {
+    if (!(cqe.flags & IORING_CQE_F_MORE)) armed_ = false;  // the multishot receive ended
+    done_.push_back({false, cqe.res, cqe.flags});
+  } else {
+    send_done(slot);
+    done_.push_back({true, cqe.res, 0});
+  }
+  owner_.list(*this);
+}
+
 void UringChannel::send_done(uint32_t slot) {
   if (slot >= mem_->slots.size() || in_flight_ == 0) return;
   free_slots_.push_back(uint16_t(slot));
   if (--in_flight_ == 0) payload_used_ = 0;
 }
 
-Result<std::unique_ptr<DatagramChannel>> UringPoller::open_datagram_channel(
+// ---------------------------------------------------------------------------------------
+// UringChannels
+
+UringChannels::UringChannels(UringPoller& ring) : ring_(ring) {}
+
+UringChannels::~UringChannels() = default;  // retired_ goes, now that the ring has
+
+Result<std::unique_ptr<DatagramChannel>> UringChannels::open(
     int fd, void* token, const DatagramChannelOptions& options) {
   const size_t n = options.buffers;
   if (fd < 0) return make_error(EBADF);
@@ -219,16 +322,16 @@ Result<std::unique_ptr<DatagramChannel>> UringPoller::open_datagram_channel(
       options.max_datagram > 65535)
     return make_error(EINVAL);
   uint32_t index;
-  if (!free_channels_.empty()) {
-    index = free_channels_.back();
-    free_channels_.pop_back();
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
   } else {
     if (channels_.size() >= kMaxChannels) return make_error(ENOSPC);
     index = uint32_t(channels_.size());
     channels_.push_back(nullptr);
-    channel_gen_.push_back(0);
+    generation_.push_back(0);
   }
-  auto give_back = [&] { free_channels_.push_back(index); };
+  auto give_back = [&] { free_.push_back(index); };
   // A buffer holds the header, the largest address and one byte more than the largest
   // datagram wanted: a datagram that fills it is whole, one that overflows is truncated.
   // Rounded up to a cache line: each buffer starts aligned for its header.
@@ -244,11 +347,11 @@ Result<std::unique_ptr<DatagramChannel>> UringPoller::open_datagram_channel(
   reg.ring_addr = reinterpret_cast<uintptr_t>(memory->ring);
   reg.ring_entries = unsigned(n);
   reg.bgid = uint16_t(index);
-  if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r < 0) {
+  if (int r = ring_.register_buffer_ring(reg); r < 0) {
     give_back();  // before Linux 5.19 (EINVAL): no buffer rings, so no channels
     return make_error(-r == EINVAL ? ENOTSUP : -r);
   }
-  const uint32_t gen = ++channel_gen_[index];
+  const uint32_t gen = ++generation_[index];
   auto ch = std::make_unique<UringChannel>(*this, fd, token, index, gen, std::move(memory),
                                            options.max_datagram);
   channels_[index] = ch.get();
@@ -256,47 +359,68 @@ Result<std::unique_ptr<DatagramChannel>> UringPoller::open_datagram_channel(
   return std::unique_ptr<DatagramChannel>(std::move(ch));
 }
 
-void UringPoller::close_channel(UringChannel& ch) {
+void UringChannels::take(const io_uring_cqe& cqe) {
+  const uint64_t data = io_uring_cqe_get_data64(&cqe);
+  const uint32_t slot = uint32_t(data & 0xffff);
+  const uint32_t index = uint32_t((data >> 16) & 0xffffff);
+  const uint32_t gen = uint32_t((data >> 40) & kGenerationMask);
+  UringChannel* ch = index < channels_.size() ? channels_[index] : nullptr;
+  if (!ch || (ch->gen_ & kGenerationMask) != gen) return;  // closed since: stale
+  ch->take(cqe, slot);
+}
+
+void UringChannels::arm_pending() {
+  if (arm_later_.empty()) return;
+  std::vector<UringChannel*> again;
+  again.swap(arm_later_);
+  for (UringChannel* ch : again) ch->arm();  // one that still finds no room asks again
+}
+
+void UringChannels::list(UringChannel& ch) {
+  if (ch.listed_) return;
+  ch.listed_ = true;
+  listed_.push_back(&ch);
+}
+
+size_t UringChannels::report(std::span<PollEvent> out, size_t count) {
+  size_t used = 0;
+  for (; used < listed_.size() && count < out.size(); ++used) {
+    UringChannel* ch = listed_[used];
+    ch->listed_ = false;
+    out[count++] = {ch->token_, ready::readable};
+  }
+  listed_.erase(listed_.begin(), listed_.begin() + ptrdiff_t(used));
+  return count;
+}
+
+void UringChannels::close(UringChannel& ch) {
   bool handed_over = false;
-  if (enabled_) {
+  if (ring_.enabled()) {
     // The cancellation and the queued sends go in now: the kernel then holds nothing of
     // the channel's socket, and its last replies still go out (they complete as they go
     // in, so nothing reads their memory afterwards).
-    io_uring_sqe* sqe = ch.armed_ ? get_sqe() : nullptr;
+    io_uring_sqe* sqe = ch.armed_ ? ring_.get_sqe() : nullptr;
     if (sqe) {
       io_uring_prep_cancel64(sqe, ch.receive_tag(), 0);
       io_uring_sqe_set_data64(sqe, kIgnoredTag);
     }
-    // Handed over only if the kernel took every queued entry: one it left behind (an
-    // allocation failure stops a submission early) would read the channel's memory later.
-    handed_over = (sqe || !ch.armed_) && submit() >= 0 && io_uring_sq_ready(&ring_) == 0;
+    handed_over = (sqe || !ch.armed_) && ring_.submit_all();
   }
   // Not handed over (the ring is not enabled yet, or refuses this thread): whatever of the
   // channel still waits in the submission queue becomes a no-op, so that no later
   // submission receives on a descriptor number that may belong to someone else by then.
-  if (!handed_over) forget_queued(ch);
-  const bool unregistered = io_uring_unregister_buf_ring(&ring_, int(ch.index_)) == 0;
+  if (!handed_over) ring_.forget_queued(channel_tag(ch.gen_, ch.index_, 0), ~uint64_t(0xffff));
+  const bool unregistered = ring_.unregister_buffer_ring(uint16_t(ch.index_));
   channels_[ch.index_] = nullptr;
   if (unregistered && (handed_over || !ch.armed_)) {
-    free_channels_.push_back(ch.index_);
+    free_.push_back(ch.index_);
   } else {
     // A receive the kernel may still run, or a buffer group it still knows: the memory
     // (and the group id) stay until the ring's own end.
     retired_.push_back(std::move(ch.mem_));
   }
   std::erase(listed_, &ch);
-  std::erase(arm_channels_, &ch);
-}
-
-void UringPoller::forget_queued(const UringChannel& ch) {
-  const uint64_t mask = ~uint64_t(0xffff);
-  const uint64_t mine = channel_tag(ch.gen_, ch.index_, 0) & mask;
-  for (unsigned i = *ring_.sq.khead; i != ring_.sq.sqe_tail; ++i) {
-    io_uring_sqe* sqe = &ring_.sq.sqes[i & ring_.sq.ring_mask];
-    if ((sqe->user_data & mask) != mine) continue;
-    io_uring_prep_nop(sqe);
-    io_uring_sqe_set_data64(sqe, kIgnoredTag);
-  }
+  std::erase(arm_later_, &ch);
 }
 
 }  // namespace uring
