@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   }
 
   std::string why;
-  if (auto ec = server.start(&why)) {
+  if (auto ec = server.start(&why).error()) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return kExitUsage;
   }
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
 
   if (auto ec = server.handle_signals([&sources] {
         log_info("{}", demo::one_line_summary(sources));
-      })) {
+      }).error()) {
     std::fprintf(stderr, "netloop-demo: cannot handle signals: %s\n", ec.message().c_str());
     return 1;
   }

@@ -105,7 +105,7 @@ class LoadClient::Conn {
       return {};
     }
     // Writable once the handshake is done (or has failed).
-    if (auto ec = watcher_.start(fd_.get(), Interest::write)) return ec;
+    if (auto r = watcher_.start(fd_.get(), Interest::write); !r) return r.error();
     return {};
   }
 
@@ -447,7 +447,7 @@ class UdpLoadClient::Client {
       ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
     }
     if (::connect(fd_.get(), target.sockaddr_ptr(), target.length()) < 0) return last_error();
-    return watcher_.start(fd_.get(), Interest::read);
+    return watcher_.start(fd_.get(), Interest::read).error();
   }
 
   void close() noexcept {

@@ -40,11 +40,11 @@ void BM_PollerWait(benchmark::State& state, std::string backend) {
   for (size_t i = 0; i < pairs.size(); ++i) {
     pairs[i] = make_pair();
     if (!pairs[i].a) return state.SkipWithError("socketpair failed (descriptor limit?)");
-    if (auto ec = (*p)->add(pairs[i].a.get(), Interest::read, &tokens[2 * i]))
+    if (auto ec = (*p)->add(pairs[i].a.get(), Interest::read, &tokens[2 * i]).error())
       return state.SkipWithError((backend + ": " + ec.message()).c_str());
     if (i < idle_pairs) {
       if (++registered_idle < idle) {
-        if (auto ec = (*p)->add(pairs[i].b.get(), Interest::read, &tokens[2 * i + 1]))
+        if (auto ec = (*p)->add(pairs[i].b.get(), Interest::read, &tokens[2 * i + 1]).error())
           return state.SkipWithError((backend + ": " + ec.message()).c_str());
         ++registered_idle;
       }

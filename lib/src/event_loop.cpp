@@ -49,7 +49,7 @@ std::error_code EventLoop::init() {
   if (!set_nonblocking_cloexec(p[0]) || !set_nonblocking_cloexec(p[1])) return last_error();
 #endif
   wake_watcher_ = std::make_unique<IoWatcher>(*this, [this](uint32_t) { on_wakeup(); });
-  return wake_watcher_->start(wake_read_.get(), Interest::read);
+  return wake_watcher_->start(wake_read_.get(), Interest::read).error();
 }
 
 EventLoop::~EventLoop() {
@@ -181,11 +181,11 @@ void EventLoop::apply_changes() {
     if (w->wanted_ == w->registered_) continue;
     std::error_code ec;
     if (w->wanted_ == Interest::none)
-      ec = poller_->remove(w->fd_);
+      ec = poller_->remove(w->fd_).error();
     else if (w->registered_ == Interest::none)
-      ec = poller_->add(w->fd_, w->wanted_, w);
+      ec = poller_->add(w->fd_, w->wanted_, w).error();
     else
-      ec = poller_->modify(w->fd_, w->wanted_, w);
+      ec = poller_->modify(w->fd_, w->wanted_, w).error();
     if (!ec) {
       w->registered_ = w->wanted_;
       continue;

@@ -23,11 +23,11 @@ bool set_nonblocking_cloexec(int fd) noexcept {
   return fdfl >= 0 && ::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) >= 0;
 }
 
-std::error_code set_reuse_port(int fd) noexcept {
+Result<void> set_reuse_port(int fd) noexcept {
 #ifdef SO_REUSEPORT
   int one = 1;
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-    return {errno, std::system_category()};
+    return std::error_code(errno, std::system_category());
   return {};
 #else
   (void)fd;

@@ -6,7 +6,7 @@
 
 namespace netloop {
 
-std::error_code IoWatcher::start(int fd, Interest interest) {
+Result<void> IoWatcher::start(int fd, Interest interest) {
   loop_.assert_in_loop_thread();
   if (active()) stop();
   fd_ = fd;
@@ -15,7 +15,7 @@ std::error_code IoWatcher::start(int fd, Interest interest) {
   error_ = {};
   channel_ = false;
   if (interest != Interest::none) {
-    if (auto ec = loop_.poller_->add(fd, interest, this)) {
+    if (auto ec = loop_.poller_->add(fd, interest, this).error()) {
       fd_ = -1;
       wanted_ = Interest::none;
       return ec;

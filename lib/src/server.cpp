@@ -92,7 +92,7 @@ void Server::add_datagram(std::string name, Address address, DatagramSetup setup
   datagrams_.push_back({std::move(name), address, std::move(setup), loops == Loops::every});
 }
 
-std::error_code Server::start(std::string* why) {
+Result<void> Server::start(std::string* why) {
   if (started_.exchange(true)) return make_error(EALREADY);
   for (size_t i = 0; i < options_.threads; ++i) {
     std::string reason;
@@ -317,11 +317,11 @@ void Server::retire_sockets(Loop& l) {
   }
 }
 
-std::error_code Server::handle_signals(std::function<void()> on_usr1) {
+Result<void> Server::handle_signals(std::function<void()> on_usr1) {
   if (loops_.empty()) return make_error(EINVAL);
   EventLoop& l0 = *loops_[0]->loop;
   for (int sig : {SIGTERM, SIGINT}) {
-    auto ec = l0.on_signal(sig, [this, sig] {
+    auto r = l0.on_signal(sig, [this, sig] {
       const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
       if (++signals_seen_ == 1) {
         log_info("{}: draining (up to {} ms); send it again to stop at once", name,
@@ -332,10 +332,10 @@ std::error_code Server::handle_signals(std::function<void()> on_usr1) {
         stop();
       }
     });
-    if (ec) return ec;
+    if (!r.ok()) return r.error();
   }
   if (on_usr1) {
-    if (auto ec = l0.on_signal(SIGUSR1, std::move(on_usr1))) return ec;
+    if (auto r = l0.on_signal(SIGUSR1, std::move(on_usr1)); !r) return r.error();
   }
   return {};
 }

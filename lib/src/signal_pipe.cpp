@@ -41,7 +41,7 @@ void release_signal_pipe(EventLoop* owner) noexcept {
   if (fd >= 0) ::close(fd);
 }
 
-std::error_code EventLoop::on_signal(int signo, std::function<void()> fn) {
+Result<void> EventLoop::on_signal(int signo, std::function<void()> fn) {
   assert_in_loop_thread();
   if (signo <= 0 || signo >= 64) return make_error(EINVAL);
   EventLoop* expected = nullptr;
@@ -58,7 +58,7 @@ std::error_code EventLoop::on_signal(int signo, std::function<void()> fn) {
     set_nonblocking_cloexec(p[1]);
     g_write_fd.store(p[1]);
     signal_watcher_ = std::make_unique<IoWatcher>(*this, [this](uint32_t) { on_signal_pipe(); });
-    if (auto ec = signal_watcher_->start(signal_read_.get(), Interest::read)) return ec;
+    if (auto r = signal_watcher_->start(signal_read_.get(), Interest::read); !r) return r.error();
   }
   bool installed = false;
   for (auto& h : signal_handlers_) installed |= h.first == signo;

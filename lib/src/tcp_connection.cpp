@@ -42,7 +42,7 @@ TcpConnection::TcpConnection(EventLoop& loop, Fd fd, const Address& peer, const 
 
 TcpConnection::~TcpConnection() { watcher_.stop(); }
 
-std::error_code TcpConnection::start() {
+Result<void> TcpConnection::start() {
   int fd = fd_.get();
   if (options().tcp_nodelay) {
     int one = 1;
@@ -52,7 +52,7 @@ std::error_code TcpConnection::start() {
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-  if (auto ec = watcher_.start(fd, Interest::read)) return ec;
+  if (auto r = watcher_.start(fd, Interest::read); !r) return r.error();
   begin();
   return {};
 }

@@ -43,7 +43,7 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const 
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (options.reuse_port)
-    if (auto ec = set_reuse_port(fd.get())) return ec;
+    if (auto r = set_reuse_port(fd.get()); !r) return r.error();
   if (address.is_ipv6()) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
   if (::listen(fd.get(), options.backlog) < 0) return last_error();
@@ -52,7 +52,7 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const 
 
   std::unique_ptr<TcpListener> l(
       new TcpListener(loop, std::move(fd), local, std::move(factory), options));
-  if (auto ec = l->watcher_.start(l->fd_.get(), Interest::read)) return ec;
+  if (auto r = l->watcher_.start(l->fd_.get(), Interest::read); !r) return r.error();
   return l;
 }
 
@@ -131,7 +131,7 @@ bool TcpListener::refuse(Fd& fd, const Address& peer) {
   ref.attach(this, nullptr);
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
-  if (ref.start()) release(ref);  // never reached its handler: destroyed here
+  if (!ref.start().ok()) release(ref);  // never reached its handler: destroyed here
   return true;
 }
 
@@ -238,7 +238,7 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   ref.attach(this, options_.limit.get());  // gives the slot back when it closes
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
-  if (auto ec = ref.start()) {
+  if (auto ec = ref.start().error()) {
     // E.g. the select backend past FD_SETSIZE: the message names the backend to use.
     ++stats_.unwatchable;
     if (stats_.unwatchable == 1 || stats_.unwatchable % 1000 == 0)

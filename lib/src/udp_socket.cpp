@@ -104,7 +104,7 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
   if (options.send_buffer > 0)
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &options.send_buffer, sizeof options.send_buffer);
   if (options.reuse_port)
-    if (auto ec = set_reuse_port(fd.get())) return ec;
+    if (auto r = set_reuse_port(fd.get()); !r) return r.error();
   if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
   Address local = Address::local_of(fd.get(), address);
   std::unique_ptr<UdpSocket> s(new UdpSocket(loop, std::move(fd), local, std::move(handler), options));
@@ -121,13 +121,13 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
     }
   }
   if (!s->channel_)
-    if (auto ec = s->serve_by_readiness()) return ec;  // never opened: no on_close either
+    if (auto r = s->serve_by_readiness(); !r) return r.error();  // never opened: no on_close either
   s->open_ = true;
   s->handler_->on_open(*s);
   return s;
 }
 
-std::error_code UdpSocket::serve_by_readiness() {
+Result<void> UdpSocket::serve_by_readiness() {
   // One spare byte per slot: a datagram that fills the slot exactly is whole, one that
   // would overflow it is reported truncated by the kernel (MSG_TRUNC).
   if (!batch_) batch_ = std::make_unique<Batch>(options_.batch, options_.max_datagram + 1);
@@ -198,7 +198,7 @@ void UdpSocket::on_channel_work() {
     log_warn("udp {}: {} stopped receiving by completion ({}); serving it by readiness",
              local_.to_string(), loop_.backend_name(), std::strerror(err));
     drop_channel();
-    if (auto ec = serve_by_readiness()) {
+    if (auto ec = serve_by_readiness().error()) {
       log_error("udp {}: cannot serve it by readiness either: {}", local_.to_string(), ec.message());
       stop_serving({CloseReason::error, ec});
     }
@@ -214,7 +214,7 @@ void UdpSocket::wait_for_room() {
   }
   // By completion the poller knows nothing of this socket: a watcher of its own asks for
   // write space (io_uring's readiness side, on the same ring).
-  if (auto ec = room_watcher_.start(fd_.get(), Interest::write)) {
+  if (auto ec = room_watcher_.start(fd_.get(), Interest::write).error()) {
     log_warn("udp {}: cannot wait for send buffer space ({}); no on_drain will follow",
              local_.to_string(), ec.message());
     output_full_ = false;

@@ -579,7 +579,7 @@ void spread(const std::string& backend, size_t threads, bool reuse_port, size_t 
   Server server(opts(threads, reuse_port, backend));
   server.add_stream("echo", where, tally_echo(tally));
   std::string why;
-  REQUIRE_MESSAGE(!server.start(&why), why);
+  REQUIRE_MESSAGE(server.start(&why).ok(), why);
   REQUIRE(server.loop_count() == threads);
   REQUIRE(server.bound().size() == 1);
   const Address addr = server.bound()[0].address;
@@ -666,7 +666,7 @@ TEST_CASE("server: one loop by default") {
   auto tally = std::make_shared<LoopTally>(1);
   Server server(opts(1));
   server.add_stream("echo", Address::ipv4_loopback(0), tally_echo(tally));
-  REQUIRE(!server.start());
+  REQUIRE(server.start().ok());
   CHECK(server.loop_count() == 1);
   Running run(server);
   Sock s = connect_to(server.bound()[0].address, {.timeout = 5s});
@@ -694,7 +694,7 @@ TEST_CASE("server: start() names the listener that cannot bind") {
     Server server(opts(2, reuse_port));
     server.add_stream("busy-echo", taken, tally_echo(std::make_shared<LoopTally>(2)));
     std::string why;
-    auto ec = server.start(&why);
+    auto ec = server.start(&why).error();
     CHECK(ec.value() == EADDRINUSE);
     CHECK_MESSAGE(why.find("busy-echo") != std::string::npos, why);
     CHECK_MESSAGE(why.find(taken.to_string()) != std::string::npos, why);
@@ -718,7 +718,7 @@ TEST_CASE("server: UDP on 2 loops: every loop receives, all echoed, one port") {
         return std::unique_ptr<netloop::DatagramHandler>(std::make_unique<TallyUdpEcho>(tally, i));
       });
       std::string why;
-      REQUIRE_MESSAGE(!server.start(&why), why);
+      REQUIRE_MESSAGE(server.start(&why).ok(), why);
       REQUIRE(server.bound().size() == 1);
       const Address addr = server.bound()[0].address;
       CHECK(server.bound()[0].datagram);
@@ -822,7 +822,7 @@ TEST_CASE("server: UDP port 0 on 2 loops never joins another SO_REUSEPORT group"
       return netloop::echo::make_udp_echo_handler();
     });
     std::string why;
-    REQUIRE_MESSAGE(!server.start(&why), why);
+    REQUIRE_MESSAGE(server.start(&why).ok(), why);
     const Address addr = server.bound()[0].address;
     if (held_ports.count(addr.port())) ++landed;
   }
@@ -843,7 +843,7 @@ TEST_CASE("server drain: stops accepting at once, closes idle connections, finis
       Server server(so);
       server.add_stream("delayed", Address::ipv4_loopback(0), delayed(j));
       std::string why;
-      REQUIRE_MESSAGE(!server.start(&why), why);
+      REQUIRE_MESSAGE(server.start(&why).ok(), why);
       const Address addr = server.bound()[0].address;
       Running run(server);
 
@@ -940,7 +940,7 @@ TEST_CASE("server drain: HTTP: idle keep-alive closed, a slow download completes
     Server server(with_drain(opts(2, reuse_port), netloop::seconds(10)));
     server.add_stream("http", Address::ipv4_loopback(0), http.setup(ho, 2));
     std::string why;
-    REQUIRE_MESSAGE(!server.start(&why), why);
+    REQUIRE_MESSAGE(server.start(&why).ok(), why);
     const Address addr = server.bound()[0].address;
     Running run(server);
     std::string err;
@@ -1003,7 +1003,7 @@ TEST_CASE("server drain: the drain timeout closes what never finishes") {
     auto j = std::make_shared<DelayJournal>();
     Server server(with_drain(opts(2, reuse_port), netloop::milliseconds(400)));
     server.add_stream("delayed", Address::ipv4_loopback(0), delayed(j));
-    REQUIRE(!server.start());
+    REQUIRE(server.start().ok());
     const Address addr = server.bound()[0].address;
     Running run(server);
 
@@ -1039,7 +1039,7 @@ TEST_CASE("server drain: the drain timeout closes what never finishes") {
 TEST_CASE("server drain: an idle server finishes at once; drain twice is harmless") {
   Server server(opts(2));
   server.add_stream("echo", Address::ipv4_loopback(0), tally_echo(std::make_shared<LoopTally>(2)));
-  REQUIRE(!server.start());
+  REQUIRE(server.start().ok());
   Running run(server);
   auto t0 = SteadyClock::now();
   server.drain();
@@ -1057,9 +1057,9 @@ TEST_CASE("server signals: SIGTERM drains; SIGUSR1 and a second SIGTERM still wo
   auto j = std::make_shared<DelayJournal>();
   Server server(with_drain(opts(2, /*reuse_port=*/false, "epoll"), netloop::seconds(30)));
   server.add_stream("delayed", Address::ipv4_loopback(0), delayed(j));
-  REQUIRE(!server.start());
+  REQUIRE(server.start().ok());
   std::atomic<int> usr1{0};
-  auto ec = server.handle_signals([&usr1] { ++usr1; });
+  auto ec = server.handle_signals([&usr1] { ++usr1; }).error();
   REQUIRE_MESSAGE(!ec, "handle_signals: " << ec.message());  // else SIGTERM would kill us
   const Address addr = server.bound()[0].address;
   Running run(server);
@@ -1103,7 +1103,7 @@ TEST_CASE("server hand-off: a connection accepted just as the drain begins is no
     auto j = std::make_shared<DelayJournal>();
     Server server(with_drain(opts(2, /*reuse_port=*/false, "epoll"), netloop::seconds(5)));
     server.add_stream("delayed", Address::ipv4_loopback(0), delayed(j));
-    REQUIRE(!server.start());
+    REQUIRE(server.start().ok());
     const Address addr = server.bound()[0].address;
     Running run(server);
 
@@ -1148,7 +1148,7 @@ TEST_CASE("server stop: closes everything at once, from another thread") {
       auto j = std::make_shared<DelayJournal>();
       Server server(opts(2, reuse_port, backend));
       server.add_stream("delayed", Address::ipv4_loopback(0), delayed(j));
-      REQUIRE(!server.start());
+      REQUIRE(server.start().ok());
       const Address addr = server.bound()[0].address;
       Running run(server);
       std::vector<Sock> socks;
@@ -1186,8 +1186,8 @@ TEST_CASE("server stop: a server started but never run is destroyed cleanly") {
     return std::unique_ptr<netloop::DatagramHandler>(
         std::make_unique<TallyUdpEcho>(std::make_shared<LoopTally>(3), 0));
   });
-  REQUIRE(!server.start());
-  CHECK(server.start().value() == EALREADY);
+  REQUIRE(server.start().ok());
+  CHECK(server.start().error().value() == EALREADY);
   server.stop();
 }
 
@@ -1203,7 +1203,7 @@ TEST_CASE("server max_connections: shared by 2 loops; past it refused at once an
       auto tally = std::make_shared<LoopTally>(2);
       Server server(with_max(opts(2, reuse_port, backend), kMax));
       server.add_stream("echo", Address::ipv4_loopback(0), tally_echo(tally));
-      REQUIRE(!server.start());
+      REQUIRE(server.start().ok());
       const Address addr = server.bound()[0].address;
       Running run(server);
 
@@ -1265,7 +1265,7 @@ TEST_CASE("server max_connections: one budget for every listener of every protoc
     Server server(with_max(opts(2, reuse_port), kMax));
     server.add_stream("echo-a", Address::ipv4_loopback(0), tally_echo(std::make_shared<LoopTally>(2)));
     server.add_stream("echo-b", Address::ipv4_loopback(0), tally_echo(std::make_shared<LoopTally>(2)));
-    REQUIRE(!server.start());
+    REQUIRE(server.start().ok());
     REQUIRE(server.bound().size() == 2);
     const Address a = server.bound()[0].address;
     const Address b = server.bound()[1].address;
@@ -1304,7 +1304,7 @@ TEST_CASE("server max_connections: HTTP past the limit gets a 503, then the conn
     HttpSetup http;
     Server server(with_max(opts(2, reuse_port), kMax));
     server.add_stream("http", Address::ipv4_loopback(0), http.setup(ho, 2));
-    REQUIRE(!server.start());
+    REQUIRE(server.start().ok());
     const Address addr = server.bound()[0].address;
     Running run(server);
     std::string err;
@@ -1379,7 +1379,7 @@ TEST_CASE("server totals: exact counters after a scripted load, before and after
       return std::unique_ptr<netloop::DatagramHandler>(std::make_unique<TallyUdpEcho>(tally, i));
     });
     std::string why;
-    REQUIRE_MESSAGE(!server.start(&why), why);
+    REQUIRE_MESSAGE(server.start(&why).ok(), why);
     REQUIRE(server.bound().size() == 2);
     const Address tcp = server.bound()[0].address;
     const Address udp = server.bound()[1].address;
@@ -1506,7 +1506,7 @@ TEST_CASE("server totals: a drain retiring UDP sockets never makes a counter rea
     server.add_datagram("udp-echo", Address::ipv4_loopback(0), [](netloop::EventLoop&, size_t) {
       return netloop::echo::make_udp_echo_handler();
     });
-    REQUIRE(!server.start());
+    REQUIRE(server.start().ok());
     const Address udp = server.bound()[0].address;
     Running run(server);
     Sock c;
@@ -1549,7 +1549,7 @@ TEST_CASE("server totals: readable from another thread while the loops are busy"
   server.add_datagram("udp-echo", Address::ipv4_loopback(0), [tally](netloop::EventLoop&, size_t i) {
     return std::unique_ptr<netloop::DatagramHandler>(std::make_unique<TallyUdpEcho>(tally, i));
   });
-  REQUIRE(!server.start());
+  REQUIRE(server.start().ok());
   const Address tcp = server.bound()[0].address;
   const Address udp = server.bound()[1].address;
   Running run(server);
@@ -1608,7 +1608,7 @@ TEST_CASE("server: registration with named fields; Loops::first serves on loop 0
     return StreamService{.factory = [tally, i] { return std::make_unique<TallyEcho>(tally, i); }};
   }, netloop::Loops::first);
   std::string why;
-  REQUIRE_MESSAGE(!server.start(&why), why);
+  REQUIRE_MESSAGE(server.start(&why).ok(), why);
   std::thread runner([&server] { server.run(); });
   const Address where = server.bound()[0].address;
   for (int i = 0; i < 8; ++i) {

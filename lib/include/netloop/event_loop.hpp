@@ -87,7 +87,7 @@ class EventLoop {
 
   // SIGINT, SIGTERM, SIGHUP, SIGUSR1... delivered as callbacks on this loop. At most one
   // loop per process handles signals; others get EBUSY.
-  std::error_code on_signal(int signo, std::function<void()> fn);
+  Result<void> on_signal(int signo, std::function<void()> fn);
 
   std::string_view backend_name() const noexcept { return poller_->name(); }
   // The backend's completion side (io_uring), on the same ring and the same wait as its

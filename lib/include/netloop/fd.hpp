@@ -4,6 +4,8 @@
 #include <system_error>
 #include <utility>
 
+#include "netloop/result.hpp"
+
 namespace netloop {
 
 class Fd {
@@ -38,6 +40,6 @@ class Fd {
 bool set_nonblocking_cloexec(int fd) noexcept;
 
 // Sets SO_REUSEPORT on socket `fd` (before bind): ENOTSUP where the platform has none.
-std::error_code set_reuse_port(int fd) noexcept;
+Result<void> set_reuse_port(int fd) noexcept;
 
 }  // namespace netloop

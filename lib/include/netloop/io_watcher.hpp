@@ -27,7 +27,7 @@ class IoWatcher {
   IoWatcher& operator=(const IoWatcher&) = delete;
 
   // Registers `fd` now (errors come back here: EBADF, FD_SETSIZE limits, ENOMEM).
-  std::error_code start(int fd, Interest interest);
+  Result<void> start(int fd, Interest interest);
   // Serves `fd` (a bound UDP socket) by the loop's completion I/O instead: a datagram
   // channel, whose work the callback hears of as ready::readable (time for its process()).
   // ENOTSUP when the loop has no completion I/O (a readiness backend). Destroy the channel

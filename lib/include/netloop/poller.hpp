@@ -59,9 +59,9 @@ class Poller {
   virtual ~Poller() = default;
 
   virtual std::string_view name() const noexcept = 0;
-  virtual std::error_code add(int fd, Interest interest, void* token) = 0;
-  virtual std::error_code modify(int fd, Interest interest, void* token) = 0;
-  virtual std::error_code remove(int fd) = 0;
+  virtual Result<void> add(int fd, Interest interest, void* token) = 0;
+  virtual Result<void> modify(int fd, Interest interest, void* token) = 0;
+  virtual Result<void> remove(int fd) = 0;
   virtual Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) = 0;
 };
 

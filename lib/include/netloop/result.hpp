@@ -1,4 +1,9 @@
 // Result<T>: a value or a std::error_code, so syscall failures travel as values, never exceptions.
+//
+// The one rule for every public call that can fail: it returns a Result, truthy on
+// success; error() says why it failed. Result<void> is for calls with nothing else to
+// return. A bare std::error_code appears only as that error, or as a state someone holds
+// (IoWatcher::error(), CloseInfo::error), never as a call's outcome.
 #pragma once
 
 #include <cassert>
@@ -37,6 +42,22 @@ class Result {
 
  private:
   std::variant<T, std::error_code> v_;
+};
+
+// A call with nothing to return: success, or why not. A zero error_code is success, so a
+// syscall wrapper may pass on whatever it has.
+template <>
+class Result<void> {
+ public:
+  Result() noexcept = default;                               // success
+  Result(std::error_code error) noexcept : error_(error) {}  // NOLINT: implicit by design
+
+  explicit operator bool() const noexcept { return !error_; }
+  bool ok() const noexcept { return !error_; }
+  std::error_code error() const noexcept { return error_; }
+
+ private:
+  std::error_code error_;
 };
 
 }  // namespace netloop

@@ -93,7 +93,7 @@ class Server {
 
   // Creates the loops and binds everything. Port 0 is picked by loop 0's socket and the
   // other loops bind that same port. The error (and `why`) names the listener.
-  std::error_code start(std::string* why = nullptr);
+  Result<void> start(std::string* why = nullptr);
   // Runs the loops, loop 0 on the calling thread, until stop() or a finished drain.
   void run();
   // Any thread. Stops now: open connections close with CloseReason::shutdown.
@@ -106,7 +106,7 @@ class Server {
 
   // On loop 0: SIGTERM and SIGINT start a drain, a second one stops at once; SIGUSR1
   // calls `on_usr1` (a one-line summary, say). Call after start().
-  std::error_code handle_signals(std::function<void()> on_usr1 = {});
+  Result<void> handle_signals(std::function<void()> on_usr1 = {});
 
   struct Bound {
     std::string name;

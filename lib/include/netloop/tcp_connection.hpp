@@ -22,7 +22,7 @@ class TcpConnection final : public StreamConnection, private Transport {
   ~TcpConnection() override;
 
   // Registers with the loop and calls on_open; an error means nothing was registered.
-  std::error_code start();
+  Result<void> start();
 
  private:
   void on_io(uint32_t ready);

@@ -95,7 +95,7 @@ class UdpSocket final : public DatagramSocket {
   void stop_serving(const CloseInfo& info);  // stops both ways, then on_close
   void wait_for_room();  // a send was dropped for a full buffer: on_drain when writable
   void on_room();
-  std::error_code serve_by_readiness();
+  Result<void> serve_by_readiness();
   void drop_channel();  // settles the channel, closes it and stops the watcher
   size_t receive_batch(size_t n);  // receives up to n; returns how many (0: none for now)
   void flush();

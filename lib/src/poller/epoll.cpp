@@ -22,13 +22,13 @@ class EpollPoller final : public Poller {
 
   std::string_view name() const noexcept override { return "epoll"; }
 
-  std::error_code add(int fd, Interest interest, void* token) override {
+  Result<void> add(int fd, Interest interest, void* token) override {
     return ctl(EPOLL_CTL_ADD, fd, interest, token);
   }
-  std::error_code modify(int fd, Interest interest, void* token) override {
+  Result<void> modify(int fd, Interest interest, void* token) override {
     return ctl(EPOLL_CTL_MOD, fd, interest, token);
   }
-  std::error_code remove(int fd) override {
+  Result<void> remove(int fd) override {
     epoll_event ev{};
     if (::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev) < 0) return last_error();
     return {};

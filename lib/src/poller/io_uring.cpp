@@ -103,7 +103,7 @@ bool UringPoller::enable() {
   return true;
 }
 
-std::error_code UringPoller::add(int fd, Interest interest, void* token) {
+Result<void> UringPoller::add(int fd, Interest interest, void* token) {
   if (fd < 0) return make_error(EBADF);
   if (interest == Interest::none) return make_error(EINVAL);
   if (size_t(fd) >= regs_.size()) regs_.resize(size_t(fd) + 1);
@@ -119,7 +119,7 @@ std::error_code UringPoller::add(int fd, Interest interest, void* token) {
   return {};
 }
 
-std::error_code UringPoller::modify(int fd, Interest interest, void* token) {
+Result<void> UringPoller::modify(int fd, Interest interest, void* token) {
   if (interest == Interest::none) return make_error(EINVAL);
   if (!registered(fd)) return make_error(ENOENT);
   Reg& r = regs_[fd];
@@ -134,7 +134,7 @@ std::error_code UringPoller::modify(int fd, Interest interest, void* token) {
   return {};
 }
 
-std::error_code UringPoller::remove(int fd) {
+Result<void> UringPoller::remove(int fd) {
   if (!registered(fd)) return make_error(ENOENT);
   Reg& r = regs_[fd];
   // Submitted at once: a pending poll holds a reference to the file, and the caller is

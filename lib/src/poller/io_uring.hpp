@@ -70,9 +70,9 @@ class UringPoller final : public Poller, public CompletionIo {
   int init();
 
   std::string_view name() const noexcept override { return "io_uring"; }
-  std::error_code add(int fd, Interest interest, void* token) override;
-  std::error_code modify(int fd, Interest interest, void* token) override;
-  std::error_code remove(int fd) override;
+  Result<void> add(int fd, Interest interest, void* token) override;
+  Result<void> modify(int fd, Interest interest, void* token) override;
+  Result<void> remove(int fd) override;
   Result<size_t> wait(std::span<PollEvent> out, int timeout_ms) override;
 
   Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(

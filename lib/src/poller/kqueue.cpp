@@ -19,7 +19,7 @@ class KqueuePoller final : public Poller {
 
   std::string_view name() const noexcept override { return "kqueue"; }
 
-  std::error_code add(int fd, Interest interest, void* token) override {
+  Result<void> add(int fd, Interest interest, void* token) override {
     if (fd < 0) return make_error(EBADF);
     if (interest == Interest::none) return make_error(EINVAL);
     if (registered(fd)) return make_error(EEXIST);
@@ -28,7 +28,7 @@ class KqueuePoller final : public Poller {
     return {};
   }
 
-  std::error_code modify(int fd, Interest interest, void* token) override {
+  Result<void> modify(int fd, Interest interest, void* token) override {
     if (interest == Interest::none) return make_error(EINVAL);
     if (!registered(fd)) return make_error(ENOENT);
     // Tokens live in our table, not in the knotes' udata: a new token alone costs no
@@ -38,7 +38,7 @@ class KqueuePoller final : public Poller {
     return {};
   }
 
-  std::error_code remove(int fd) override {
+  Result<void> remove(int fd) override {
     if (!registered(fd)) return make_error(ENOENT);
     auto ec = apply(fd, interest_[fd], Interest::none);
     remember(fd, Interest::none, nullptr);

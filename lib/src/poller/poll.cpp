@@ -20,7 +20,7 @@ class PollPoller final : public Poller {
  public:
   std::string_view name() const noexcept override { return "poll"; }
 
-  std::error_code add(int fd, Interest interest, void* token) override {
+  Result<void> add(int fd, Interest interest, void* token) override {
     // poll() would report a closed descriptor as POLLNVAL on every wait; refuse it now,
     // as epoll_ctl does.
     if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return make_error(EBADF);
@@ -33,7 +33,7 @@ class PollPoller final : public Poller {
     return {};
   }
 
-  std::error_code modify(int fd, Interest interest, void* token) override {
+  Result<void> modify(int fd, Interest interest, void* token) override {
     if (interest == Interest::none) return make_error(EINVAL);
     int s = slot(fd);
     if (s == kNone) return make_error(ENOENT);
@@ -42,7 +42,7 @@ class PollPoller final : public Poller {
     return {};
   }
 
-  std::error_code remove(int fd) override {
+  Result<void> remove(int fd) override {
     int s = slot(fd);
     if (s == kNone) return make_error(ENOENT);
     int last = int(fds_.size()) - 1;

@@ -22,7 +22,7 @@ class SelectPoller final : public Poller {
 
   std::string_view name() const noexcept override { return "select"; }
 
-  std::error_code add(int fd, Interest interest, void* token) override {
+  Result<void> add(int fd, Interest interest, void* token) override {
     if (fd < 0) return make_error(EBADF);
     if (fd >= FD_SETSIZE) return make_error(Errc::fd_too_large_for_select);
     if (interest == Interest::none) return make_error(EINVAL);
@@ -33,14 +33,14 @@ class SelectPoller final : public Poller {
     return {};
   }
 
-  std::error_code modify(int fd, Interest interest, void* token) override {
+  Result<void> modify(int fd, Interest interest, void* token) override {
     if (interest == Interest::none) return make_error(EINVAL);
     if (!registered(fd)) return make_error(ENOENT);
     set(fd, interest, token);
     return {};
   }
 
-  std::error_code remove(int fd) override {
+  Result<void> remove(int fd) override {
     if (!registered(fd)) return make_error(ENOENT);
     FD_CLR(fd, &read_);
     FD_CLR(fd, &write_);

@@ -15,9 +15,9 @@ namespace {
 class NoPoller final : public Poller {
  public:
   std::string_view name() const noexcept override { return "memory"; }
-  std::error_code add(int, Interest, void*) override { return make_error(ENOTSUP); }
-  std::error_code modify(int, Interest, void*) override { return make_error(ENOTSUP); }
-  std::error_code remove(int) override { return {}; }
+  Result<void> add(int, Interest, void*) override { return make_error(ENOTSUP); }
+  Result<void> modify(int, Interest, void*) override { return make_error(ENOTSUP); }
+  Result<void> remove(int) override { return {}; }
   Result<size_t> wait(std::span<PollEvent>, int) override { return size_t(0); }
 };
 
