@@ -333,6 +333,7 @@ size_t UdpSocket::receive_batch(size_t n) {
 }
 
 bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
+  loop_.assert_in_loop_thread();
   // The largest UDP payload: 65,535 minus the UDP header and the IPv4 header (IPv6's
   // header is not counted in its payload length).
   const size_t max = to.is_ipv6() ? 65527 : 65507;
@@ -463,6 +464,7 @@ void UdpSocket::flush() {
 }
 
 TimerId UdpSocket::start_timer(Duration delay, Duration repeat, std::function<void()> fn) {
+  loop_.assert_in_loop_thread();
   return timers_.start(delay, repeat, std::move(fn));
 }
 
