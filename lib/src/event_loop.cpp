@@ -73,21 +73,16 @@ bool EventLoop::in_loop_thread() const noexcept {
 }
 
 void EventLoop::run() {
-  auto self = std::this_thread::get_id();
-  auto bound = thread_id_.load(std::memory_order_relaxed);
-  assert((bound == std::thread::id() || bound == self) &&
-         "netloop: a loop runs on the thread that first ran it");
-  (void)bound;
-  thread_id_.store(self, std::memory_order_relaxed);
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   // A stop() that came before run() counts: run() then returns at once.
   while (!stop_.load(std::memory_order_relaxed)) run_once(-1);
   // A stop() or post() from another thread may still be finishing its wake-up write: wait
   // for it, so that whoever destroys the loop once run() returns does not pull it away.
   { std::lock_guard lock(posted_mutex_); }
   stop_.store(false, std::memory_order_relaxed);
-  // The loop stays bound to this thread (muduo's rule): loop-only calls from any other
-  // thread keep failing the assertion, tear-down included, which belongs on this thread
-  // too (Server destroys each loop's listeners and sockets there).
+  // Unbound again: whoever holds the loop may tear it down once no thread runs it (Server
+  // does, after joining its threads).
+  thread_id_.store(std::thread::id(), std::memory_order_relaxed);
 }
 
 void EventLoop::stop() {

@@ -1464,13 +1464,17 @@ def test_metrics_backpressure(exe):
     with Site() as site:
         # Under AddressSanitizer (CI runs the suite so) freed memory waits in a quarantine
         # that RSS counts: off for this demo, so that RSS shows what the server holds.
+        # Set whatever the environment had (meson test sets its own options, a shell may
+        # hold an empty ASAN_OPTIONS); harmless for a build without the sanitizer.
         saved = os.environ.get("ASAN_OPTIONS")
-        if saved is not None:
-            os.environ["ASAN_OPTIONS"] = saved + ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+        quiet = "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+        os.environ["ASAN_OPTIONS"] = saved + ":" + quiet if saved else quiet
         try:
             d, maddr = metrics_demo(exe, site)
         finally:
-            if saved is not None:
+            if saved is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
                 os.environ["ASAN_OPTIONS"] = saved
         with d:
             pid = d.demo.proc.pid
