@@ -9,6 +9,7 @@
 //   s.close();                                         // on_close(shutdown)
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
