@@ -53,6 +53,9 @@ std::error_code EventLoop::init() {
 }
 
 EventLoop::~EventLoop() {
+  // Destroying the loop is its owner's business, from any thread once none runs it: what
+  // it destroys below (watchers, objects awaiting disposal) may touch it.
+  thread_id_.store(std::thread::id(), std::memory_order_relaxed);
   // Whatever is still deferred or posted runs no more; objects awaiting disposal go now,
   // while the loop they may refer to still exists.
   while (!graveyard_.empty()) {
@@ -66,23 +69,27 @@ EventLoop::~EventLoop() {
 }
 
 bool EventLoop::in_loop_thread() const noexcept {
-  // While no thread is inside run(), whoever holds the loop may drive it (set-up before
-  // run(), tear-down after it, or run_once() from a test).
+  // Before the first run(), whoever holds the loop may drive it (set-up, or run_once()
+  // from a test); from then on only the thread that ran it.
   auto owner = thread_id_.load(std::memory_order_relaxed);
   return owner == std::thread::id() || owner == std::this_thread::get_id();
 }
 
 void EventLoop::run() {
-  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  auto self = std::this_thread::get_id();
+  [[maybe_unused]] auto bound = thread_id_.load(std::memory_order_relaxed);
+  assert((bound == std::thread::id() || bound == self) &&
+         "netloop: a loop runs on the thread that first ran it");
+  thread_id_.store(self, std::memory_order_relaxed);
   // A stop() that came before run() counts: run() then returns at once.
   while (!stop_.load(std::memory_order_relaxed)) run_once(-1);
   // A stop() or post() from another thread may still be finishing its wake-up write: wait
   // for it, so that whoever destroys the loop once run() returns does not pull it away.
   { std::lock_guard lock(posted_mutex_); }
   stop_.store(false, std::memory_order_relaxed);
-  // Unbound again: whoever holds the loop may tear it down once no thread runs it (Server
-  // does, after joining its threads).
-  thread_id_.store(std::thread::id(), std::memory_order_relaxed);
+  // The loop stays bound to this thread (muduo's rule): loop-only calls from any other
+  // thread keep failing the assertion, until the loop is destroyed. Tear-down belongs on
+  // this thread too (Server closes each loop's listeners and sockets there).
 }
 
 void EventLoop::stop() {

@@ -49,8 +49,9 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  // Runs until stop(). The thread inside run() is the loop thread: loop-only calls from
-  // any other thread then fail an assertion (debug builds); use post().
+  // Runs until stop(). The first thread to call run() is the loop thread for good (until
+  // the loop is destroyed, which its owner may do from any thread once none runs it):
+  // loop-only calls from any other thread fail an assertion (debug builds); use post().
   void run();
   // One iteration: waits at most `max_timeout_ms` (-1: until something happens).
   void run_once(int max_timeout_ms = -1);
