@@ -27,9 +27,9 @@
 // to every other loop, whose room delivers it to its own members. Only bytes cross
 // threads, never a Connection pointer, so a member closing meanwhile is harmless. What is
 // global (unique names, the member count) then needs one owner that the other loops ask
-// through post(), or a lock. A handler cannot reach its loop through Connection: capture
-// the EventLoop& in the factory (Server::add_stream hands its setup each loop). This is
-// why netloop-demo registers --chat on one loop only (Loops::first).
+// through post(), or a lock. A handler reaches its loop as conn.loop() (for post() from
+// the other loops, defer(), timers of the room's own). Relaying is not written here,
+// which is why netloop-demo registers --chat on one loop only (Loops::first).
 #pragma once
 
 #include <cstddef>

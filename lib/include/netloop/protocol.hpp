@@ -56,7 +56,7 @@ class Connection {
   virtual void send(const void* data, size_t n) = 0;
   void send(std::string_view s) { send(s.data(), s.size()); }
   void send(std::span<const std::byte> b) { send(b.data(), b.size()); }
-  // Gather send: the pieces in order, in one writev(2) when the kernel takes them (a
+  // Gather send: the pieces in order, in one sendmsg(2) when the kernel takes them (a
   // response head and body that live apart, without joining them first).
   virtual void send(std::span<const std::string_view> pieces) = 0;
   void send(std::initializer_list<std::string_view> pieces) {
