@@ -2,7 +2,6 @@
 // of a run (connect, warm-up, measure). UdpLoadClient: the same for UDP echo, with loss
 // detection by timeout (after LoadClient, at the end of this file).
 #include "client.hpp"
-#include "netloop/io_watcher.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +14,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#include "netloop/io_watcher.hpp"
 
 namespace netloop::load {
 namespace {

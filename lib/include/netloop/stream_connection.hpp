@@ -121,6 +121,7 @@ class StreamConnection : public Connection, public Disposable {
   size_t peak_output() const noexcept { return peak_output_; }
   uint64_t bytes_in() const noexcept { return bytes_in_; }
   uint64_t bytes_out() const noexcept { return bytes_out_; }
+  bool reading_paused_by_handler() const noexcept { return user_paused_; }
   // The handler's timers still pending, the idle timeout's included.
   size_t timers_pending() const noexcept;
 

@@ -140,13 +140,7 @@ void MemoryConnection::shutdown_write() {
   if (memory_loop_.idle()) settle();
 }
 
-void MemoryConnection::pause_reading() {
-  paused_by_handler_ = true;
-  StreamConnection::pause_reading();
-}
-
 void MemoryConnection::resume_reading() {
-  paused_by_handler_ = false;
   StreamConnection::resume_reading();
   if (memory_loop_.idle()) settle();
 }

@@ -88,7 +88,7 @@ class MemoryConnection final : private detail::OwnedMemoryLoop,
   const std::optional<CloseInfo>& close_info() const noexcept { return close_info_; }
   bool write_shut_down() const noexcept { return end_sent_; }  // the peer saw end of stream
   bool reset_sent() const noexcept { return reset_sent_; }    // the peer saw a reset
-  bool reading_paused() const noexcept { return paused_by_handler_; }
+  bool reading_paused() const noexcept { return reading_paused_by_handler(); }
   StreamHandler& handler() noexcept { return handler_ref(); }
 
   // --- Connection: the shared rules, with the send calls counted, and what the test
@@ -102,7 +102,6 @@ class MemoryConnection final : private detail::OwnedMemoryLoop,
   void close(std::error_code code, std::string_view text) override;
   void abort() override;
   void shutdown_write() override;
-  void pause_reading() override;
   void resume_reading() override;
 
  private:
@@ -136,7 +135,6 @@ class MemoryConnection final : private detail::OwnedMemoryLoop,
   bool released_ = false;
   bool read_wanted_ = false;
   bool write_wanted_ = false;
-  bool paused_by_handler_ = false;
   size_t credit_ = 0;  // bytes the peer reads while "not reading" (peer_reads)
   size_t send_calls_ = 0;
   std::optional<CloseInfo> close_info_;
