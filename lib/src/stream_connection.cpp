@@ -35,6 +35,7 @@ std::string_view to_string(CloseReason reason) noexcept {
     case CloseReason::shutdown: return "shutdown";
     case CloseReason::protocol: return "protocol";
     case CloseReason::idle: return "idle";
+    case CloseReason::connect_failed: return "connect_failed";
   }
   return "?";
 }
@@ -575,6 +576,7 @@ void StreamConnection::count_close(CloseReason reason) noexcept {
     case CloseReason::shutdown: ++st.closed_shutdown; break;
     case CloseReason::protocol: ++st.closed_protocol; break;
     case CloseReason::idle: ++st.closed_idle; break;
+    case CloseReason::connect_failed: break;  // never opened: the Connector counts it
   }
 }
 

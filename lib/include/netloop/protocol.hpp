@@ -30,6 +30,10 @@ enum class CloseReason : uint8_t {
   shutdown,  // the listener or server is going away
   protocol,  // the handler closed for a reason of its own (CloseInfo::error and ::text)
   idle,      // nothing moved either way for the idle timeout (Connection::set_idle_timeout)
+  // An outbound connection could not be made (Connector): on_close comes without an
+  // on_open before it, CloseInfo::error says why (refused, unreachable, timed out, name
+  // not found) and CloseInfo::text names the target.
+  connect_failed,
 };
 std::string_view to_string(CloseReason reason) noexcept;
 
