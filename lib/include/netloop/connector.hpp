@@ -140,6 +140,7 @@ class Connector final : ConnectionOwner {
                   Keeper* keeper);
   void resolved(Pending& p, Result<Addresses> result);
   void start_next_attempt(Pending& p);
+  void attempt_ready(Pending& p, Attempt& a);
   void attempt_finished(Pending& p, Attempt& a, int err);
   void connected(Pending& p, Attempt& a);
   void fail(Pending& p, std::error_code ec);

@@ -34,13 +34,16 @@ enum class ResolveErrc {
 };
 const std::error_category& resolve_category() noexcept;
 inline std::error_code make_error(ResolveErrc e) noexcept { return {int(e), resolve_category()}; }
+inline std::error_code make_error_code(ResolveErrc e) noexcept { return make_error(e); }  // for ==
 
 // What a lookup produces: the addresses in the order getaddrinfo gave them (RFC 6724's
 // preference), each with `port` set; never empty on success.
 using Addresses = std::vector<Address>;
 // The lookup a resolver thread runs; getaddrinfo unless a test substitutes one.
 using LookupFunction = std::function<Result<Addresses>(const std::string& host, uint16_t port)>;
-// The system's lookup: getaddrinfo(host, AF_UNSPEC, SOCK_STREAM, AI_ADDRCONFIG), blocking.
+// The system's lookup: getaddrinfo(host, AF_UNSPEC, SOCK_STREAM), blocking. (No
+// AI_ADDRCONFIG: glibc ignores loopback when applying it, so a loopback-only host would find
+// nothing; an address of a family the host cannot reach fails its attempt at once.)
 Result<Addresses> system_lookup(const std::string& host, uint16_t port);
 
 struct ResolverOptions {

@@ -3,6 +3,8 @@
 // reads it, what the connection writes is "taken by the kernel" while the peer reads.
 #include "netloop/testing/memory_connection.hpp"
 
+#include "../unconnected_connection.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <unistd.h>
@@ -231,6 +233,16 @@ void MemoryConnection::release_transport(bool reset) noexcept {
   released_ = true;
   reset_sent_ = reset;
   end_sent_ = true;  // the peer sees the end of the stream either way
+}
+
+CloseInfo fail_connect(MemoryLoop& loop, StreamHandler& handler, std::error_code error,
+                       const Address& target) {
+  UnconnectedConnection stand_in(loop.loop(), target);
+  CloseInfo info{CloseReason::connect_failed, error,
+                 "connect to " + target.to_string() + ": " + error.message()};
+  handler.on_close(stand_in, info);
+  loop.settle();  // what the handler set off (a deferred reconnect, say) runs now
+  return info;
 }
 
 }  // namespace netloop::testing

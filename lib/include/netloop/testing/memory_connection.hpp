@@ -142,4 +142,13 @@ class MemoryConnection final : private detail::OwnedMemoryLoop,
   std::string received_;  // read by the peer
 };
 
+// A client handler is tested the same way: MemoryConnection::open() is its on_open, as
+// a Connector calls it once connected. This is the other outcome: what a Connector does
+// with a handler whose connect failed, on_close(CloseReason::connect_failed, `error`)
+// with no on_open before it, for testing a client's failure path (the reconnect it
+// schedules, the error it reports). `target` is the stand-in connection's peer_address().
+// Returns the CloseInfo the handler was given.
+CloseInfo fail_connect(MemoryLoop& loop, StreamHandler& handler, std::error_code error,
+                       const Address& target = Address::ipv4_loopback(6379));
+
 }  // namespace netloop::testing
