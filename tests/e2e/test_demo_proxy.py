@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """E2E: netloop-demo --tcp-proxy in front of another netloop-demo's TCP echo: bytes
 intact both ways (up to 4 MiB, 50 clients at once, IPv6), the half-close carried, the
-per-upstream counters in --metrics, an upstream that refuses (the client is closed at
-once, the proxy stays up), one of two upstreams down, the proxy's RSS bounded while a slow
-reader lags on either side, and no descriptor left after 2,000 connect/abort cycles.
+per-upstream counters in --metrics, a reset carried, the idle timeout, an upstream that
+refuses (the client is closed at once, the proxy stays up), one of two upstreams down,
+the proxy's RSS bounded while a slow reader lags on either side, no descriptor left after
+2,000 connect/abort cycles, and bad flags.
 
 Usage: test_demo_proxy.py PATH/TO/netloop-demo"""
 
@@ -141,86 +142,144 @@ def blast(sock, stop, counter):
 RSS_ALLOWANCE_KIB = 24 * 1024
 
 
+class Upstream:
+    """A Python upstream on 127.0.0.1: accepts one connection and runs serve(conn, stop)
+    on a thread of its own."""
+
+    def __init__(self, serve):
+        self.lst = socket.socket()
+        self.lst.bind(("127.0.0.1", 0))
+        self.lst.listen(4)
+        self.spec = "127.0.0.1:%d" % self.lst.getsockname()[1]
+        self.stop = threading.Event()
+        self.result = {}
+
+        def run():
+            conn, _ = self.lst.accept()
+            with conn:
+                serve(conn, self.stop, self.result)
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        try:  # unblock accept() if no one came
+            socket.create_connection(self.lst.getsockname(), timeout=1).close()
+        except OSError:
+            pass
+        self.thread.join(10)
+        self.lst.close()
+        return False
+
+
 def test_rss_slow_client(exe):
-    """The client sends fast and reads slowly: the echo's answers must wait in the kernel
-    and the echo, not in the proxy."""
-    with Echo(exe) as echo, ProxyDemo(exe, [echo.spec]) as proxy:
-        check_echo("127.0.0.1", proxy.port, os.urandom(MiB))  # warm the allocator up
+    """The upstream sends as fast as it can, the client reads slowly: what the client has
+    not read must wait in the kernel and the upstream, not in the proxy."""
+    def source(conn, stop, result):
+        result["sent"] = 0
+        blast(conn, stop, [0])
+
+    with Upstream(source) as up, ProxyDemo(exe, [up.spec]) as proxy:
         base = proxy.rss_kib()
-        stop = threading.Event()
-        sent = [0]
+        got = 0
+        peak = base
         with connect("127.0.0.1", proxy.port) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            t = threading.Thread(target=blast, args=(s, stop, sent))
-            t.start()
-            got = 0
-            peak = base
-            try:
-                deadline = time.monotonic() + 4
-                while time.monotonic() < deadline:
-                    s.settimeout(5)
-                    got += len(s.recv(16384))  # a slow reader: 16 KiB every 20 ms
-                    time.sleep(0.02)
-                    peak = max(peak, proxy.rss_kib())
-            finally:
-                stop.set()
-                s.shutdown(socket.SHUT_RDWR)
-                t.join(10)
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                s.settimeout(5)
+                got += len(s.recv(16384))  # a slow reader: 16 KiB every 20 ms
+                time.sleep(0.02)
+                peak = max(peak, proxy.rss_kib())
+            up.stop.set()
         grew = peak - base
         check(grew < RSS_ALLOWANCE_KIB, "the proxy's RSS grew by %d KiB (from %d) while a slow client "
-              "lagged %d MiB behind" % (grew, base, (sent[0] - got) // MiB))
-        check(sent[0] > 4 * MiB, "the sender sent only %d bytes" % sent[0])
+              "read %d KiB" % (grew, base, got // 1024))
+        check(got > 256 * 1024, "the client read only %d bytes" % got)
         proxy.stop()
-    return "sent %d MiB, read %d KiB, RSS +%d KiB" % (sent[0] // MiB, got // 1024, grew)
+    return "client read %d KiB, RSS +%d KiB" % (got // 1024, grew)
+
+
+def test_reset_carried(exe):
+    """The client resets: the upstream sees a reset, not an end of stream."""
+    def record(conn, stop, result):
+        conn.settimeout(5)
+        try:
+            result["first"] = conn.recv(10)
+            result["then"] = conn.recv(10)
+        except ConnectionResetError:
+            result["then"] = "reset"
+        except socket.timeout:
+            result["then"] = "timeout"
+
+    with Upstream(record) as up, ProxyDemo(exe, [up.spec]) as proxy:
+        s = connect("127.0.0.1", proxy.port)
+        s.sendall(b"hello")
+        time.sleep(0.3)
+        reset_close(s)
+        up.thread.join(6)
+        check(up.result.get("first") == b"hello", "the upstream got %r" % up.result.get("first"))
+        check(up.result.get("then") == "reset", "after the client's reset the upstream saw %r, not a reset"
+              % up.result.get("then"))
+        proxy.stop()
+
+
+def test_idle_timeout(exe):
+    with Echo(exe) as echo, ProxyDemo(exe, [echo.spec], ["--proxy-idle-timeout", "0.3"]) as proxy:
+        with connect("127.0.0.1", proxy.port) as s:
+            for _ in range(5):  # busy longer than the timeout: left alone
+                check(exchange(s, b"tick") == b"tick", "echo through the proxy")
+                time.sleep(0.1)
+            t0 = time.monotonic()
+            how = wait_ended(s, 3.0)
+            took = time.monotonic() - t0
+        check(how == "eof", "an idle pair: the stream %s" % how)
+        check(0.2 < took < 2.0, "closed %.2f s after the last byte, with --proxy-idle-timeout 0.3" % took)
+        idle = [v for k, v in proxy.metrics().items() if k.startswith("netloop_proxy_idle_closed_total")]
+        check(idle == [1], "netloop_proxy_idle_closed_total %r, expected [1]" % idle)
+        proxy.stop()
 
 
 def test_rss_slow_upstream(exe):
     """The upstream reads slowly: what the client sends must wait in the kernel and the
     client, not in the proxy."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(4)
-    stop = threading.Event()
-    read = [0]
-
-    def slow_upstream():
-        conn, _ = lst.accept()
+    def slow_reader(conn, stop, result):
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         conn.settimeout(0.5)
-        with conn:
-            while not stop.is_set():
-                try:
-                    chunk = conn.recv(16384)
-                except socket.timeout:
-                    continue
-                if not chunk:
-                    break
-                read[0] += len(chunk)
-                time.sleep(0.02)
+        result["read"] = 0
+        while not stop.is_set():
+            try:
+                chunk = conn.recv(16384)
+            except socket.timeout:
+                continue
+            if not chunk:
+                break
+            result["read"] += len(chunk)
+            time.sleep(0.02)
 
-    up = threading.Thread(target=slow_upstream)
-    up.start()
-    try:
-        with ProxyDemo(exe, ["127.0.0.1:%d" % lst.getsockname()[1]]) as proxy:
-            base = proxy.rss_kib()
-            sent = [0]
-            with connect("127.0.0.1", proxy.port) as s:
-                t = threading.Thread(target=blast, args=(s, stop, sent))
-                t.start()
-                peak = watch_rss(proxy, 4, threading.Event())
-                stop.set()
-                s.shutdown(socket.SHUT_RDWR)
-                t.join(10)
-            grew = peak - base
-            check(grew < RSS_ALLOWANCE_KIB, "the proxy's RSS grew by %d KiB (from %d) while a slow upstream "
-                  "lagged %d MiB behind" % (grew, base, (sent[0] - read[0]) // MiB))
-            check(sent[0] > 4 * MiB, "the sender sent only %d bytes" % sent[0])
-            proxy.stop()
-    finally:
-        stop.set()
-        up.join(10)
-        lst.close()
-    return "sent %d MiB, upstream read %d KiB, RSS +%d KiB" % (sent[0] // MiB, read[0] // 1024, grew)
+    with Upstream(slow_reader) as up, ProxyDemo(exe, [up.spec]) as proxy:
+        base = proxy.rss_kib()
+        stop = threading.Event()
+        sent = [0]
+        with connect("127.0.0.1", proxy.port) as s:
+            t = threading.Thread(target=blast, args=(s, stop, sent))
+            t.start()
+            peak = watch_rss(proxy, 4, threading.Event())
+            stop.set()
+            s.shutdown(socket.SHUT_RDWR)
+            t.join(10)
+            up.stop.set()  # the upstream stops reading and goes: the pair ends
+        read = up.result.get("read", 0)
+        grew = peak - base
+        check(grew < RSS_ALLOWANCE_KIB, "the proxy's RSS grew by %d KiB (from %d) while a slow upstream "
+              "lagged %d MiB behind" % (grew, base, (sent[0] - read) // MiB))
+        check(sent[0] > 4 * MiB, "the sender sent only %d bytes" % sent[0])
+        proxy.stop()
+    return "sent %d MiB, upstream read %d KiB, RSS +%d KiB" % (sent[0] // MiB, read // 1024, grew)
 
 
 def test_no_descriptor_leak(exe):
@@ -277,6 +336,8 @@ TESTS = [
     ("the half-close is carried: every byte, then EOF", test_half_close),
     ("an upstream that refuses: the client is closed at once, the proxy stays up", test_upstream_refused),
     ("one of two upstreams down: every client served, the dead one passed over", test_one_upstream_down),
+    ("a reset from the client reaches the upstream as a reset", test_reset_carried),
+    ("--proxy-idle-timeout closes a pair with nothing moving", test_idle_timeout),
     ("a slow client keeps the proxy's RSS bounded", test_rss_slow_client),
     ("a slow upstream keeps the proxy's RSS bounded", test_rss_slow_upstream),
     ("2,000 connect/abort cycles leave no descriptor", test_no_descriptor_leak),
