@@ -53,6 +53,9 @@ struct DemoProtocol {
   std::function<std::string(DemoRun&, const std::vector<Address>& addresses)> setup{};
   // The banner's words after "poller NAME" (", root /srv"); may be empty.
   std::function<std::string(const DemoRun&)> detail{};
+  // Words of the banner line of its i-th listener (in the order given) alone, after
+  // `detail`'s: for listeners that differ (the proxy's upstreams); may be empty.
+  std::function<std::string(const DemoRun&, size_t i)> listener_detail{};
 
   // For setup: registers one stream listener the way this protocol wants (every loop or
   // loop 0 only).

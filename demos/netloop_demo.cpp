@@ -35,12 +35,15 @@ void print_banner(const Server& server, const demo::DemoRun& run, const std::str
   std::map<std::string, std::string, std::less<>> details;
   for (const demo::DemoProtocol* p : demo::demo_protocols())
     if (p->detail) details[std::string(p->name)] = p->detail(run);
+  std::map<std::string, size_t, std::less<>> seen;  // listeners of each protocol so far
   for (const auto& b : server.bound()) {
     const demo::DemoProtocol* p = demo::find_protocol(b.name);
     std::string detail = "poller " + backend;
     if (run.options.threads > 1)
       detail += ", " + std::to_string(p && p->shared ? 1 : run.options.threads) + " loop(s)";
     if (auto it = details.find(b.name); it != details.end()) detail += it->second;
+    size_t index = seen[b.name]++;
+    if (p && p->listener_detail) detail += p->listener_detail(run, index);
     std::printf("netloop-demo: %s listening on %s (%s)\n", b.name.c_str(),
                 b.address.to_string().c_str(), detail.c_str());
   }

@@ -27,10 +27,11 @@ const DemoProtocol& tcp_proxy_protocol() {
   static const DemoProtocol p{
       .name = "tcp-proxy",
       .flag = "--tcp-proxy",
-      .listen_help = "TCP proxy: each client is joined to a new connection to the next\n"
-                     "UPSTREAM (HOST:PORT, a name or an address; round robin, one that\n"
-                     "fails is passed over for a while and the client tried on the\n"
-                     "next), e.g. 127.0.0.1:6380=127.0.0.1:6379,[::1]:6379",
+      .listen_help = "TCP proxy, round robin:\n"
+                     "each client is joined to a new connection to the next UPSTREAM\n"
+                     "(HOST:PORT, a name or an address); one that fails is passed over\n"
+                     "for a while and the client tried on the next, e.g.\n"
+                     "127.0.0.1:6380=127.0.0.1:6379,[::1]:6379",
       .listen_value = "LISTEN=UPSTREAM[,UPSTREAM...]",
       .parse_listener = [](DemoOptions& o, const std::string& v, Address& listen) -> std::string {
         std::string why;
@@ -74,32 +75,36 @@ const DemoProtocol& tcp_proxy_protocol() {
       .setup = [](DemoRun& run, const std::vector<Address>&) -> std::string {
         proxy::ProxyOptions po = run.options.proxy_options;
         po.upstream_connection = run.options.connection;
+        // Per route, counters per loop (one writer each), summed when read.
+        auto all = std::make_shared<std::vector<std::vector<std::shared_ptr<proxy::ProxyStats>>>>();
         for (const auto& route : run.options.proxy_routes) {
-          // Counters per loop (one writer each), summed when read.
           std::vector<std::shared_ptr<proxy::ProxyStats>> stats;
           for (size_t i = 0; i < run.options.threads; ++i) {
             stats.push_back(proxy::make_stats(route));
             run.metrics.proxy.push_back(stats.back().get());
           }
+          all->push_back(stats);
           tcp_proxy_protocol().add_stream(
               run, route.listen, [upstreams = route.upstreams, po, stats](EventLoop&, size_t i) {
                 auto service = std::make_shared<proxy::ProxyService>(upstreams, po, stats[i]);
                 return StreamService{.factory = proxy::proxy_factory(std::move(service))};
               });
         }
+        // The counters are named after the address bound (port 0: the one the kernel
+        // picked), before any loop runs.
+        run.after_start.push_back([&run, all] {
+          size_t route = 0;
+          for (const auto& b : run.server.bound()) {
+            if (b.name != tcp_proxy_protocol().name || route >= all->size()) continue;
+            for (auto& st : (*all)[route]) st->listener = b.address.to_string();
+            ++route;
+          }
+        });
         return {};
       },
-      .detail = [](const DemoRun& run) -> std::string {
+      .listener_detail = [](const DemoRun& run, size_t i) -> std::string {
         const auto& routes = run.options.proxy_routes;
-        if (routes.size() == 1) return ", upstreams " + upstream_list(routes[0]);
-        std::string out = ", routes";
-        for (const auto& r : routes) {
-          out += ' ';
-          out += r.listen.to_string();
-          out += '=';
-          out += upstream_list(r);
-        }
-        return out;
+        return i < routes.size() ? ", upstreams " + upstream_list(routes[i]) : std::string();
       },
   };
   return p;
