@@ -231,13 +231,15 @@ def test_reset_carried(exe):
 def test_idle_timeout(exe):
     with Echo(exe) as echo, ProxyDemo(exe, [echo.spec], ["--proxy-idle-timeout", "0.3"]) as proxy:
         with connect("127.0.0.1", proxy.port) as s:
-            for _ in range(5):  # busy longer than the timeout: left alone
+            for i in range(5):  # busy longer than the timeout: left alone
+                if i:
+                    time.sleep(0.1)
                 check(exchange(s, b"tick") == b"tick", "echo through the proxy")
-                time.sleep(0.1)
-            t0 = time.monotonic()
+                last = time.monotonic()
             how = wait_ended(s, 3.0)
-            took = time.monotonic() - t0
+            took = time.monotonic() - last
         check(how == "eof", "an idle pair: the stream %s" % how)
+        # 0.3 s after the proxy stamped the last byte, a little before we saw it.
         check(0.2 < took < 2.0, "closed %.2f s after the last byte, with --proxy-idle-timeout 0.3" % took)
         idle = [v for k, v in proxy.metrics().items() if k.startswith("netloop_proxy_idle_closed_total")]
         check(idle == [1], "netloop_proxy_idle_closed_total %r, expected [1]" % idle)
