@@ -139,8 +139,8 @@ TEST_CASE("connector: connects by address on every backend and drives the handle
     CAPTURE(backend);
     auto loop = make_loop(backend);
     auto server = echo_listener(*loop, Address::ipv4_loopback(0));
-    Connector connector(*loop);
     Heard h;
+    Connector connector(*loop);
     connector.connect(server->local_address(), std::make_unique<Client>(h, "ping through"));
     CHECK(h.opens == 0);  // never inside the call
     REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
@@ -158,8 +158,8 @@ TEST_CASE("connector: connects by address on every backend and drives the handle
 TEST_CASE("connector: connects by name through /etc/hosts (localhost)") {
   auto loop = make_loop();
   auto server = echo_listener(*loop, Address::ipv4_loopback(0));
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   // Only IPv4 listens: if the hosts file also maps localhost to ::1, that attempt is
   // refused and the IPv4 one follows at once.
   connector.connect("localhost", server->local_address().port(), std::make_unique<Client>(h));
@@ -176,8 +176,8 @@ TEST_CASE("connector: IPv6 by address") {
   }
   auto loop = make_loop();
   auto server = echo_listener(*loop, Address::ipv6_loopback(0));
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   connector.connect("::1", server->local_address().port(), std::make_unique<Client>(h));
   REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
   CHECK(h.opens == 1);
@@ -189,8 +189,8 @@ TEST_CASE("connector: a refused connect is on_close(connect_failed, connection_r
   for (const auto& backend : usable_backends()) {
     CAPTURE(backend);
     auto loop = make_loop(backend);
-    Connector connector(*loop);
     Heard h;
+    Connector connector(*loop);
     uint16_t port = closed_port();
     connector.connect(Address::ipv4_loopback(port), std::make_unique<Client>(h));
     REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
@@ -208,8 +208,8 @@ TEST_CASE("connector: a refused connect is on_close(connect_failed, connection_r
 TEST_CASE("connector: a connect nobody answers times out") {
   BlackHole hole;
   auto loop = make_loop();
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   netloop::ConnectOptions o;
   o.timeout = 300ms;
   auto t0 = SteadyClock::now();
@@ -227,8 +227,8 @@ TEST_CASE("connector: a name that does not resolve") {
   auto loop = make_loop();
   ConnectorOptions co;
   co.resolver.lookup = table_lookup({});
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   connector.connect("nosuch.test", 80, std::make_unique<Client>(h));
   REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
   CHECK(h.opens == 0);
@@ -255,8 +255,8 @@ TEST_CASE("connector: a lookup that takes too long times out and its late answer
     gate.wait();
     return Addresses{Address::ipv4_loopback(port)};
   };
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   netloop::ConnectOptions o;
   o.timeout = 200ms;
   connector.connect("slow.test", 9, std::make_unique<Client>(h), o);
@@ -278,8 +278,8 @@ TEST_CASE("connector: Happy Eyeballs: IPv6 refused falls back to IPv4 at once") 
   // not there at all, which fails at once just the same).
   co.resolver.lookup = table_lookup({{"dual.test", {Address::ipv6_loopback(0),
                                                     Address::ipv4_loopback(0)}}});
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   netloop::ConnectOptions o;
   o.attempt_delay = 2s;  // the fallback must not wait for it
   auto t0 = SteadyClock::now();
@@ -307,8 +307,8 @@ TEST_CASE("connector: Happy Eyeballs: a silent IPv6 attempt gets the IPv4 one af
   co.resolver.lookup = [v6, v4](const std::string&, uint16_t) -> Result<Addresses> {
     return Addresses{v6, v4};
   };
+  Heard h;  // before the connector: its tear-down closes the connection, which tells h
   Connector connector(*loop, co);
-  Heard h;
   netloop::ConnectOptions o;
   o.attempt_delay = 150ms;
   size_t fds_before = open_fds();
@@ -336,8 +336,8 @@ TEST_CASE("connector: cancel while resolving: no callback, the handler is destro
     gate.wait();
     return Addresses{Address::ipv4_loopback(port)};
   };
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   ConnectId id = connector.connect("slow.test", closed_port(), std::make_unique<Client>(h));
   loop->run_once(10);
   CHECK(connector.resolver().pending() == 1);
@@ -375,8 +375,8 @@ TEST_CASE("connector: cancel while connecting closes the socket, with no callbac
 TEST_CASE("connector: binds the local address asked for; a family mismatch fails clearly") {
   auto loop = make_loop();
   auto server = echo_listener(*loop, Address::ipv4_loopback(0));
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   netloop::ConnectOptions o;
   o.local = Address::ipv4_loopback(0);
   connector.connect(server->local_address(), std::make_unique<Client>(h), o);
