@@ -449,3 +449,133 @@ TEST_CASE("connector: destroying it closes its connections (shutdown) and drops 
   CHECK(waiting.closes == 0);
   CHECK(waiting.destroyed);
 }
+
+// --- Handlers that call back into the connector ----------------------------------------
+
+namespace {
+
+struct DestroyOnClose final : StreamHandler {
+  std::unique_ptr<Connector>& owner;
+  int& closes;
+  DestroyOnClose(std::unique_ptr<Connector>& o, int& c) : owner(o), closes(c) {}
+  void on_open(Connection& c) override { c.close(); }
+  void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+  void on_close(Connection&, const CloseInfo&) override {
+    ++closes;
+    owner.reset();  // a one-shot client tears its connector down when done
+  }
+};
+
+struct ConnectAgainOnClose final : StreamHandler {
+  Connector& connector;
+  Address to;
+  Heard& next;
+  ConnectId& got;
+  ConnectAgainOnClose(Connector& c, Address a, Heard& n, ConnectId& g)
+      : connector(c), to(a), next(n), got(g) {}
+  void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+  void on_close(Connection&, const CloseInfo&) override {
+    got = connector.connect(to, std::make_unique<Client>(next));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("connector: destroyed from a connection's own on_close") {
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  int closes = 0;
+  auto connector = std::make_unique<Connector>(*loop);
+  connector->connect(server->local_address(), std::make_unique<DestroyOnClose>(connector, closes));
+  REQUIRE(run_until(*loop, [&] { return closes == 1; }));
+  CHECK(connector == nullptr);
+  run_until(*loop, [] { return false; }, 50ms);  // (ASan: nothing touches the freed connector)
+  CHECK(closes == 1);
+}
+
+TEST_CASE("connector: a handler connecting again from on_close(shutdown) while it is destroyed "
+          "is refused") {
+  BlackHole hole;
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  Heard next;
+  ConnectId again = 99;
+  {
+    Connector connector(*loop);
+    connector.connect(server->local_address(),
+                      std::make_unique<ConnectAgainOnClose>(connector, hole.address, next, again));
+    REQUIRE(run_until(*loop, [&] { return connector.connection_count() == 1; }));
+  }
+  CHECK(again == 0);
+  CHECK(next.destroyed);
+  run_until(*loop, [] { return false; }, 100ms);
+  CHECK(next.closes == 0);
+}
+
+TEST_CASE("connector: cancelling a keep_connected from its connection's on_data closes it after "
+          "on_data returns") {
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  Connector connector(*loop);
+  ConnectId id = 0;
+  bool in_on_data = false, closed_inside = false;
+  int closes = 0;
+  CloseReason reason = CloseReason::local;
+  struct Canceller final : StreamHandler {
+    Connector& c;
+    ConnectId& id;
+    bool &inside, &closed_inside;
+    int& closes;
+    CloseReason& reason;
+    Canceller(Connector& c, ConnectId& id, bool& in, bool& ci, int& n, CloseReason& r)
+        : c(c), id(id), inside(in), closed_inside(ci), closes(n), reason(r) {}
+    void on_open(Connection& conn) override { conn.send("x"); }
+    void on_data(Connection&, Buffer& in) override {
+      in.consume(in.size());
+      inside = true;
+      c.cancel(id);  // "done: stop keeping this connection"
+      inside = false;
+    }
+    void on_close(Connection&, const CloseInfo& i) override {
+      closed_inside = inside;
+      reason = i.reason;
+      ++closes;
+    }
+  };
+  ReconnectOptions r;
+  r.initial = 10ms;
+  id = connector.keep_connected("127.0.0.1", server->local_address().port(), [&] {
+    return std::make_unique<Canceller>(connector, id, in_on_data, closed_inside, closes, reason);
+  }, r);
+  REQUIRE(run_until(*loop, [&] { return closes == 1; }));
+  CHECK_FALSE(closed_inside);
+  CHECK(reason == CloseReason::shutdown);
+  run_until(*loop, [] { return false; }, 100ms);
+  CHECK(closes == 1);  // no reconnect after the cancel
+  CHECK(connector.connection_count() == 0);
+  CHECK(connector.pending_count() == 0);
+}
+
+TEST_CASE("connector: cancelling a keep_connected whose connection is up closes it (shutdown), "
+          "and nothing reconnects") {
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  Heard h;
+  Connector connector(*loop);
+  int made = 0;
+  ReconnectOptions r;
+  r.initial = 10ms;
+  ConnectId id = connector.keep_connected("127.0.0.1", server->local_address().port(), [&] {
+    ++made;
+    return std::make_unique<Client>(h, "");
+  }, r);
+  REQUIRE(run_until(*loop, [&] { return h.opens == 1; }));
+  CHECK(connector.connection_count() == 1);
+  CHECK(connector.cancel(id));
+  CHECK(h.closes == 1);
+  CHECK(h.info.reason == CloseReason::shutdown);
+  run_until(*loop, [] { return false; }, 100ms);
+  CHECK(made == 1);
+  CHECK(connector.connection_count() == 0);
+  CHECK_FALSE(connector.cancel(id));
+}
