@@ -105,10 +105,19 @@ std::vector<OptionGroup> all_groups() {
   std::vector<OptionGroup> groups;
   OptionGroup listeners{"Listeners (repeatable)", {}};
   for (const DemoProtocol* p : demo_protocols()) {
+    std::string_view value = p->listen_value.empty() ? "HOST:PORT" : p->listen_value;
     listeners.options.push_back(
-        {p->flag, "HOST:PORT", "HOST:PORT", p->listen_help,
+        {p->flag, value, value, p->listen_help,
          [p](DemoOptions& o, const std::string& v) -> std::string {
            std::string why;
+           if (p->parse_listener) {
+             Address listen;
+             if (v.empty()) return std::string(p->flag) + " needs " + std::string(p->listen_value);
+             why = p->parse_listener(o, v, listen);
+             if (!why.empty()) return std::string(p->flag) + " " + v + ": " + why;
+             o.listeners.push_back({p, listen});
+             return {};
+           }
            auto a = Address::parse_numeric(v, &why);
            if (!a) return std::string(p->flag) + (v.empty() ? " needs HOST:PORT" : " " + v + ": " + why);
            o.listeners.push_back({p, *a});

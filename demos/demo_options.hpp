@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "http/http_options.hpp"
+#include "proxy/proxy_options.hpp"
 #include "netloop/address.hpp"
 #include "netloop/log.hpp"
 #include "netloop/tcp_connection.hpp"
@@ -29,6 +30,11 @@ struct DemoOptions {
   size_t max_connections = 10'000;
   http::HttpOptions http_options;
   size_t metrics_max_connections = 8;
+  // --tcp-proxy: one route per flag, in order (their listen addresses are in `listeners`
+  // too); the timeouts for them all (their water marks are `connection`'s).
+  std::vector<proxy::ProxyRoute> proxy_routes;
+  proxy::ProxyOptions proxy_options;
+  bool proxy_options_given = false;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;

@@ -32,6 +32,13 @@ struct DemoProtocol {
   std::string_view name{};        // "http": the banner's word, and the listener flag's
   std::string_view flag{};        // "--http": the listener option, HOST:PORT, repeatable
   std::string_view listen_help{}; // its help line(s)
+  // When the listener flag's value says more than HOST:PORT (the proxy's
+  // LISTEN=UPSTREAM[,UPSTREAM...]): its form, for --help and the message when it is
+  // missing, and its parse, which keeps what the protocol needs in the options, sets the
+  // address to listen on and returns what is wrong ("" = nothing). Empty: HOST:PORT.
+  std::string_view listen_value{};
+  std::function<std::string(DemoOptions&, const std::string& value, Address& listen)>
+      parse_listener{};
   std::optional<Address> default_listener{};  // where it listens when no listener is given
   bool shared = false;     // its connections share state: only loop 0 serves it
   bool datagram = false;   // UDP (registered with add_datagram)

@@ -10,6 +10,7 @@ const DemoProtocol& udp_echo_protocol();
 const DemoProtocol& http_protocol();
 const DemoProtocol& chat_protocol();
 const DemoProtocol& kv_protocol();
+const DemoProtocol& tcp_proxy_protocol();
 const DemoProtocol& metrics_protocol();
 
 const std::vector<const DemoProtocol*>& demo_protocols() {
@@ -19,6 +20,7 @@ const std::vector<const DemoProtocol*>& demo_protocols() {
       &http_protocol(),
       &chat_protocol(),
       &kv_protocol(),
+      &tcp_proxy_protocol(),
       &metrics_protocol(),
   };
   return all;

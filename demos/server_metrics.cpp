@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <utility>
+
 namespace netloop::demo {
 namespace {
 
@@ -26,6 +29,78 @@ HttpTotals http_totals(const MetricsSources& s) {
     for (int c = 1; c < 6; ++c) t.by_class[c] += h->responses[c];
   }
   return t;
+}
+
+// One --tcp-proxy listener's counters, summed over its loops.
+struct ProxyTotals {
+  std::string listener;
+  std::vector<std::string> upstreams;
+  std::vector<proxy::UpstreamStats> per_upstream;
+  uint64_t clients = 0, no_upstream = 0, idle_closed = 0;
+};
+
+std::vector<ProxyTotals> proxy_totals(const MetricsSources& s) {
+  std::vector<ProxyTotals> out;
+  for (const auto* p : s.proxy) {
+    auto it = std::find_if(out.begin(), out.end(),
+                           [p](const ProxyTotals& t) { return t.listener == p->listener; });
+    if (it == out.end()) {
+      out.push_back({p->listener, p->upstreams, std::vector<proxy::UpstreamStats>(p->upstreams.size())});
+      it = out.end() - 1;
+    }
+    for (size_t i = 0; i < p->per_upstream.size() && i < it->per_upstream.size(); ++i) {
+      const auto& from = p->per_upstream[i];
+      auto& to = it->per_upstream[i];
+      to.connects += from.connects;
+      to.failures += from.failures;
+      to.bytes_out += from.bytes_out;
+      to.bytes_in += from.bytes_in;
+    }
+    it->clients += p->clients;
+    it->no_upstream += p->no_upstream;
+    it->idle_closed += p->idle_closed;
+  }
+  return out;
+}
+
+void render_proxy(std::string& out, const MetricsSources& s) {
+  auto totals = proxy_totals(s);
+  auto family = [&out](std::string_view name, std::string_view help) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+  };
+  auto per_upstream = [&](std::string_view name, std::string_view help, auto value) {
+    family(name, help);
+    for (const auto& t : totals)
+      for (size_t i = 0; i < t.upstreams.size(); ++i)
+        fmt::format_to(std::back_inserter(out), "{}{{listener=\"{}\",upstream=\"{}\"}} {}\n", name,
+                       t.listener, t.upstreams[i], value(t.per_upstream[i]));
+  };
+  per_upstream("netloop_proxy_upstream_connects_total", "TCP proxy: upstream connections made.",
+               [](const proxy::UpstreamStats& u) { return u.connects.get(); });
+  per_upstream("netloop_proxy_upstream_failures_total",
+               "TCP proxy: upstream connects that failed (refused, unreachable, timed out).",
+               [](const proxy::UpstreamStats& u) { return u.failures.get(); });
+  family("netloop_proxy_upstream_bytes_total",
+         "TCP proxy: bytes forwarded, to the upstream (out) and from it (in).");
+  for (const auto& t : totals)
+    for (size_t i = 0; i < t.upstreams.size(); ++i)
+      for (auto [dir, n] : {std::pair<const char*, uint64_t>{"out", t.per_upstream[i].bytes_out},
+                            {"in", t.per_upstream[i].bytes_in}})
+        fmt::format_to(std::back_inserter(out),
+                       "netloop_proxy_upstream_bytes_total{{listener=\"{}\",upstream=\"{}\",direction=\"{}\"}} {}\n",
+                       t.listener, t.upstreams[i], dir, n);
+  auto per_listener = [&](std::string_view name, std::string_view help, auto value) {
+    family(name, help);
+    for (const auto& t : totals)
+      fmt::format_to(std::back_inserter(out), "{}{{listener=\"{}\"}} {}\n", name, t.listener, value(t));
+  };
+  per_listener("netloop_proxy_clients_total", "TCP proxy: clients accepted.",
+               [](const ProxyTotals& t) { return t.clients; });
+  per_listener("netloop_proxy_no_upstream_total",
+               "TCP proxy: clients closed because no upstream could be reached.",
+               [](const ProxyTotals& t) { return t.no_upstream; });
+  per_listener("netloop_proxy_idle_closed_total", "TCP proxy: pairs closed after the idle timeout.",
+               [](const ProxyTotals& t) { return t.idle_closed; });
 }
 
 void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
@@ -88,6 +163,7 @@ std::string render_prometheus(const MetricsSources& s) {
     metric(out, "netloop_http_partial_total", "counter", "HTTP 206 responses (Range requests).",
            h.partial);
   }
+  if (!s.proxy.empty()) render_proxy(out, s);
   return out;
 }
 
@@ -105,6 +181,19 @@ std::string one_line_summary(const MetricsSources& s) {
     HttpTotals h = http_totals(s);
     line += fmt::format("; http requests={} 2xx={} 3xx={} 4xx={} 5xx={} timeouts={}", h.requests,
                         h.by_class[2], h.by_class[3], h.by_class[4], h.by_class[5], h.timeouts);
+  }
+  if (!s.proxy.empty()) {
+    uint64_t clients = 0, connects = 0, failures = 0, no_upstream = 0;
+    for (const auto& t : proxy_totals(s)) {
+      clients += t.clients;
+      no_upstream += t.no_upstream;
+      for (const auto& u : t.per_upstream) {
+        connects += u.connects;
+        failures += u.failures;
+      }
+    }
+    line += fmt::format("; proxy clients={} upstream connects={} failures={} no_upstream={}",
+                        clients, connects, failures, no_upstream);
   }
   return line;
 }

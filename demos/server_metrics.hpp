@@ -1,5 +1,5 @@
 // netloop-demo's observability: the Prometheus text for --metrics and the one-line
-// summary for SIGUSR1, from the server's totals and each loop's HTTP counters.
+// summary for SIGUSR1, from the server's totals and each loop's HTTP and proxy counters.
 #pragma once
 
 #include <string>
@@ -7,12 +7,14 @@
 
 #include "http/http_responder.hpp"
 #include "netloop/server.hpp"
+#include "proxy/proxy_stats.hpp"
 
 namespace netloop::demo {
 
 struct MetricsSources {
   const Server* server = nullptr;
   std::vector<const http::HttpStats*> http;  // one per loop serving HTTP
+  std::vector<const proxy::ProxyStats*> proxy;  // one per --tcp-proxy listener and loop
 };
 
 // The Prometheus text exposition format (0.0.4); every value read without locks.

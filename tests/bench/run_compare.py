@@ -7,7 +7,7 @@ One round, a fraction of a second (or the one second wrk takes) per run, the few
 servers and clients, 127.0.0.1 only; the results go to a temporary directory. The test
 passes when the script exits 0 and wrote a JSON file that parses, has the expected keys
 and holds at least one round. A part whose external tool is missing (wrk, nginx, h2o,
-redis-benchmark, redis-server) is reported as SKIP on stdout; when nothing at all could
+redis-benchmark, redis-server, haproxy) is reported as SKIP on stdout; when nothing at all could
 run the exit status is 77 (meson: SKIP), never a silent pass.
 """
 
@@ -64,6 +64,12 @@ def plan(name):
         return (["--rounds", "1", "--requests", "2000", "--pipelined-requests", "20000", "--clients", "2",
                  "--tests", "ping_inline,get"],
                 ["config", "servers", "unavailable", "died", "rounds", "medians", "ratios_netloop_over_redis"],
+                skipped)
+    if name == "proxy":
+        if tool("haproxy") is None:
+            skipped.append("haproxy (not installed): netloop measured alone")
+        return (quick + ["--duration", "0.3", "--echo-connections", "2", "--bulk-connections", "1"],
+                ["config", "servers", "unavailable", "died", "rounds", "medians", "ratios_netloop_over_haproxy"],
                 skipped)
     raise SystemExit(f"run_compare.py: no plan for compare-{name}")
 

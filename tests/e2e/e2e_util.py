@@ -356,3 +356,90 @@ def main(tests, argv):
     print("%d of %d e2e checks failed" % (failed, len(tests)) if failed
           else "all %d e2e checks passed" % len(tests))
     return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------
+# The TCP proxy (--tcp-proxy): the tests of it against netloop's echo, redis and nginx
+
+
+class ProxyDemo(Closing):
+    """netloop-demo proxying LISTEN (default 127.0.0.1:0) to `upstreams` ("HOST:PORT"
+    strings), with a --metrics endpoint; `port` is the proxy's, `metrics_port` the
+    endpoint's, `pid` the process to watch."""
+
+    def __init__(self, exe, upstreams, extra=(), listen="127.0.0.1:0"):
+        args = ["--tcp-proxy", listen + "=" + ",".join(upstreams), "--metrics", "127.0.0.1:0",
+                "--log-level", "warn"] + list(extra)
+        self.demo = Demo(exe, args)
+        try:
+            self.host, self.port, self.banner = wait_banner(self.demo, "tcp-proxy")
+            _, self.metrics_port, _ = wait_banner(self.demo, "metrics")
+        except BaseException:
+            self.demo.close()
+            raise
+        self.pid = self.demo.proc.pid
+
+    def alive(self):
+        return self.demo.proc.poll() is None
+
+    def metrics(self):
+        """{'name{labels}': value} from GET /metrics (plain sockets, no proxy settings)."""
+        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), "GET /metrics: %r" % head[:100])
+        out = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def upstream_metric(self, name, upstream, **labels):
+        """One per-upstream proxy counter, e.g. upstream_metric("connects", "127.0.0.1:7007")."""
+        extra = "".join(',%s="%s"' % kv for kv in labels.items())
+        for key, value in self.metrics().items():
+            if (key.startswith("netloop_proxy_upstream_%s_total{" % name)
+                    and 'upstream="%s"' % upstream in key and key.endswith(extra + "}")):
+                return int(value)
+        raise Failure("no netloop_proxy_upstream_%s_total for %s in /metrics" % (name, upstream))
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise Failure("no VmRSS in /proc/%d/status" % self.pid)
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.pid))
+
+    def stop(self):
+        code = self.demo.stop(signal.SIGTERM, timeout=15)
+        check(code == 0, "the proxy exited %d after SIGTERM; stderr: %r" % (code, self.demo.stderr_text()))
+
+    def close(self):
+        self.demo.close()
+
+
+def closed_port(host="127.0.0.1"):
+    """A port nothing listens on (bound and released)."""
+    return free_port(family_of(host), host)
+
+
+def wait_ended(sock, timeout=5.0):
+    """How the peer ended the stream within `timeout`: "eof", "reset", or "open"."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(1)
+        return "eof" if data == b"" else "data"
+    except ConnectionResetError:
+        return "reset"
+    except socket.timeout:
+        return "open"

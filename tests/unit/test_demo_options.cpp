@@ -648,7 +648,8 @@ TEST_CASE("demo options: --help lists every protocol of the table, with its own 
   for (const auto* p : netloop::demo::demo_protocols()) {
     CAPTURE(p->name);
     CHECK(p->flag == "--" + std::string(p->name));
-    CHECK(usage.find("  " + std::string(p->flag) + " HOST:PORT") != std::string::npos);
+    std::string_view value = p->listen_value.empty() ? "HOST:PORT" : p->listen_value;
+    CHECK(usage.find("  " + std::string(p->flag) + " " + std::string(value)) != std::string::npos);
     CHECK(usage.find(std::string(p->listen_help.substr(0, p->listen_help.find('\n')))) !=
           std::string::npos);
     for (const auto& opt : p->options) {
@@ -663,7 +664,10 @@ TEST_CASE("demo options: --help lists every protocol of the table, with its own 
 TEST_CASE("demo options: every protocol's listener flag gives that protocol a listener") {
   for (const auto* p : netloop::demo::demo_protocols()) {
     CAPTURE(p->name);
-    auto o = parse_ok({std::string(p->flag), "127.0.0.1:0", std::string(p->flag) + "=[::1]:0"});
+    // A listener value that says more than HOST:PORT (the proxy's) gets an upstream.
+    std::string more = p->parse_listener ? "=127.0.0.1:7" : "";
+    auto o = parse_ok({std::string(p->flag), "127.0.0.1:0" + more,
+                       std::string(p->flag) + "=[::1]:0" + more});
     auto mine = o.addresses(p->name);
     REQUIRE(mine.size() == 2);
     CHECK(mine[0].to_string() == "127.0.0.1:0");
@@ -719,4 +723,82 @@ TEST_CASE("demo options: the new HTTP and metrics flags") {
     CHECK_FALSE(out.options.has_value());
     CHECK(out.error.find(c.says) != std::string::npos);
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// The TCP proxy
+
+TEST_CASE("demo options: --tcp-proxy routes, repeatable, with their upstreams in order") {
+  auto o = parse_ok({"--tcp-proxy", "127.0.0.1:6380=127.0.0.1:6379,[::1]:6379,db.example:6379",
+                     "--tcp-proxy=[::1]:8081=localhost:8080"});
+  REQUIRE(o.proxy_routes.size() == 2);
+  auto mine = o.addresses("tcp-proxy");
+  REQUIRE(mine.size() == 2);
+  CHECK(mine[0].to_string() == "127.0.0.1:6380");
+  CHECK(mine[1].to_string() == "[::1]:8081");
+  CHECK(o.proxy_routes[0].listen == mine[0]);
+  const auto& ups = o.proxy_routes[0].upstreams;
+  REQUIRE(ups.size() == 3);
+  CHECK(ups[0].text == "127.0.0.1:6379");
+  REQUIRE(ups[0].address.has_value());
+  CHECK(ups[0].address->to_string() == "127.0.0.1:6379");
+  CHECK(ups[1].address->to_string() == "[::1]:6379");
+  CHECK(ups[2].host == "db.example");
+  CHECK(ups[2].port == 6379);
+  CHECK_FALSE(ups[2].address.has_value());
+  // A proxy is a service: no default listeners.
+  CHECK(o.addresses("tcp-echo").empty());
+  CHECK(o.addresses("http").empty());
+  // The defaults, safe on the open internet.
+  CHECK(o.proxy_options.connect_timeout == std::chrono::seconds(5));
+  CHECK(o.proxy_options.idle_timeout == std::chrono::seconds(300));
+  CHECK(o.proxy_options.retry_after == std::chrono::seconds(5));
+}
+
+TEST_CASE("demo options: the proxy's timeouts") {
+  auto o = parse_ok({"--tcp-proxy", "127.0.0.1:0=127.0.0.1:1", "--proxy-connect-timeout", "0.5",
+                     "--proxy-idle-timeout=0", "--proxy-retry-after", "30"});
+  CHECK(o.proxy_options.connect_timeout == std::chrono::milliseconds(500));
+  CHECK(o.proxy_options.idle_timeout == netloop::Duration::zero());
+  CHECK(o.proxy_options.retry_after == std::chrono::seconds(30));
+}
+
+TEST_CASE("demo options: bad --tcp-proxy values say what is wrong") {
+  struct Case {
+    Args args;
+    std::string says;
+  };
+  const Case cases[] = {
+      {{"--tcp-proxy"}, "LISTEN=UPSTREAM"},
+      {{"--tcp-proxy="}, "LISTEN=UPSTREAM"},
+      {{"--tcp-proxy", "127.0.0.1:6380"}, "expected LISTEN=UPSTREAM"},
+      {{"--tcp-proxy", "127.0.0.1:6380="}, "no upstream"},
+      {{"--tcp-proxy", "nowhere:6380=127.0.0.1:1"}, "listen address 'nowhere:6380'"},
+      {{"--tcp-proxy", "127.0.0.1:6380=127.0.0.1:0"}, "port '0'"},
+      {{"--tcp-proxy", "127.0.0.1:6380=127.0.0.1:70000"}, "70000"},
+      {{"--tcp-proxy", "127.0.0.1:6380=127.0.0.1"}, "upstream '127.0.0.1'"},
+      {{"--tcp-proxy", "127.0.0.1:6380=::1:80"}, "brackets"},
+      {{"--tcp-proxy", "127.0.0.1:6380=[nope]:80"}, "not an IPv6 address"},
+      {{"--tcp-proxy", "127.0.0.1:6380=a b:80"}, "not a host name"},
+      {{"--tcp-proxy", "127.0.0.1:6380=127.0.0.1:1,,127.0.0.1:2"}, "empty upstream"},
+      {{"--tcp-proxy", "127.0.0.1:6380=127.0.0.1:1,"}, "empty upstream"},
+      {{"--proxy-connect-timeout", "0", "--tcp-proxy", "127.0.0.1:0=127.0.0.1:1"}, "above 0"},
+      {{"--proxy-retry-after", "x", "--tcp-proxy", "127.0.0.1:0=127.0.0.1:1"}, "--proxy-retry-after"},
+      {{"--proxy-idle-timeout", "10"}, "add --tcp-proxy"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(join(c.args));
+    auto out = parse_demo_options(c.args);
+    INFO("error: " << out.error);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.find(c.says) != std::string::npos);
+  }
+  std::string many = "127.0.0.1:0=";
+  for (int i = 1; i <= 65; ++i) {
+    if (i > 1) many += ',';
+    many += "127.0.0.1:";
+    many += std::to_string(i);
+  }
+  auto out = parse_demo_options({"--tcp-proxy", many});
+  CHECK(out.error.find("more than 64 upstreams") != std::string::npos);
 }
