@@ -2,8 +2,6 @@
 // response parsing.
 #include "http_workload.hpp"
 
-#include <algorithm>
-
 #include "http_response_parser.hpp"
 
 namespace netloop::load {

@@ -89,8 +89,8 @@ timeout is counted lost and its slot is sent again under a new sequence number; 
 that arrives after that is counted late, not lost twice.
 
 http: every connection sends keep-alive GET requests for the URL's path (HTTP/1.1, with
-a Host header and nothing else), K in flight: the first K in one write, then as many as
-were answered, in one write per read. Responses are framed by Content-Length or chunked
+a Host header and nothing else), K in flight: the first K in one write, then after each
+read as many as were answered, again in one write. Responses are framed by Content-Length or chunked
 encoding (or the close, after which the connection is made again), counted by status
 code, and timed from the write of their request. A response with "Connection: close"
 ends its connection (the requests sent after it are dropped) and a new one is made.

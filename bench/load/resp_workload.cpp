@@ -2,8 +2,6 @@
 // each connection's reply parsing.
 #include "resp_workload.hpp"
 
-#include <algorithm>
-
 namespace netloop::load {
 namespace {
 
