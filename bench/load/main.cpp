@@ -1,14 +1,20 @@
-// netloop-load: a TCP and UDP echo load generator on one netloop event loop; prints
-// throughput and round-trip latency percentiles (and UDP loss) as a table or one JSON object.
+// netloop-load: a load generator on one netloop event loop (TCP and UDP echo, HTTP/1.1
+// GETs, Redis commands); prints throughput and round-trip latency percentiles (and UDP
+// loss, HTTP status codes, Redis reply types) as a table or one JSON object.
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "client.hpp"
+#include "echo_workload.hpp"
+#include "http_workload.hpp"
 #include "netloop/event_loop.hpp"
 #include "options.hpp"
+#include "resp_workload.hpp"
+#include "stream_load.hpp"
+#include "udp_client.hpp"
 
 using namespace netloop;
 using namespace netloop::load;
@@ -45,37 +51,208 @@ Summary summarize(const Histogram& h, double seconds, uint64_t count, size_t siz
   return s;
 }
 
-void print_table(const LoadClient& client, const LoadOptions& opt, const Summary& s) {
-  const Tally& t = client.tally();
-  std::printf("netloop-load: tcp-echo %s, %zu-byte messages, pipeline %zu, %.2f s measured",
-              opt.target.to_string().c_str(), opt.size, opt.pipeline, s.seconds);
-  if (opt.warmup > 0) std::printf(" after %.2f s warm-up", opt.warmup);
-  std::printf("\n");
-  std::printf("  messages/s     %.1f  (%llu round trips)\n", s.messages_per_s,
-              static_cast<unsigned long long>(t.messages));
-  std::printf("  MB/s           %.2f  (echoed payload, one direction, 10^6 bytes)\n", s.mb_per_s);
-  std::printf("  latency (us)   p50 %.1f   p99 %.1f   p99.9 %.1f   (mean %.1f, min %.1f, max %.1f)\n",
-              s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us);
-  std::printf("  connections    %zu of %zu\n", client.live_connections(), opt.connections);
-  std::printf("  errors         %llu\n", static_cast<unsigned long long>(t.errors));
-  std::printf("  mismatches     %llu\n", static_cast<unsigned long long>(t.mismatches));
+using ull = unsigned long long;
+
+// A JSON string: the target and key are checked printable ASCII, but a URL may hold '"'.
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
 }
 
-void print_json(const LoadClient& client, const LoadOptions& opt, const Summary& s) {
-  const Tally& t = client.tally();
-  // The target is a numeric address: nothing in it needs JSON escaping.
+void print_latency_line(const Summary& s) {
+  std::printf("  latency (us)   p50 %.1f   p99 %.1f   p99.9 %.1f   (mean %.1f, min %.1f, max %.1f)\n",
+              s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us);
+}
+
+std::string latency_json(const Summary& s) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"mean\":%.2f,\"min\":%.2f,"
+                "\"max\":%.2f}",
+                s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us);
+  return buf;
+}
+
+void print_measured(const char* what, const LoadOptions& opt, const Summary& s) {
+  std::printf("netloop-load: %s %s, %s, %zu connections, pipeline %zu, %.2f s measured",
+              opt.scenario.c_str(), opt.target_text.c_str(), what, opt.connections, opt.pipeline,
+              s.seconds);
+  if (opt.warmup > 0) std::printf(" after %.2f s warm-up", opt.warmup);
+  std::printf("\n");
+}
+
+void print_connections(const StreamLoad& load, const LoadOptions& opt) {
+  const StreamTally& t = load.tally();
+  std::printf("  connections    %zu of %zu", load.live_connections(), opt.connections);
+  if (t.reconnects) std::printf("  (%llu made again after a close)", ull(t.reconnects));
+  std::printf("\n  writes         %llu  (%.1f requests each)\n", ull(t.writes),
+              t.writes ? double(t.total_requests) / double(t.writes) : 0.0);
+  std::printf("  errors         %llu\n", ull(t.errors));
+}
+
+void print_echo_table(const StreamLoad& load, const EchoWorkload& echo, const LoadOptions& opt,
+                      const Summary& s) {
+  const StreamTally& t = load.tally();
+  std::printf("netloop-load: tcp-echo %s, %zu-byte messages, pipeline %zu, %.2f s measured",
+              opt.target_text.c_str(), opt.size, opt.pipeline, s.seconds);
+  if (opt.warmup > 0) std::printf(" after %.2f s warm-up", opt.warmup);
+  std::printf("\n");
+  std::printf("  messages/s     %.1f  (%llu round trips)\n", s.messages_per_s, ull(t.requests));
+  std::printf("  MB/s           %.2f  (echoed payload, one direction, 10^6 bytes)\n", s.mb_per_s);
+  print_latency_line(s);
+  std::printf("  connections    %zu of %zu\n", load.live_connections(), opt.connections);
+  std::printf("  errors         %llu\n", ull(t.errors));
+  std::printf("  mismatches     %llu\n", ull(echo.mismatches()));
+}
+
+void print_echo_json(const StreamLoad& load, const EchoWorkload& echo, const LoadOptions& opt,
+                     const Summary& s) {
+  const StreamTally& t = load.tally();
   std::printf(
-      "{\"scenario\":\"tcp-echo\",\"target\":\"%s\",\"connections\":%zu,\"live_connections\":%zu,"
+      "{\"scenario\":\"tcp-echo\",\"target\":%s,\"connections\":%zu,\"live_connections\":%zu,"
       "\"size\":%zu,\"pipeline\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"measured_s\":%.6f,"
       "\"messages\":%llu,\"total_messages\":%llu,\"messages_per_s\":%.1f,\"mb_per_s\":%.3f,"
-      "\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"p999\":%.2f,\"mean\":%.2f,\"min\":%.2f,"
-      "\"max\":%.2f},\"errors\":%llu,\"mismatches\":%llu,\"interrupted\":%s}\n",
-      opt.target.to_string().c_str(), opt.connections, client.live_connections(), opt.size,
-      opt.pipeline, opt.duration, opt.warmup, s.seconds,
-      static_cast<unsigned long long>(t.messages), static_cast<unsigned long long>(t.total_messages),
-      s.messages_per_s, s.mb_per_s, s.p50_us, s.p99_us, s.p999_us, s.mean_us, s.min_us, s.max_us,
-      static_cast<unsigned long long>(t.errors), static_cast<unsigned long long>(t.mismatches),
-      client.interrupted() ? "true" : "false");
+      "%s,\"errors\":%llu,\"mismatches\":%llu,\"interrupted\":%s}\n",
+      json_string(opt.target_text).c_str(), opt.connections, load.live_connections(), opt.size,
+      opt.pipeline, opt.duration, opt.warmup, s.seconds, ull(t.requests), ull(t.total_requests),
+      s.messages_per_s, s.mb_per_s, latency_json(s).c_str(), ull(t.errors), ull(echo.mismatches()),
+      load.interrupted() ? "true" : "false");
+}
+
+void print_http_table(const StreamLoad& load, const HttpWorkload& http, const LoadOptions& opt,
+                      const Summary& s) {
+  const StreamTally& t = load.tally();
+  print_measured("GET", opt, s);
+  std::printf("  requests/s     %.1f  (%llu responses)\n", s.messages_per_s, ull(t.requests));
+  std::printf("  MB/s           %.2f  (received: heads and bodies, 10^6 bytes)\n", s.mb_per_s);
+  print_latency_line(s);
+  std::printf("  status        ");
+  bool any = false;
+  for (int code = 100; code <= HttpWorkload::kMaxStatus; ++code) {
+    if (uint64_t n = http.statuses()[size_t(code)]) {
+      std::printf("%s %d: %llu", any ? "," : "", code, ull(n));
+      any = true;
+    }
+  }
+  std::printf("%s\n", any ? "" : " (no response)");
+  print_connections(load, opt);
+}
+
+void print_http_json(const StreamLoad& load, const HttpWorkload& http, const LoadOptions& opt,
+                     const Summary& s) {
+  const StreamTally& t = load.tally();
+  std::string status;
+  for (int code = 100; code <= HttpWorkload::kMaxStatus; ++code) {
+    if (uint64_t n = http.statuses()[size_t(code)]) {
+      if (!status.empty()) status += ",";
+      status += '"';
+      status += std::to_string(code);
+      status += "\":";
+      status += std::to_string(n);
+    }
+  }
+  std::printf(
+      "{\"scenario\":\"http\",\"target\":%s,\"host\":%s,\"port\":%u,\"path\":%s,"
+      "\"connections\":%zu,\"live_connections\":%zu,\"pipeline\":%zu,\"duration_s\":%.3f,"
+      "\"warmup_s\":%.3f,\"measured_s\":%.6f,\"requests\":%llu,\"total_requests\":%llu,"
+      "\"requests_per_s\":%.1f,\"mb_per_s\":%.3f,%s,\"status\":{%s},\"errors\":%llu,"
+      "\"reconnects\":%llu,\"writes\":%llu,\"interrupted\":%s}\n",
+      json_string(opt.target_text).c_str(), json_string(opt.host).c_str(), unsigned(opt.port),
+      json_string(opt.path).c_str(), opt.connections, load.live_connections(), opt.pipeline,
+      opt.duration, opt.warmup, s.seconds, ull(t.requests), ull(t.total_requests), s.messages_per_s,
+      s.mb_per_s, latency_json(s).c_str(), status.c_str(), ull(t.errors), ull(t.reconnects),
+      ull(t.writes), load.interrupted() ? "true" : "false");
+}
+
+void print_resp_table(const StreamLoad& load, const RespWorkload& resp, const LoadOptions& opt,
+                      const Summary& s) {
+  const StreamTally& t = load.tally();
+  std::string what = to_string(opt.command);
+  if (opt.command != RespCommand::ping) what.append(" ").append(opt.key);
+  if (opt.command == RespCommand::set)
+    what.append(" (").append(std::to_string(opt.size)).append("-byte value)");
+  print_measured(what.c_str(), opt, s);
+  std::printf("  requests/s     %.1f  (%llu replies)\n", s.messages_per_s, ull(t.requests));
+  print_latency_line(s);
+  std::printf("  replies       ");
+  bool any = false;
+  for (size_t i = 0; i < RespReplyParser::kTypes; ++i) {
+    if (uint64_t n = resp.replies()[i]) {
+      std::printf("%s %s: %llu", any ? "," : "", RespReplyParser::name(RespReplyParser::Type(i)), ull(n));
+      any = true;
+    }
+  }
+  std::printf("%s\n", any ? "" : " (no reply)");
+  print_connections(load, opt);
+}
+
+void print_resp_json(const StreamLoad& load, const RespWorkload& resp, const LoadOptions& opt,
+                     const Summary& s) {
+  const StreamTally& t = load.tally();
+  std::string replies;
+  for (size_t i = 0; i < RespReplyParser::kTypes; ++i) {
+    if (i) replies += ",";
+    replies.append("\"").append(RespReplyParser::name(RespReplyParser::Type(i))).append("\":");
+    replies += std::to_string(resp.replies()[i]);
+  }
+  std::printf(
+      "{\"scenario\":\"resp\",\"target\":%s,\"command\":\"%s\",\"key\":%s,\"size\":%zu,"
+      "\"connections\":%zu,\"live_connections\":%zu,\"pipeline\":%zu,\"duration_s\":%.3f,"
+      "\"warmup_s\":%.3f,\"measured_s\":%.6f,\"requests\":%llu,\"total_requests\":%llu,"
+      "\"requests_per_s\":%.1f,%s,\"replies\":{%s},\"error_replies\":%llu,\"errors\":%llu,"
+      "\"reconnects\":%llu,\"writes\":%llu,\"interrupted\":%s}\n",
+      json_string(opt.target_text).c_str(), to_string(opt.command), json_string(opt.key).c_str(),
+      opt.command == RespCommand::ping ? size_t(0) : opt.size, opt.connections,
+      load.live_connections(), opt.pipeline, opt.duration, opt.warmup, s.seconds, ull(t.requests),
+      ull(t.total_requests), s.messages_per_s, latency_json(s).c_str(), replies.c_str(),
+      ull(resp.replies_of(RespReplyParser::Type::error)), ull(t.errors), ull(t.reconnects),
+      ull(t.writes), load.interrupted() ? "true" : "false");
+}
+
+// tcp-echo, http and resp: connections made by the Connector, one workload each.
+int run_stream(EventLoop& loop, const LoadOptions& opt) {
+  std::unique_ptr<EchoWorkload> echo;
+  std::unique_ptr<HttpWorkload> http;
+  std::unique_ptr<RespWorkload> resp;
+  Workload* workload;
+  if (opt.scenario == "http") workload = (http = std::make_unique<HttpWorkload>(opt)).get();
+  else if (opt.scenario == "resp") workload = (resp = std::make_unique<RespWorkload>(opt)).get();
+  else workload = (echo = std::make_unique<EchoWorkload>(opt)).get();
+
+  auto load = std::make_unique<StreamLoad>(loop, opt, *workload);  // the histogram is ~60 KiB
+  std::string why;
+  if (!load->run(&why)) {
+    std::fprintf(stderr, "netloop-load: %s\n", why.c_str());
+    return kExitFailed;
+  }
+  const StreamTally& t = load->tally();
+  const double seconds = load->measured_seconds();
+  Summary s = summarize(load->latency(), seconds, t.requests, echo ? opt.size : 0);
+  if (!echo) s.mb_per_s = seconds > 0 ? double(t.bytes_in) / seconds / 1e6 : 0.0;
+  if (echo) opt.json ? print_echo_json(*load, *echo, opt, s) : print_echo_table(*load, *echo, opt, s);
+  if (http) opt.json ? print_http_json(*load, *http, opt, s) : print_http_table(*load, *http, opt, s);
+  if (resp) opt.json ? print_resp_json(*load, *resp, opt, s) : print_resp_table(*load, *resp, opt, s);
+  std::fflush(stdout);
+
+  bool failed = load->interrupted() || t.errors > 0;
+  if (load->interrupted()) std::fprintf(stderr, "netloop-load: interrupted; the run is incomplete\n");
+  if (echo && echo->mismatches()) {
+    std::fprintf(stderr, "netloop-load: %llu echoed message(s) did not match what was sent\n",
+                 ull(echo->mismatches()));
+    failed = true;
+  }
+  if (t.errors)
+    std::fprintf(stderr, "netloop-load: %llu connection(s) lost during the run\n", ull(t.errors));
+  if (t.total_requests == 0 && !load->interrupted()) {
+    std::fprintf(stderr, "netloop-load: the server answered no request in %.2f s\n",
+                 opt.warmup + opt.duration);
+    failed = true;
+  }
+  return failed ? kExitFailed : 0;
 }
 
 void print_udp_table(const UdpLoadClient& client, const LoadOptions& opt, const Summary& s) {
@@ -175,26 +352,5 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
   if (opt.scenario == "udp-echo") return run_udp(**loop, opt);
-
-  auto client = std::make_unique<LoadClient>(**loop, opt);  // the histogram is ~60 KiB
-  if (!client->run(&why)) {
-    std::fprintf(stderr, "netloop-load: %s\n", why.c_str());
-    return kExitFailed;
-  }
-
-  Summary s = summarize(client->latency(), client->measured_seconds(), client->tally().messages,
-                        opt.size);
-  if (opt.json) print_json(*client, opt, s);
-  else print_table(*client, opt, s);
-  std::fflush(stdout);
-
-  const Tally& t = client->tally();
-  if (client->interrupted()) std::fprintf(stderr, "netloop-load: interrupted; the run is incomplete\n");
-  if (t.mismatches)
-    std::fprintf(stderr, "netloop-load: %llu echoed message(s) did not match what was sent\n",
-                 static_cast<unsigned long long>(t.mismatches));
-  if (t.errors)
-    std::fprintf(stderr, "netloop-load: %llu connection(s) lost during the run\n",
-                 static_cast<unsigned long long>(t.errors));
-  return (t.mismatches || t.errors || client->interrupted()) ? kExitFailed : 0;
+  return run_stream(**loop, opt);
 }

@@ -2,6 +2,7 @@
 #include "options.hpp"
 
 #include "netloop/byte_size.hpp"
+#include "target.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -50,14 +51,30 @@ std::optional<double> parse_fraction(std::string_view s) {
 
 }  // namespace
 
+const char* to_string(RespCommand c) noexcept {
+  switch (c) {
+    case RespCommand::ping: return "ping";
+    case RespCommand::set: return "set";
+    case RespCommand::get: return "get";
+  }
+  return "?";
+}
+
 std::string load_usage() {
   return R"(Usage: netloop-load tcp-echo HOST:PORT --connections N --size BYTES --duration SECONDS
                     [--pipeline K] [--warmup SECONDS] [--json]
        netloop-load udp-echo HOST:PORT --clients N --size BYTES --duration SECONDS
                     [--pipeline K] [--warmup SECONDS] [--loss-timeout SECONDS]
                     [--max-loss FRACTION] [--json]
+       netloop-load http URL --connections N --duration SECONDS
+                    [--pipeline K] [--warmup SECONDS] [--json]
+       netloop-load resp HOST:PORT --connections N --duration SECONDS
+                    [--command ping|set|get] [--size BYTES] [--key NAME]
+                    [--pipeline K] [--warmup SECONDS] [--json]
 
-Drives an echo server from one netloop event loop on one thread.
+Drives a server from one netloop event loop on one thread. TCP connections are made by
+netloop's Connector: a host may be a name (resolved once per connection, off the loop)
+or a numeric address.
 
 tcp-echo: every connection keeps K messages of BYTES bytes in flight: when the echo of
 its oldest message is back in full it records that message's round-trip latency and
@@ -71,18 +88,36 @@ matched to its datagram and checked byte for byte. A datagram not echoed within 
 timeout is counted lost and its slot is sent again under a new sequence number; an echo
 that arrives after that is counted late, not lost twice.
 
+http: every connection sends keep-alive GET requests for the URL's path (HTTP/1.1, with
+a Host header and nothing else), K in flight: the first K in one write, then after each
+read as many as were answered, again in one write. Responses are framed by Content-Length or chunked
+encoding (or the close, after which the connection is made again), counted by status
+code, and timed from the write of their request. A response with "Connection: close"
+ends its connection (the requests sent after it are dropped) and a new one is made.
+
+resp: every connection sends one Redis command over and over, K in flight, as
+redis-cli encodes them (an array of bulk strings): PING, SET KEY VALUE (VALUE is BYTES
+'x' bytes) or GET KEY (each connection first sets KEY, unmeasured, so GET finds a value).
+Replies are counted by type; error replies are counted, and the first is printed.
+
 Scenario:
-  tcp-echo HOST:PORT     a TCP echo server, numeric IPv4 or [IPv6] (e.g. 127.0.0.1:7007)
-  udp-echo HOST:PORT     a UDP echo server
+  tcp-echo HOST:PORT     a TCP echo server: a name, IPv4 or [IPv6] (e.g. 127.0.0.1:7007)
+  udp-echo HOST:PORT     a UDP echo server: numeric IPv4 or [IPv6]
+  http URL               an HTTP/1.1 server: http://HOST[:PORT][/PATH] (no https)
+  resp HOST:PORT         a server speaking the Redis protocol (e.g. 127.0.0.1:6379)
 
 Load:
-  --connections N        tcp-echo: concurrent connections (required)
+  --connections N        tcp-echo, http, resp: concurrent connections (required)
   --clients N            udp-echo: client sockets (required, at most 100000)
-  --size BYTES           message size; k and m suffixes allowed (required; udp-echo: 12
-                         to 65507 bytes, 65527 over IPv6)
+  --size BYTES           message size; k and m suffixes allowed (tcp-echo, udp-echo:
+                         required; udp-echo: 12 to 65507 bytes, 65527 over IPv6;
+                         resp: the value of set and get, default 3)
   --duration SECONDS     measured time, decimals allowed (required)
-  --pipeline K           messages in flight per connection or client (default 1, at most 1024)
+  --pipeline K           requests (messages) in flight per connection or client
+                         (default 1, at most 1024)
   --warmup SECONDS       run this long before measuring (default 0)
+  --command CMD          resp: ping, set or get (default ping)
+  --key NAME             resp: the key of set and get (default netloop-load:key)
 
 UDP loss:
   --loss-timeout SECONDS a datagram not echoed this long after its send is lost
@@ -95,13 +130,17 @@ Output:
   --help                 show this help
   --version              show the version
 
-Reports messages (datagrams)/s, MB/s of echoed payload (one direction, 1 MB = 10^6
-bytes) and the p50/p99/p99.9 round-trip latency in microseconds; udp-echo adds the lost
-count and loss percentage of the measured window.
+Reports messages (datagrams, requests)/s and the p50/p99/p99.9 round-trip latency in
+microseconds; the echo scenarios add MB/s of echoed payload (one direction, 1 MB = 10^6
+bytes) and udp-echo the lost count and loss percentage of the measured window; http adds
+MB/s received and the count of each status code, resp the count of each reply type.
 
-Exit status: 0 on a clean run; 1 if a connection could not connect, was reset or closed
-early, or an echoed byte did not match (udp-echo: if an echo did not match what was
-sent, nothing was ever echoed, or more than --max-loss was lost); 2 for bad arguments.
+Exit status: 0 on a clean run; 1 if a connection could not be made, or was reset,
+closed early or answered with something that does not parse, or an echoed byte did not
+match (udp-echo: if an echo did not match what was sent, nothing was ever echoed, or more
+than --max-loss was lost); 2 for bad arguments. An HTTP status such as 404 or a Redis
+error reply is an answer, counted, not a failure of the run. http and resp make a
+connection again when the server closes one; tcp-echo does not.
 )";
 }
 
@@ -110,7 +149,7 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
   auto fail = [](std::string msg) { return ParseOutcome{std::nullopt, std::move(msg)}; };
   std::vector<std::string> positional;
   bool have_connections = false, have_clients = false, have_size = false, have_duration = false;
-  bool have_loss_timeout = false, have_max_loss = false;
+  bool have_loss_timeout = false, have_max_loss = false, have_command = false, have_key = false;
 
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -187,6 +226,23 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
       if (!v) return fail("--max-loss " + value + ": expected a fraction from 0 to 1, or 0% to 100%");
       o.max_loss = *v;
       have_max_loss = true;
+    } else if (arg == "--command") {
+      if (!need_value()) return fail("--command needs ping, set or get");
+      std::string lower;
+      for (char c : value) lower += char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+      if (lower == "ping") o.command = RespCommand::ping;
+      else if (lower == "set") o.command = RespCommand::set;
+      else if (lower == "get") o.command = RespCommand::get;
+      else return fail("--command " + value + ": expected ping, set or get");
+      have_command = true;
+    } else if (arg == "--key") {
+      if (!need_value()) return fail("--key needs a name");
+      if (value.empty() || value.size() > kMaxRespKey)
+        return fail("--key: expected 1 to " + std::to_string(kMaxRespKey) + " characters");
+      for (char c : value)
+        if (c <= ' ' || c >= 0x7f) return fail("--key " + value + ": printable ASCII without spaces only");
+      o.key = value;
+      have_key = true;
     } else if (arg.size() > 1 && arg[0] == '-') {
       return fail("unknown option '" + arg + "' (see --help)");
     } else {
@@ -195,37 +251,66 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
   }
   if (o.help || o.version) return {o, {}};
 
-  if (positional.empty()) return fail("missing scenario: tcp-echo or udp-echo HOST:PORT (see --help)");
+  if (positional.empty())
+    return fail("missing scenario: tcp-echo HOST:PORT, udp-echo HOST:PORT, http URL or resp HOST:PORT "
+                "(see --help)");
   o.scenario = positional[0];
   const bool udp = o.scenario == "udp-echo";
-  if (o.scenario != "tcp-echo" && !udp)
-    return fail("unknown scenario '" + o.scenario + "' (expected tcp-echo or udp-echo)");
-  if (positional.size() < 2) return fail(o.scenario + " needs the server's HOST:PORT");
+  const bool tcp = o.scenario == "tcp-echo";
+  const bool http = o.scenario == "http";
+  const bool resp = o.scenario == "resp";
+  if (!udp && !tcp && !http && !resp)
+    return fail("unknown scenario '" + o.scenario + "' (expected tcp-echo, udp-echo, http or resp)");
+  if (positional.size() < 2)
+    return fail(o.scenario + (http ? " needs the URL (e.g. http://127.0.0.1:8080/)"
+                                   : " needs the server's HOST:PORT"));
   if (positional.size() > 2) return fail("unexpected argument '" + positional[2] + "'");
+  o.target_text = positional[1];
   std::string why;
-  auto target = Address::parse_numeric(positional[1], &why);
-  if (!target) return fail("target " + positional[1] + ": " + why);
-  if (target->port() == 0)
-    return fail("target " + positional[1] + ": port 0 cannot be " + (udp ? "sent to" : "connected to"));
-  o.target = *target;
+  if (udp) {
+    auto target = Address::parse_numeric(positional[1], &why);
+    if (!target) return fail("target " + positional[1] + ": " + why);
+    if (target->port() == 0) return fail("target " + positional[1] + ": port 0 cannot be sent to");
+    o.target = *target;
+  } else if (http) {
+    auto url = parse_http_url(positional[1], &why);
+    if (!url) return fail("URL " + positional[1] + ": " + why);
+    o.host = url->host;
+    o.port = url->port;
+    o.path = url->path;
+    o.host_header = url->host_header;
+  } else {
+    auto target = parse_host_port(positional[1], &why);
+    if (!target) return fail("target " + positional[1] + ": " + why);
+    o.host = target->host;
+    o.port = target->port;
+  }
 
+  if (!resp && (have_command || have_key))
+    return fail(std::string(have_command ? "--command" : "--key") + " is for resp only");
+  if (!udp && (have_loss_timeout || have_max_loss))
+    return fail(std::string(have_loss_timeout ? "--loss-timeout" : "--max-loss") + " is for udp-echo only");
   if (udp) {
     if (have_connections) return fail("udp-echo counts --clients, not --connections");
     if (!have_clients) return fail("missing --clients N");
   } else {
-    if (have_clients) return fail("--clients is for udp-echo; tcp-echo counts --connections");
-    if (have_loss_timeout || have_max_loss)
-      return fail(std::string(have_loss_timeout ? "--loss-timeout" : "--max-loss") +
-                  " is for udp-echo only");
+    if (have_clients) return fail("--clients is for udp-echo; " + o.scenario + " counts --connections");
     if (!have_connections) return fail("missing --connections N");
   }
-  if (!have_size) return fail("missing --size BYTES");
+  if (http && have_size) return fail("--size is not for http: the server decides how much it sends");
+  if ((udp || tcp) && !have_size) return fail("missing --size BYTES");
   if (udp) {
     const size_t max = o.target.is_ipv6() ? kMaxDatagramV6 : kMaxDatagramV4;
     if (o.size < kUdpHeaderBytes || o.size > max)
       return fail("--size " + std::to_string(o.size) + ": a udp-echo datagram holds " +
                   std::to_string(kUdpHeaderBytes) + " to " + std::to_string(max) +
                   " bytes (client id and sequence number come first)");
+  }
+  if (resp) {
+    if (!have_size) o.size = kDefaultRespSize;
+    if (!have_key) o.key = kDefaultRespKey;
+    if (have_size && o.command == RespCommand::ping)
+      return fail("--size is for resp set and get; ping sends no value");
   }
   if (!have_duration) return fail("missing --duration SECONDS");
   return {o, {}};

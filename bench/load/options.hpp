@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,11 +11,24 @@
 
 namespace netloop::load {
 
+enum class RespCommand : uint8_t { ping, set, get };
+const char* to_string(RespCommand c) noexcept;
+
 struct LoadOptions {
-  std::string scenario;  // "tcp-echo" or "udp-echo"
-  Address target;
-  size_t connections = 0;  // tcp-echo: --connections; udp-echo: --clients (one socket each)
-  size_t size = 0;        // bytes per message
+  std::string scenario;  // "tcp-echo", "udp-echo", "http" or "resp"
+  std::string target_text;  // the target as given (HOST:PORT or the URL), for reports
+  // tcp-echo, http and resp: where to connect (a name or a numeric address).
+  std::string host;
+  uint16_t port = 0;
+  Address target;  // udp-echo: the numeric address
+  // http: the request.
+  std::string path;         // "/index.html?x=1"
+  std::string host_header;  // "127.0.0.1:8080"
+  // resp: what each request is.
+  RespCommand command = RespCommand::ping;
+  std::string key;
+  size_t connections = 0;  // --connections; udp-echo: --clients (one socket each)
+  size_t size = 0;        // bytes per message; resp: the value of set (and get's one set)
   double duration = 0;    // measured seconds
   size_t pipeline = 1;    // messages in flight per connection
   double warmup = 0;      // seconds run before measuring
@@ -38,6 +52,11 @@ constexpr size_t kMaxDatagramV4 = 65507;
 constexpr size_t kMaxDatagramV6 = 65527;
 constexpr size_t kMaxUdpClients = 100'000;
 constexpr double kMaxLossTimeout = 60;
+// resp: value bytes of set when --size is not given (redis-benchmark's -d default), and
+// the key of set and get.
+constexpr size_t kDefaultRespSize = 3;
+constexpr const char* kDefaultRespKey = "netloop-load:key";
+constexpr size_t kMaxRespKey = 1024;
 
 struct ParseOutcome {
   std::optional<LoadOptions> options;  // empty when `error` says what is wrong

@@ -61,9 +61,10 @@ class DatagramChannel {
   // handled. While more are left, the poller reports the token again at its next wait.
   virtual size_t process(DatagramChannelSink& sink, size_t max_datagrams) = 0;
 
-  // Queues one datagram for `to`, copying both; it goes to the kernel with the next wait
-  // (or sooner, when the queue is full). The result reaches the sink from a later
-  // process(). False: it cannot be queued (too many in flight); the caller drops it.
+  // Queues one datagram for `to`, copying both (`to` null and `to_length` 0: for the peer
+  // of a connected socket); it goes to the kernel with the next wait (or sooner, when the
+  // queue is full). The result reaches the sink from a later process(). False: it cannot
+  // be queued (too many in flight); the caller drops it.
   virtual bool send(const sockaddr* to, unsigned to_length, const void* data, size_t n) = 0;
 
   // Hands every queued send to the kernel now and reports their results to `sink` (the
@@ -76,7 +77,7 @@ class DatagramChannel {
 // as the token, so the channel's reports reach its callback.
 class CompletionIo {
  public:
-  // Serves `fd` (a bound, nonblocking UDP socket, not added to the poller) through a
+  // Serves `fd` (a bound or connected nonblocking UDP socket, not added to the poller) through a
   // datagram channel, whose work the poller's wait() reports as ready::readable with
   // `token`. ENOTSUP when this kernel cannot (no buffer rings before Linux 5.19).
   virtual Result<std::unique_ptr<DatagramChannel>> open_datagram_channel(

@@ -68,7 +68,9 @@ Duration Backoff::next() {
   double base = double(options_.initial.count()) *
                 std::pow(std::max(1.0, options_.multiplier), double(failures_));
   base = std::min(base, double(options_.max.count()));
-  double jitter = std::clamp(options_.jitter, 0.0, 1.0);
+  base = std::min(base, 9.0e18);  // a Duration::max() "no cap" must not overflow the cast
+  // (written so that a NaN jitter counts as none)
+  double jitter = options_.jitter > 1.0 ? 1.0 : options_.jitter > 0.0 ? options_.jitter : 0.0;
   double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   if (failures_ < 64) ++failures_;
   return Duration(int64_t(base * (1.0 - jitter * u)));
@@ -92,7 +94,7 @@ struct Connector::Pending final : Disposable {
   uint16_t port = 0;
   std::unique_ptr<StreamHandler> handler;
   ConnectOptions options;
-  Keeper* keeper = nullptr;
+  ConnectId keeper = 0;  // the keep_connected() this attempt is for, if any
   ResolveId resolving = 0;
   Addresses addresses;
   size_t next = 0;  // the next address to try
@@ -149,19 +151,22 @@ Connector::~Connector() {
 
 ConnectId Connector::connect(std::string_view host, uint16_t port,
                              std::unique_ptr<StreamHandler> handler, const ConnectOptions& options) {
-  return start(next_id_++, host, port, nullptr, std::move(handler), options, nullptr);
+  return start(next_id_++, host, port, nullptr, std::move(handler), options, 0);
 }
 
 ConnectId Connector::connect(const Address& address, std::unique_ptr<StreamHandler> handler,
                              const ConnectOptions& options) {
   return start(next_id_++, address.host(), address.port(), &address, std::move(handler), options,
-               nullptr);
+               0);
 }
 
 ConnectId Connector::start(ConnectId id, std::string_view host, uint16_t port,
                            const Address* address, std::unique_ptr<StreamHandler> handler,
-                           const ConnectOptions& options, Keeper* keeper) {
+                           const ConnectOptions& options, ConnectId keeper) {
   loop_.assert_in_loop_thread();
+  // Tearing down (a handler connecting again from its on_close(shutdown)): refused, the
+  // handler dropped without a call.
+  if (!*alive_) return 0;
   auto p = std::make_unique<Pending>();
   Pending& pr = *p;
   pr.id = id;
@@ -198,37 +203,44 @@ ConnectId Connector::keep_connected(std::string_view host, uint16_t port,
                                     StreamHandlerFactory factory, const ReconnectOptions& reconnect,
                                     const ConnectOptions& options) {
   loop_.assert_in_loop_thread();
+  if (!*alive_) return 0;
   ConnectId id = next_id_++;
-  auto k = std::make_unique<Keeper>(id, std::string(host), port, std::move(factory),
-                                    Backoff(reconnect, seed_ + id), options);
-  Keeper& kr = *k;
-  keepers_.push_back(std::move(k));
-  // The first attempt at once (after this call returns).
-  kr.retry = loop_.run_after(Duration::zero(), [this, &kr] {
-    kr.retry = {};
-    std::unique_ptr<StreamHandler> h = kr.factory();
-    if (!h) {
-      log_warn("connector: the handler factory for {}:{} refused; trying again later", kr.host,
-               kr.port);
-      schedule_reconnect(kr);
-      return;
-    }
-    kr.pending = start(next_id_++, kr.host, kr.port, nullptr, std::move(h), kr.options, &kr);
-  });
-  return kr.id;
+  keepers_.push_back(std::make_unique<Keeper>(id, std::string(host), port, std::move(factory),
+                                              Backoff(reconnect, seed_ + id), options));
+  arm_keeper(*keepers_.back(), Duration::zero());  // the first attempt at once (after this call)
+  return id;
+}
+
+Connector::Keeper* Connector::find_keeper(ConnectId id) noexcept {
+  for (auto& k : keepers_)
+    if (k->id == id) return k.get();
+  return nullptr;
 }
 
 void Connector::schedule_reconnect(Keeper& k) {
-  Duration wait = k.backoff.next();
   ++stats_.reconnects;
-  k.retry = loop_.run_after(wait, [this, &k] {
-    k.retry = {};
-    std::unique_ptr<StreamHandler> h = k.factory();
+  arm_keeper(k, k.backoff.next());
+}
+
+void Connector::arm_keeper(Keeper& k, Duration wait) {
+  ConnectId kid = k.id;
+  k.retry = loop_.run_after(wait, [this, kid] {
+    Keeper* kp = find_keeper(kid);
+    if (!kp) return;
+    kp->retry = {};
+    // The factory may cancel this very keeper (or destroy the connector): look again.
+    std::weak_ptr<bool> alive = alive_;
+    std::unique_ptr<StreamHandler> h = kp->factory();
+    if (alive.expired() || !(kp = find_keeper(kid))) return;
     if (!h) {
-      schedule_reconnect(k);
+      log_warn("connector: the handler factory for {}:{} refused; trying again later", kp->host,
+               kp->port);
+      schedule_reconnect(*kp);
       return;
     }
-    k.pending = start(next_id_++, k.host, k.port, nullptr, std::move(h), k.options, &k);
+    ConnectId pid = next_id_++;
+    kp->pending = pid;
+    start(pid, kp->host, kp->port, nullptr, std::move(h), kp->options, kid);
   });
 }
 
@@ -359,10 +371,9 @@ void Connector::connected(Pending& p, Attempt& a) {
   Address peer = a.address;
   Address local = Address::local_of(fd.get(), Address());
   std::unique_ptr<StreamHandler> handler = std::move(p.handler);
-  Keeper* keeper = p.keeper;
+  ConnectId keeper_id = p.keeper;
   ConnectionOptions copts = p.options.connection;
   finish(p);  // the other attempts are closed; `a` and `p` are gone after this
-  ++stats_.connected;
 
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
                                               std::move(handler), copts);
@@ -370,18 +381,25 @@ void Connector::connected(Pending& p, Attempt& a) {
   c.attach(this, nullptr);
   c.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
+  Keeper* keeper = find_keeper(keeper_id);
   if (keeper) {
     keeper->pending = 0;
     keeper->connection = &c;
     keeper->connected_at = loop_.now();
   }
   if (auto r = c.start(); !r) {
-    // Never registered, never opened: the handler goes without a call (rare: the poller
-    // took this descriptor a moment ago).
-    log_warn("connector: connected to {} but cannot watch the socket: {}", peer,
-             r.error().message());
-    if (auto self = release(c)) loop_.dispose_later(std::move(self));
+    // Never registered, never opened (rare: the poller took this descriptor a moment ago):
+    // the handler hears the failure as for any other connect.
+    if (keeper) keeper->connection = nullptr;
+    std::unique_ptr<StreamHandler> h = c.take_unstarted_handler();
+    std::unique_ptr<Disposable> self = release(c);
+    if (self) loop_.dispose_later(std::move(self));
+    report_failure(std::move(h), keeper_id, peer, r.error(),
+                   "connect to " + peer.to_string() + ": connected, but the socket cannot be "
+                   "watched: " + r.error().message());
+    return;
   }
+  ++stats_.connected;
 }
 
 void Connector::fail(Pending& p, std::error_code ec) {
@@ -400,22 +418,23 @@ void Connector::fail(Pending& p, std::error_code ec) {
   if (ec == std::errc::timed_out && p.resolving) text += " (resolving the name)";
   Address where = p.last_address;
   std::unique_ptr<StreamHandler> handler = std::move(p.handler);
-  Keeper* keeper = p.keeper;
+  ConnectId keeper_id = p.keeper;
   finish(p);
+  report_failure(std::move(handler), keeper_id, where, ec, std::move(text));
+}
+
+void Connector::report_failure(std::unique_ptr<StreamHandler> handler, ConnectId keeper_id,
+                               const Address& where, std::error_code ec, std::string text) {
   ++stats_.failed;
-  if (keeper) keeper->pending = 0;
+  if (Keeper* k = find_keeper(keeper_id)) k->pending = 0;
   if (handler) {
     UnconnectedConnection stand_in(loop_, where);
     std::weak_ptr<bool> alive = alive_;
     handler->on_close(stand_in, CloseInfo{CloseReason::connect_failed, ec, std::move(text)});
     if (alive.expired()) return;  // the handler destroyed this connector
   }
-  // The keeper may have been cancelled by the handler's on_close.
-  for (auto& k : keepers_)
-    if (k.get() == keeper) {
-      schedule_reconnect(*k);
-      break;
-    }
+  // Looked up again: the handler's on_close may have cancelled the keeper.
+  if (Keeper* k = find_keeper(keeper_id)) schedule_reconnect(*k);
 }
 
 void Connector::finish(Pending& p) noexcept {

@@ -33,6 +33,12 @@ class ResolveCategory final : public std::error_category {
     }
     return "unknown resolve error";
   }
+  // So that `error == std::errc::timed_out` holds for a lookup that timed out, as for a
+  // connect that did.
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    if (ResolveErrc(ev) == ResolveErrc::timed_out) return std::errc::timed_out;
+    return {ev, *this};
+  }
 };
 
 // A numeric IPv4 or IPv6 host ("[::1]" too) as an address, without any lookup.
@@ -216,12 +222,14 @@ ResolveId Resolver::resolve(std::string_view host, uint16_t port, ResolveCallbac
   if (spawn) {
     try {
       std::thread(Shared::work_loop, shared_).detach();
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {  // system_error (EAGAIN), or bad_alloc
       std::lock_guard lock(shared_->mu);
       --shared_->threads;
       if (shared_->threads == 0) {  // nobody will ever take the queue: fail what waits
         log_warn("resolver: cannot start a thread: {}", e.what());
-        for (auto& job : shared_->queue) answer_later(job.id, e.code());
+        auto* se = dynamic_cast<const std::system_error*>(&e);
+        std::error_code why = se ? se->code() : make_error(ENOMEM);
+        for (auto& job : shared_->queue) answer_later(job.id, why);
         shared_->queue.clear();
       }
     }

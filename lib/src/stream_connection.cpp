@@ -556,12 +556,26 @@ bool StreamConnection::delivered_all() const noexcept {
   return transport_.all_acknowledged();
 }
 
+std::unique_ptr<StreamHandler> StreamConnection::take_unstarted_handler() noexcept {
+  assert(!started_ && "take_unstarted_handler: the connection has begun");
+  if (started_) return nullptr;
+  owner_ = nullptr;
+  state_ = State::closed;  // nothing to release: the transport never started
+  return std::move(handler_);
+}
+
 void StreamConnection::shut_down() noexcept {
+  // The owner is the one calling: it keeps the object, and must not be told of the close
+  // (it may be going away: an owner destroyed from this connection's own on_close, which
+  // runs with the state already closed, is not called back after it).
+  owner_ = nullptr;
   if (state_ == State::closed) return;
-  owner_ = nullptr;  // the owner is the one calling: it keeps the object
   // A close already decided (an abort waiting for the end of the batch) keeps its reason.
   if (state_ != State::closing) close_info_ = {CloseReason::shutdown, {}};
   state_ = State::closing;
+  // Asked from inside one of this connection's own handler calls (a client cancelling its
+  // keep_connected() from on_data): on_close runs when that call returns, as for any close.
+  if (depth_ > 0) return;
   finish_close();
 }
 

@@ -1,5 +1,5 @@
-// UdpSocket: batched receive and send, truncation and ICMP-error handling, and the
-// handler's open, drain and close.
+// UdpSocket: bound and connected sockets, batched receive and send, truncation and
+// ICMP-error handling, and the handler's open, drain, peer errors and close.
 #include "netloop/udp_socket.hpp"
 
 #include <algorithm>
@@ -72,7 +72,7 @@ struct UdpSocket::Channel final : DatagramChannelSink {
   void on_channel_send_failed(int err) override { socket.count_send_error(err, 1); }
   bool on_channel_receive_error(int err) override {
     if (is_datagram_peer_error(err)) {
-      ++socket.stats_.peer_errors;
+      socket.note_peer_error(err, 0);
       return true;
     }
     error = err ? err : EIO;
@@ -85,9 +85,7 @@ struct UdpSocket::Channel final : DatagramChannelSink {
   bool queued_sends = false;  // a send went to the channel during this process()
 };
 
-Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Address& address,
-                                                   std::unique_ptr<DatagramHandler> handler,
-                                                   const UdpOptions& options) {
+Result<Fd> UdpSocket::open_socket(int family, const UdpOptions& options) {
   // recvmmsg/sendmmsg take at most UIO_MAXIOV (1024) messages per call.
   if (options.batch == 0 || options.batch > 1024 || options.max_datagram == 0 ||
       options.max_datagram > 65535)
@@ -95,19 +93,77 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
   const size_t nbuf = options.completion_buffers;
   if (options.completion && (nbuf < 2 || nbuf > 32768 || (nbuf & (nbuf - 1)) != 0))
     return make_error(EINVAL);
-  Fd fd(::socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return last_error();
-  int one = 1;
-  if (address.is_ipv6()) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (options.recv_buffer > 0)
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &options.recv_buffer, sizeof options.recv_buffer);
   if (options.send_buffer > 0)
     ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &options.send_buffer, sizeof options.send_buffer);
+  return fd;
+}
+
+Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Address& address,
+                                                   std::unique_ptr<DatagramHandler> handler,
+                                                   const UdpOptions& options) {
+  auto fd = open_socket(address.family(), options);
+  if (!fd) return fd.error();
+  int one = 1;
+  if (address.is_ipv6()) ::setsockopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (options.reuse_port)
-    if (auto r = set_reuse_port(fd.get()); !r) return r.error();
-  if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
-  Address local = Address::local_of(fd.get(), address);
-  std::unique_ptr<UdpSocket> s(new UdpSocket(loop, std::move(fd), local, std::move(handler), options));
+    if (auto r = set_reuse_port(fd->get()); !r) return r.error();
+  if (::bind(fd->get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
+  Address local = Address::local_of(fd->get(), address);
+  return start(loop, std::move(*fd), local, Address(), std::move(handler), options);
+}
+
+Result<std::unique_ptr<UdpSocket>> UdpSocket::connect(EventLoop& loop, const Address& remote,
+                                                      std::unique_ptr<DatagramHandler> handler,
+                                                      const UdpOptions& options,
+                                                      const std::optional<Address>& local) {
+  const int family = remote.family();
+  if ((family != AF_INET && family != AF_INET6) || (local && local->family() != family))
+    return make_error(EAFNOSUPPORT);
+  auto fd = open_socket(family, options);
+  if (!fd) return fd.error();
+  if (local) {
+    int one = 1;
+    if (local->is_ipv6()) ::setsockopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (options.reuse_port)
+      if (auto r = set_reuse_port(fd->get()); !r) return r.error();
+    if (::bind(fd->get(), local->sockaddr_ptr(), local->length()) < 0) return last_error();
+  }
+  // A UDP connect only sets the peer (and, unbound, picks the local address): it sends
+  // nothing and never waits, even on a nonblocking socket.
+  int r;
+  do {
+    r = ::connect(fd->get(), remote.sockaddr_ptr(), remote.length());
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return last_error();
+  if (local) {
+    // Bound before the connect, the socket could receive from anyone meanwhile, and the
+    // connect does not empty its queue: what is there now is not from the peer alone.
+    // Only the peer can add more from here, so this ends.
+    char byte;
+    for (int i = 0; i < 65536; ++i)
+      if (::recv(fd->get(), &byte, 1, MSG_DONTWAIT) < 0 && errno != EINTR &&
+          !is_datagram_peer_error(errno))
+        break;
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  Address peer = ::getpeername(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0
+                     ? Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss), len)
+                     : remote;
+  Address bound = Address::local_of(fd->get(), local ? *local : Address());
+  return start(loop, std::move(*fd), bound, peer, std::move(handler), options);
+}
+
+Result<std::unique_ptr<UdpSocket>> UdpSocket::start(EventLoop& loop, Fd fd, const Address& local,
+                                                    const Address& peer,
+                                                    std::unique_ptr<DatagramHandler> handler,
+                                                    const UdpOptions& options) {
+  std::unique_ptr<UdpSocket> s(
+      new UdpSocket(loop, std::move(fd), local, peer, std::move(handler), options));
   if (options.completion) {
     DatagramChannelOptions co;
     co.max_datagram = options.max_datagram;
@@ -134,13 +190,14 @@ Result<void> UdpSocket::serve_by_readiness() {
   return watcher_.start(fd_.get(), output_full_ ? Interest::read_write : Interest::read);
 }
 
-UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local,
+UdpSocket::UdpSocket(EventLoop& loop, Fd fd, const Address& local, const Address& peer,
                      std::unique_ptr<DatagramHandler> handler, const UdpOptions& options)
     : loop_(loop),
       fd_(std::move(fd)),
       watcher_(loop, [this](uint32_t ready) { on_ready(ready); }),
       room_watcher_(loop, [this](uint32_t) { on_room(); }),
       local_(local),
+      peer_(peer),
       handler_(std::move(handler)),
       options_(options),
       timers_(loop) {}
@@ -286,7 +343,7 @@ size_t UdpSocket::receive_batch(size_t n) {
   if (r < 0) {
     int err = errno;
     if (is_datagram_peer_error(err)) {
-      ++stats_.peer_errors;
+      note_peer_error(err, 0);
       return n;  // an ICMP error from an earlier send: there may be more to read
     }
     if (err != EAGAIN && err != EWOULDBLOCK)
@@ -318,7 +375,7 @@ size_t UdpSocket::receive_batch(size_t n) {
     ssize_t len = ::recvmsg(fd_.get(), &h, 0);
     if (len < 0) {
       if (errno == EINTR) { --count; continue; }
-      if (is_datagram_peer_error(errno)) { ++stats_.peer_errors; continue; }
+      if (is_datagram_peer_error(errno)) { note_peer_error(errno, 0); continue; }
       break;
     }
     ++stats_.receive_calls;
@@ -332,8 +389,18 @@ size_t UdpSocket::receive_batch(size_t n) {
   return count;
 }
 
+bool UdpSocket::send(const void* data, size_t n) {
+  loop_.assert_in_loop_thread();
+  if (!connected()) return false;  // no peer to send to: a server socket answers with send_to
+  return send_to(peer_, data, n);
+}
+
 bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
   loop_.assert_in_loop_thread();
+  // A connected socket's sends go to its peer without an address (send_name): another
+  // `to` would go there unnamed. (Linux would send to it, BSD refuses with EISCONN, and
+  // its answer would be dropped as not from the peer.)
+  if (connected() && !(to == peer_)) return false;
   // The largest UDP payload: 65,535 minus the UDP header and the IPv4 header (IPv6's
   // header is not counted in its payload length).
   const size_t max = to.is_ipv6() ? 65527 : 65507;
@@ -343,7 +410,7 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
   }
   if (!open_) return false;  // stopped serving (or not yet started): nothing goes out
   if (channel_) {
-    if (!channel_->channel->send(to.sockaddr_ptr(), unsigned(to.length()), data, n)) {
+    if (!channel_->channel->send(send_name(to), unsigned(send_name_length(to)), data, n)) {
       ++stats_.dropped_send_full;  // more in flight than the channel has room for
       wait_for_room();
       return true;  // as if the kernel had refused it later: counted, not refused
@@ -370,7 +437,8 @@ bool UdpSocket::send_to(const Address& to, const void* data, size_t n) {
 void UdpSocket::send_now(const Address& to, const void* data, size_t n) {
   ssize_t r;
   do {
-    r = ::sendto(fd_.get(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL, to.sockaddr_ptr(), to.length());
+    r = ::sendto(fd_.get(), data, n, MSG_DONTWAIT | MSG_NOSIGNAL, send_name(to),
+                 send_name_length(to));
   } while (r < 0 && errno == EINTR);
   ++stats_.send_calls;
   if (r < 0) {
@@ -386,13 +454,26 @@ void UdpSocket::count_send_error(int err, size_t dropped) {
     stats_.dropped_send_full += dropped;
     wait_for_room();
   } else if (err == EMSGSIZE) stats_.dropped_too_large += dropped;
-  else if (is_datagram_peer_error(err)) stats_.peer_errors += dropped;
+  else if (is_datagram_peer_error(err)) note_peer_error(err, dropped);
   else {
     stats_.dropped_send_error += dropped;
     if (stats_.dropped_send_error == dropped || stats_.dropped_send_error % 1000 == 0)
       log_warn("udp {}: send failed: {} ({} dropped so far)", local_.to_string(),
                std::strerror(err), stats_.dropped_send_error);
   }
+}
+
+void UdpSocket::note_peer_error(int err, size_t dropped) {
+  stats_.peer_errors += std::max<size_t>(dropped, 1);
+  if (!connected() || !open_) return;  // a server socket cannot tell whose it is
+  // From a timer: this may be inside a send (from the handler itself) or a batch.
+  if (std::exchange(peer_error_, err) == 0)
+    timers_.start(Duration::zero(), Duration::zero(), [this] { report_peer_error(); });
+}
+
+void UdpSocket::report_peer_error() {
+  const int err = std::exchange(peer_error_, 0);
+  if (err && open_) handler_->on_peer_error(*this, make_error(err));
 }
 
 void UdpSocket::flush() {
@@ -407,8 +488,8 @@ void UdpSocket::flush() {
       b.tx_iov[i] = {const_cast<char*>(tx_.data()) + p.offset, p.length};
       msghdr& h = b.tx[i].msg_hdr;
       h = {};
-      h.msg_name = const_cast<sockaddr*>(p.to.sockaddr_ptr());
-      h.msg_namelen = p.to.length();
+      h.msg_name = const_cast<sockaddr*>(send_name(p.to));
+      h.msg_namelen = send_name_length(p.to);
       h.msg_iov = &b.tx_iov[i];
       h.msg_iovlen = 1;
     }
@@ -416,8 +497,8 @@ void UdpSocket::flush() {
     do {
       if (k == 1)  // one reply: sendto skips sendmmsg's and sendmsg's header copying
         r = ::sendto(fd_.get(), b.tx_iov[0].iov_base, b.tx_iov[0].iov_len,
-                     MSG_DONTWAIT | MSG_NOSIGNAL, pending_[done].to.sockaddr_ptr(),
-                     pending_[done].to.length()) < 0 ? -1 : 1;
+                     MSG_DONTWAIT | MSG_NOSIGNAL, send_name(pending_[done].to),
+                     send_name_length(pending_[done].to)) < 0 ? -1 : 1;
       else
         r = ::sendmmsg(fd_.get(), b.tx.data(), unsigned(k), MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (r < 0 && errno == EINTR);
@@ -443,7 +524,8 @@ void UdpSocket::flush() {
     const Pending& p = pending_[done];
     ssize_t r;
     do {
-      r = ::sendto(fd_.get(), tx_.data() + p.offset, p.length, 0, p.to.sockaddr_ptr(), p.to.length());
+      r = ::sendto(fd_.get(), tx_.data() + p.offset, p.length, 0, send_name(p.to),
+                   send_name_length(p.to));
     } while (r < 0 && errno == EINTR);
     ++stats_.send_calls;
     if (r < 0) {

@@ -71,6 +71,19 @@ def plan(name):
         return (quick + ["--duration", "0.3", "--echo-connections", "2", "--bulk-connections", "1"],
                 ["config", "servers", "unavailable", "died", "rounds", "medians", "ratios_netloop_over_haproxy"],
                 skipped)
+    if name == "load":
+        cases = []
+        for case, needs in (("http", "wrk"), ("resp", "redis-benchmark")):
+            if tool(needs) is None:
+                skipped.append(f"{case} ({needs} not installed)")
+            else:
+                cases.append(case)
+        if not cases:
+            return None, [], skipped
+        skipped += [f"{s} (not installed)" for s in ("nginx", "redis-server") if tool(s) is None]
+        return (quick + ["--duration", "1", "--connections", "2", "--pipeline", "1,4", "--commands", "ping",
+                         "--cases", ",".join(cases)],
+                ["config", "skipped", "died", "rounds", "medians", "ratios_netloop_load_over"], skipped)
     raise SystemExit(f"run_compare.py: no plan for compare-{name}")
 
 

@@ -139,8 +139,8 @@ TEST_CASE("connector: connects by address on every backend and drives the handle
     CAPTURE(backend);
     auto loop = make_loop(backend);
     auto server = echo_listener(*loop, Address::ipv4_loopback(0));
-    Connector connector(*loop);
     Heard h;
+    Connector connector(*loop);
     connector.connect(server->local_address(), std::make_unique<Client>(h, "ping through"));
     CHECK(h.opens == 0);  // never inside the call
     REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
@@ -158,8 +158,8 @@ TEST_CASE("connector: connects by address on every backend and drives the handle
 TEST_CASE("connector: connects by name through /etc/hosts (localhost)") {
   auto loop = make_loop();
   auto server = echo_listener(*loop, Address::ipv4_loopback(0));
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   // Only IPv4 listens: if the hosts file also maps localhost to ::1, that attempt is
   // refused and the IPv4 one follows at once.
   connector.connect("localhost", server->local_address().port(), std::make_unique<Client>(h));
@@ -176,8 +176,8 @@ TEST_CASE("connector: IPv6 by address") {
   }
   auto loop = make_loop();
   auto server = echo_listener(*loop, Address::ipv6_loopback(0));
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   connector.connect("::1", server->local_address().port(), std::make_unique<Client>(h));
   REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
   CHECK(h.opens == 1);
@@ -189,8 +189,8 @@ TEST_CASE("connector: a refused connect is on_close(connect_failed, connection_r
   for (const auto& backend : usable_backends()) {
     CAPTURE(backend);
     auto loop = make_loop(backend);
-    Connector connector(*loop);
     Heard h;
+    Connector connector(*loop);
     uint16_t port = closed_port();
     connector.connect(Address::ipv4_loopback(port), std::make_unique<Client>(h));
     REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
@@ -208,8 +208,8 @@ TEST_CASE("connector: a refused connect is on_close(connect_failed, connection_r
 TEST_CASE("connector: a connect nobody answers times out") {
   BlackHole hole;
   auto loop = make_loop();
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   netloop::ConnectOptions o;
   o.timeout = 300ms;
   auto t0 = SteadyClock::now();
@@ -227,8 +227,8 @@ TEST_CASE("connector: a name that does not resolve") {
   auto loop = make_loop();
   ConnectorOptions co;
   co.resolver.lookup = table_lookup({});
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   connector.connect("nosuch.test", 80, std::make_unique<Client>(h));
   REQUIRE(run_until(*loop, [&] { return h.closes == 1; }));
   CHECK(h.opens == 0);
@@ -255,8 +255,8 @@ TEST_CASE("connector: a lookup that takes too long times out and its late answer
     gate.wait();
     return Addresses{Address::ipv4_loopback(port)};
   };
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   netloop::ConnectOptions o;
   o.timeout = 200ms;
   connector.connect("slow.test", 9, std::make_unique<Client>(h), o);
@@ -278,8 +278,8 @@ TEST_CASE("connector: Happy Eyeballs: IPv6 refused falls back to IPv4 at once") 
   // not there at all, which fails at once just the same).
   co.resolver.lookup = table_lookup({{"dual.test", {Address::ipv6_loopback(0),
                                                     Address::ipv4_loopback(0)}}});
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   netloop::ConnectOptions o;
   o.attempt_delay = 2s;  // the fallback must not wait for it
   auto t0 = SteadyClock::now();
@@ -307,8 +307,8 @@ TEST_CASE("connector: Happy Eyeballs: a silent IPv6 attempt gets the IPv4 one af
   co.resolver.lookup = [v6, v4](const std::string&, uint16_t) -> Result<Addresses> {
     return Addresses{v6, v4};
   };
+  Heard h;  // before the connector: its tear-down closes the connection, which tells h
   Connector connector(*loop, co);
-  Heard h;
   netloop::ConnectOptions o;
   o.attempt_delay = 150ms;
   size_t fds_before = open_fds();
@@ -336,8 +336,8 @@ TEST_CASE("connector: cancel while resolving: no callback, the handler is destro
     gate.wait();
     return Addresses{Address::ipv4_loopback(port)};
   };
-  Connector connector(*loop, co);
   Heard h;
+  Connector connector(*loop, co);
   ConnectId id = connector.connect("slow.test", closed_port(), std::make_unique<Client>(h));
   loop->run_once(10);
   CHECK(connector.resolver().pending() == 1);
@@ -375,8 +375,8 @@ TEST_CASE("connector: cancel while connecting closes the socket, with no callbac
 TEST_CASE("connector: binds the local address asked for; a family mismatch fails clearly") {
   auto loop = make_loop();
   auto server = echo_listener(*loop, Address::ipv4_loopback(0));
-  Connector connector(*loop);
   Heard h;
+  Connector connector(*loop);
   netloop::ConnectOptions o;
   o.local = Address::ipv4_loopback(0);
   connector.connect(server->local_address(), std::make_unique<Client>(h), o);
@@ -448,4 +448,134 @@ TEST_CASE("connector: destroying it closes its connections (shutdown) and drops 
   CHECK(up.info.reason == CloseReason::shutdown);
   CHECK(waiting.closes == 0);
   CHECK(waiting.destroyed);
+}
+
+// --- Handlers that call back into the connector ----------------------------------------
+
+namespace {
+
+struct DestroyOnClose final : StreamHandler {
+  std::unique_ptr<Connector>& owner;
+  int& closes;
+  DestroyOnClose(std::unique_ptr<Connector>& o, int& c) : owner(o), closes(c) {}
+  void on_open(Connection& c) override { c.close(); }
+  void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+  void on_close(Connection&, const CloseInfo&) override {
+    ++closes;
+    owner.reset();  // a one-shot client tears its connector down when done
+  }
+};
+
+struct ConnectAgainOnClose final : StreamHandler {
+  Connector& connector;
+  Address to;
+  Heard& next;
+  ConnectId& got;
+  ConnectAgainOnClose(Connector& c, Address a, Heard& n, ConnectId& g)
+      : connector(c), to(a), next(n), got(g) {}
+  void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+  void on_close(Connection&, const CloseInfo&) override {
+    got = connector.connect(to, std::make_unique<Client>(next));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("connector: destroyed from a connection's own on_close") {
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  int closes = 0;
+  auto connector = std::make_unique<Connector>(*loop);
+  connector->connect(server->local_address(), std::make_unique<DestroyOnClose>(connector, closes));
+  REQUIRE(run_until(*loop, [&] { return closes == 1; }));
+  CHECK(connector == nullptr);
+  run_until(*loop, [] { return false; }, 50ms);  // (ASan: nothing touches the freed connector)
+  CHECK(closes == 1);
+}
+
+TEST_CASE("connector: a handler connecting again from on_close(shutdown) while it is destroyed "
+          "is refused") {
+  BlackHole hole;
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  Heard next;
+  ConnectId again = 99;
+  {
+    Connector connector(*loop);
+    connector.connect(server->local_address(),
+                      std::make_unique<ConnectAgainOnClose>(connector, hole.address, next, again));
+    REQUIRE(run_until(*loop, [&] { return connector.connection_count() == 1; }));
+  }
+  CHECK(again == 0);
+  CHECK(next.destroyed);
+  run_until(*loop, [] { return false; }, 100ms);
+  CHECK(next.closes == 0);
+}
+
+TEST_CASE("connector: cancelling a keep_connected from its connection's on_data closes it after "
+          "on_data returns") {
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  Connector connector(*loop);
+  ConnectId id = 0;
+  bool in_on_data = false, closed_inside = false;
+  int closes = 0;
+  CloseReason reason = CloseReason::local;
+  struct Canceller final : StreamHandler {
+    Connector& c;
+    ConnectId& id;
+    bool &inside, &closed_inside;
+    int& closes;
+    CloseReason& reason;
+    Canceller(Connector& c, ConnectId& id, bool& in, bool& ci, int& n, CloseReason& r)
+        : c(c), id(id), inside(in), closed_inside(ci), closes(n), reason(r) {}
+    void on_open(Connection& conn) override { conn.send("x"); }
+    void on_data(Connection&, Buffer& in) override {
+      in.consume(in.size());
+      inside = true;
+      c.cancel(id);  // "done: stop keeping this connection"
+      inside = false;
+    }
+    void on_close(Connection&, const CloseInfo& i) override {
+      closed_inside = inside;
+      reason = i.reason;
+      ++closes;
+    }
+  };
+  ReconnectOptions r;
+  r.initial = 10ms;
+  id = connector.keep_connected("127.0.0.1", server->local_address().port(), [&] {
+    return std::make_unique<Canceller>(connector, id, in_on_data, closed_inside, closes, reason);
+  }, r);
+  REQUIRE(run_until(*loop, [&] { return closes == 1; }));
+  CHECK_FALSE(closed_inside);
+  CHECK(reason == CloseReason::shutdown);
+  run_until(*loop, [] { return false; }, 100ms);
+  CHECK(closes == 1);  // no reconnect after the cancel
+  CHECK(connector.connection_count() == 0);
+  CHECK(connector.pending_count() == 0);
+}
+
+TEST_CASE("connector: cancelling a keep_connected whose connection is up closes it (shutdown), "
+          "and nothing reconnects") {
+  auto loop = make_loop();
+  auto server = echo_listener(*loop, Address::ipv4_loopback(0));
+  Heard h;
+  Connector connector(*loop);
+  int made = 0;
+  ReconnectOptions r;
+  r.initial = 10ms;
+  ConnectId id = connector.keep_connected("127.0.0.1", server->local_address().port(), [&] {
+    ++made;
+    return std::make_unique<Client>(h, "");
+  }, r);
+  REQUIRE(run_until(*loop, [&] { return h.opens == 1; }));
+  CHECK(connector.connection_count() == 1);
+  CHECK(connector.cancel(id));
+  CHECK(h.closes == 1);
+  CHECK(h.info.reason == CloseReason::shutdown);
+  run_until(*loop, [] { return false; }, 100ms);
+  CHECK(made == 1);
+  CHECK(connector.connection_count() == 0);
+  CHECK_FALSE(connector.cancel(id));
 }

@@ -4,6 +4,7 @@
 // client handler's failure path through testing::fail_connect.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <future>
 
 #include "netloop/connector.hpp"
@@ -205,4 +206,50 @@ TEST_CASE("testing::fail_connect: a client handler's failure path without a netw
   CHECK(info.text == "connect to 127.0.0.1:6380: " + info.error.message());
   CHECK(a.failed_at.size() == 1);
   CHECK(a.opens == 0);
+}
+
+TEST_CASE("Connector::keep_connected: a factory that cancels its own keeper stops it") {
+  MemoryLoop ml;
+  Connector connector(ml.loop());
+  ConnectId id = 0;
+  int calls = 0;
+  id = connector.keep_connected("", 80, [&]() -> std::unique_ptr<StreamHandler> {
+    ++calls;
+    connector.cancel(id);  // "stop after this one"
+    return nullptr;
+  });
+  ml.settle();
+  ml.advance(seconds(5));
+  CHECK(calls == 1);
+  CHECK(connector.pending_count() == 0);
+}
+
+TEST_CASE("Backoff: no cap (Duration::max()) and odd jitter values stay sane") {
+  ReconnectOptions o;
+  o.initial = milliseconds(100);
+  o.max = Duration::max();
+  o.jitter = 0;
+  Backoff b(o, 1);
+  Duration last{};
+  for (int i = 0; i < 100; ++i) {
+    Duration d = b.next();
+    CAPTURE(i);
+    CHECK(d >= last);
+    last = d;
+  }
+  for (double j : {std::nan(""), -1.0, 7.0}) {
+    o.jitter = j;
+    o.max = seconds(1);
+    Backoff c(o, 3);
+    for (int i = 0; i < 20; ++i) {
+      Duration d = c.next();
+      CHECK(d >= Duration::zero());
+      CHECK(d <= seconds(1));
+    }
+  }
+}
+
+TEST_CASE("Resolver: a lookup that timed out compares equal to std::errc::timed_out") {
+  CHECK(make_error(ResolveErrc::timed_out) == std::errc::timed_out);
+  CHECK_FALSE(make_error(ResolveErrc::name_not_found) == std::errc::timed_out);
 }

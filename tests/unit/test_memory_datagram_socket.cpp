@@ -1,6 +1,7 @@
 // Unit tests for a datagram handler's life as netloop::testing::MemoryDatagramSocket runs
 // it (lib/src/testing/memory_datagram_socket.cpp): on_open, on_datagram, on_drain after a
-// full send buffer, on_close with its reason, and the socket's timers. No sockets, no loop.
+// full send buffer, on_close with its reason, the socket's timers, and send() refused for
+// want of a peer. No sockets, no loop.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -120,6 +121,19 @@ TEST_CASE("memory datagram socket: a send dropped for a full buffer sets output_
     s.set_send_buffer_full(false);
     CHECK(log == std::vector<std::string>{"open", "datagram ping", "close shutdown"});
   }
+}
+
+TEST_CASE("memory datagram socket: it has no peer, so send() is refused and counted, as on a bound UdpSocket") {
+  std::vector<std::string> log;
+  MemoryDatagramSocket s(std::make_unique<Recorder>(&log));
+  s.open();
+  CHECK_FALSE(s.connected());
+  CHECK(s.peer_address().family() == AF_UNSPEC);
+  CHECK_FALSE(s.send("hello"));
+  CHECK(s.refused() == 1);
+  CHECK(s.sent().empty());
+  CHECK(s.send_to(kPeer, "hello"));
+  CHECK(s.refused() == 1);
 }
 
 TEST_CASE("memory datagram socket: cancel_timer says whether the timer was still pending") {

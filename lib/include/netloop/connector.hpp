@@ -99,13 +99,16 @@ class Connector final : ConnectionOwner {
  public:
   explicit Connector(EventLoop& loop, ConnectorOptions options = {});
   // Cancels every connect in progress (no callback) and closes every connection it made
-  // (on_close with CloseReason::shutdown).
+  // (on_close with CloseReason::shutdown). It may be destroyed from any of its handlers'
+  // calls; a connect() or keep_connected() asked for while it is being destroyed (from
+  // such an on_close) is refused: it returns 0 and drops the handler without a call.
   ~Connector();
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
   // Loop thread. Connects to `host` (a name, or a numeric IPv4/IPv6 address) and `port`.
-  // The handler's calls run on this loop, never inside this call.
+  // The handler's calls run on this loop, never inside this call. Handlers may call back
+  // into the connector from any of their calls (connect again, cancel, destroy it).
   ConnectId connect(std::string_view host, uint16_t port, std::unique_ptr<StreamHandler> handler,
                     const ConnectOptions& options = {});
   ConnectId connect(const Address& address, std::unique_ptr<StreamHandler> handler,
@@ -137,16 +140,20 @@ class Connector final : ConnectionOwner {
 
   ConnectId start(ConnectId id, std::string_view host, uint16_t port, const Address* address,
                   std::unique_ptr<StreamHandler> handler, const ConnectOptions& options,
-                  Keeper* keeper);
+                  ConnectId keeper);
   void resolved(Pending& p, Result<Addresses> result);
   void start_next_attempt(Pending& p);
   void attempt_ready(Pending& p, Attempt& a);
   void attempt_finished(Pending& p, Attempt& a, int err);
   void connected(Pending& p, Attempt& a);
   void fail(Pending& p, std::error_code ec);
+  void report_failure(std::unique_ptr<StreamHandler> handler, ConnectId keeper,
+                      const Address& where, std::error_code ec, std::string text);
   void finish(Pending& p) noexcept;  // drops it from pending_
   Pending* find(ConnectId id) noexcept;
+  Keeper* find_keeper(ConnectId id) noexcept;
   void schedule_reconnect(Keeper& k);
+  void arm_keeper(Keeper& k, Duration wait);
   void keeper_connection_closed(Keeper& k);
   std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept override;
 

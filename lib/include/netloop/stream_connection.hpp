@@ -81,6 +81,9 @@ class StreamConnection : public Connection, public Disposable {
   void set_owner_index(size_t i) noexcept { owner_index_ = i; }
   // Closes now (reason shutdown): the owner is going away.
   void shut_down() noexcept;
+  // The handler of a connection that never began (its transport could not start): the
+  // owner tells it what happened, since the connection never will.
+  std::unique_ptr<StreamHandler> take_unstarted_handler() noexcept;
   // Tells the handler the server is draining (StreamHandler::on_server_draining).
   void request_drain();
   // Nothing left to deliver: lingering with everything written and acknowledged by the

@@ -1,9 +1,11 @@
-// UdpSocket: a bound UDP socket driving one datagram handler, with batched receive and
-// send (recvmmsg/sendmmsg on Linux, recvfrom/sendto elsewhere). The handler hears on_open
-// when bind() succeeds and on_close when the socket is destroyed or can serve no more.
+// UdpSocket: a UDP socket driving one datagram handler, with batched receive and send
+// (recvmmsg/sendmmsg on Linux, recvfrom/sendto elsewhere): bound to serve any peer
+// (bind), or connected to one (connect, for clients). The handler hears on_open when the
+// socket is made and on_close when it is destroyed or can serve no more.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "netloop/buffer.hpp"
@@ -39,7 +41,9 @@ struct UdpStats {
   Counter dropped_send_full;  // reply dropped: send buffer full (EAGAIN/ENOBUFS)
   Counter dropped_too_large;  // reply larger than a datagram can be (EMSGSIZE)
   Counter dropped_send_error; // reply dropped: any other send error (EINVAL, EACCES...)
-  Counter peer_errors;        // ICMP errors surfacing as ECONNREFUSED & co.: ignored
+  Counter peer_errors;        // ICMP errors surfacing as ECONNREFUSED & co. (a send that
+                              // surfaces one drops its datagram): reported to a connected
+                              // socket's handler (on_peer_error), else only counted
   Counter receive_calls;      // recvmmsg/recvfrom calls that returned data (by completion:
                               // batches of received datagrams handed to the handler)
   Counter send_calls;         // sendmmsg/sendto calls (by completion: batches of replies)
@@ -63,16 +67,36 @@ struct UdpStats {
 
 class UdpSocket final : public DatagramSocket {
  public:
+  // A server socket: bound to `address`, it receives from anyone and answers with
+  // send_to; send() is refused (it has no peer).
   static Result<std::unique_ptr<UdpSocket>> bind(EventLoop& loop, const Address& address,
                                                  std::unique_ptr<DatagramHandler> handler,
                                                  const UdpOptions& options = {});
+  // A client socket: connect(2)ed to `remote` (IPv4 or IPv6), bound first to `local` if
+  // given (else the kernel picks the local address and port). It sends with send() (or
+  // send_to the peer), receives from `remote` alone (the kernel drops datagrams from
+  // anyone else, and any that reached `local` before the connect), and hears of ICMP
+  // errors through on_peer_error. Errors: EAFNOSUPPORT when `remote` is neither IPv4 nor
+  // IPv6 or `local` is of the other family; EINVAL for bad options (as bind); bind(2)'s
+  // and connect(2)'s own (EADDRINUSE, ENETUNREACH...). UDP's connect sends nothing, so
+  // a peer that is not there shows only later, as on_peer_error(ECONNREFUSED).
+  // UdpOptions::reuse_port applies to the `local` bind.
+  static Result<std::unique_ptr<UdpSocket>> connect(EventLoop& loop, const Address& remote,
+                                                    std::unique_ptr<DatagramHandler> handler,
+                                                    const UdpOptions& options = {},
+                                                    const std::optional<Address>& local = {});
   ~UdpSocket() override;  // on_close(shutdown), if still serving
 
   bool send_to(const Address& to, const void* data, size_t n) override;
   using DatagramSocket::send_to;
+  bool send(const void* data, size_t n) override;
+  using DatagramSocket::send;
   bool output_full() const noexcept override { return output_full_; }
   bool is_open() const noexcept override { return open_; }
   const Address& local_address() const noexcept override { return local_; }
+  // The peer as the kernel has it (getpeername) after connect; unset (AF_UNSPEC) for a
+  // socket from bind().
+  const Address& peer_address() const noexcept override { return peer_; }
   TimerId start_timer(Duration delay, Duration repeat, std::function<void()> fn) override;
   bool cancel_timer(TimerId id) override;
   TimePoint now() const noexcept override { return loop_.now(); }
@@ -87,8 +111,15 @@ class UdpSocket final : public DatagramSocket {
   bool uses_completion() const noexcept { return channel_ != nullptr; }
 
  private:
-  UdpSocket(EventLoop& loop, Fd fd, const Address& local, std::unique_ptr<DatagramHandler> handler,
-            const UdpOptions& options);
+  UdpSocket(EventLoop& loop, Fd fd, const Address& local, const Address& peer,
+            std::unique_ptr<DatagramHandler> handler, const UdpOptions& options);
+  static Result<Fd> open_socket(int family, const UdpOptions& options);
+  // Serves `fd` (bound, and connected if `peer` is set): by completion or readiness, then
+  // on_open.
+  static Result<std::unique_ptr<UdpSocket>> start(EventLoop& loop, Fd fd, const Address& local,
+                                                  const Address& peer,
+                                                  std::unique_ptr<DatagramHandler> handler,
+                                                  const UdpOptions& options);
   void on_ready(uint32_t ready);
   void on_readable();
   void on_channel_work();
@@ -101,6 +132,18 @@ class UdpSocket final : public DatagramSocket {
   void flush();
   void send_now(const Address& to, const void* data, size_t n);  // one sendto, counted
   void count_send_error(int err, size_t dropped);
+  // An ICMP error surfaced (`dropped` datagrams with it, if on a send): counted, and for a
+  // connected socket reported to the handler from a timer (never from inside a send or a
+  // receive batch).
+  void note_peer_error(int err, size_t dropped);
+  void report_peer_error();
+  // Where a send goes: nowhere named for a connected socket (its peer), else `to`.
+  const sockaddr* send_name(const Address& to) const noexcept {
+    return connected() ? nullptr : to.sockaddr_ptr();
+  }
+  socklen_t send_name_length(const Address& to) const noexcept {
+    return connected() ? 0 : to.length();
+  }
 
   struct Pending {
     Address to;
@@ -115,6 +158,7 @@ class UdpSocket final : public DatagramSocket {
   // for room, this watcher asks it for write space alone.
   IoWatcher room_watcher_;
   Address local_;
+  Address peer_;  // connected: the only peer; else unset
   std::unique_ptr<DatagramHandler> handler_;
   UdpOptions options_;
   struct Batch;    // the platform's message headers and the receive area
@@ -128,6 +172,7 @@ class UdpSocket final : public DatagramSocket {
   bool output_full_ = false;  // a send was dropped for a full buffer: on_drain is owed
   bool in_batch_ = false;
   bool single_receive_ = false;  // the batch being handled is one datagram: replies go at once
+  int peer_error_ = 0;  // an errno for on_peer_error, whose timer is pending
   // Light-load mode: one datagram per wake-up, with a full-batch probe every few.
   static constexpr unsigned kLightBatchesForSingle = 8;
   static constexpr unsigned kProbeEvery = 16;

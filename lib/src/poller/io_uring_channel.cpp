@@ -242,7 +242,7 @@ size_t UringChannel::process(DatagramChannelSink& sink, size_t max_datagrams) {
 }
 
 bool UringChannel::send(const sockaddr* to, unsigned to_length, const void* data, size_t n) {
-  if (to_length > sizeof(sockaddr_storage)) return false;
+  if (to_length > sizeof(sockaddr_storage) || (to == nullptr) != (to_length == 0)) return false;
   if (free_slots_.empty() || payload_used_ + n > mem_->payload_bytes) {
     ring_.submit_and_reap();  // they complete as they go in, and give their room back
     if (free_slots_.empty() || payload_used_ + n > mem_->payload_bytes) return false;
@@ -255,10 +255,10 @@ bool UringChannel::send(const sockaddr* to, unsigned to_length, const void* data
   char* payload = mem_->payload.get() + payload_used_;
   if (n) std::memcpy(payload, data, n);
   payload_used_ += n;
-  std::memcpy(&s.to, to, to_length);
+  if (to) std::memcpy(&s.to, to, to_length);
   s.iov = {payload, n};
   s.header = {};
-  s.header.msg_name = &s.to;
+  s.header.msg_name = to ? &s.to : nullptr;
   s.header.msg_namelen = to_length;
   s.header.msg_iov = &s.iov;
   s.header.msg_iovlen = 1;

@@ -49,12 +49,20 @@ class MemoryDatagramSocket final : public DatagramSocket {
   const std::vector<Sent>& sent() const noexcept { return sent_; }
   std::vector<Sent> take_sent();
   size_t dropped() const noexcept { return dropped_; }    // while the buffer was "full"
-  size_t refused() const noexcept { return refused_; }    // too large, or sent after close
+  size_t refused() const noexcept { return refused_; }    // too large, sent after close, send()
   DatagramHandler& handler() noexcept { return *handler_; }
 
   // --- DatagramSocket -----------------------------------------------------------------
   bool send_to(const Address& to, const void* data, size_t n) override;
   using DatagramSocket::send_to;
+  // Never connected (as a socket from UdpSocket::bind): send() is refused (counted in
+  // refused()) and peer_address() is unset.
+  bool send(const void*, size_t) override {
+    ++refused_;
+    return false;
+  }
+  using DatagramSocket::send;
+  const Address& peer_address() const noexcept override { return no_peer_; }
   bool output_full() const noexcept override { return output_full_; }
   bool is_open() const noexcept override { return state_ == State::open; }
   const Address& local_address() const noexcept override { return local_; }
@@ -67,6 +75,7 @@ class MemoryDatagramSocket final : public DatagramSocket {
 
   std::unique_ptr<DatagramHandler> handler_;
   Address local_;
+  Address no_peer_;
   State state_ = State::unopened;
   std::vector<Sent> sent_;
   std::vector<TimerId> timers_;  // started by the handler: cancelled by close()
