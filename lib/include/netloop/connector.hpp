@@ -36,6 +36,7 @@
 #include "netloop/protocol.hpp"
 #include "netloop/resolver.hpp"
 #include "netloop/stream_connection.hpp"
+#include "netloop/tls.hpp"
 
 namespace netloop {
 
@@ -50,6 +51,13 @@ struct ConnectOptions {
   // the local address's is skipped.
   std::optional<Address> local{};
   ConnectionOptions connection{};
+  // TLS: the handshake runs after the TCP connect and before on_open; a failed one (the
+  // certificate did not verify, the name did not match) is a connect_failed close with
+  // a TlsErrc. The name sent as SNI and checked against the certificate is
+  // `tls_server_name`, or else the host given to connect() (an address is checked
+  // against the certificate's IP addresses, and no SNI is sent for it).
+  std::shared_ptr<TlsClientContext> tls{};
+  std::string tls_server_name{};
 };
 
 // keep_connected(): how long to wait before connecting again after a failure or a close.

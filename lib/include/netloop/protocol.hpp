@@ -44,6 +44,7 @@ struct CloseInfo {
 };
 
 class EventLoop;
+struct TlsInfo;
 
 // What a stream handler sees of its connection. Every call is for the connection's own
 // loop thread (asserted in debug builds); another thread uses conn.loop().post().
@@ -122,6 +123,10 @@ class Connection {
   // for `timeout`; zero switches it off. Costs one timer, re-armed lazily, not per byte.
   virtual void set_idle_timeout(Duration timeout) = 0;
   virtual TimePoint now() const noexcept = 0;
+
+  // What the TLS handshake settled (version, cipher, ALPN, SNI name), or null when the
+  // connection is not TLS. Valid until on_close returns.
+  virtual const TlsInfo* tls() const noexcept { return nullptr; }
 };
 
 class StreamHandler {

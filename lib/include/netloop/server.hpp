@@ -47,6 +47,7 @@ struct StreamService {
   StreamHandlerFactory factory{};
   StreamHandlerFactory refusal_factory{};  // optional: answers connections past the limit
   bool unlimited = false;  // outside max_connections (an admin endpoint: metrics)
+  std::shared_ptr<TlsServerContext> tls{};  // TLS on this listener (ListenerOptions::tls)
 };
 
 // Which loops serve a registration.

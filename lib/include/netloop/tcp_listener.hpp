@@ -15,6 +15,7 @@
 #include "netloop/connection_limit.hpp"
 #include "netloop/protocol.hpp"
 #include "netloop/tcp_connection.hpp"
+#include "netloop/tls.hpp"
 
 namespace netloop {
 
@@ -33,6 +34,9 @@ struct ListenerOptions {
   // listener: one acceptor feeding several loops where SO_REUSEPORT is missing (the
   // receiving loop's listener takes them with adopt_accepted()).
   std::function<void(Fd, const Address& peer)> hand_off{};
+  // TLS: every accepted connection runs the handshake before its handler's on_open (a
+  // handshake that fails or times out closes it without a word to the handler).
+  std::shared_ptr<TlsServerContext> tls{};
 };
 
 struct ListenerStats {
