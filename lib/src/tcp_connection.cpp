@@ -288,6 +288,10 @@ void TcpConnection::want_events(bool read, bool write) {
 
 void TcpConnection::release_transport(bool reset) noexcept {
   watcher_.stop();
+  // An orderly close that did not pass through our end of stream (the peer ended first,
+  // or no linger): the TLS peer still gets our close_notify, which it may wait for (and
+  // without which OpenSSL forgets the session).
+  if (tls_ && tls_ready_ && !reset) tls_->send_close_notify();
   handshaking_ = false;
   if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
   if (reset) {

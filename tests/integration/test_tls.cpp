@@ -8,6 +8,8 @@
 
 #include "netloop/connector.hpp"
 #include "netloop/server.hpp"
+
+#include <csignal>
 #include "netloop/tls.hpp"
 #include "support.hpp"
 #include "test_pki.hpp"
@@ -676,4 +678,131 @@ TEST_CASE("tls: a Server's loops share one context; sessions resume across loops
   CHECK(resumed == kThreads * (kRounds - 1));
   CHECK(ctx->stats().handshakes == uint64_t(kThreads * kRounds));
   CHECK(ctx->stats().resumed == uint64_t(kThreads * (kRounds - 1)));
+}
+
+TEST_CASE("tls: mutual TLS: a client presents its certificate when the server asks") {
+  Pki p;
+  TestCertificate client_cert = p.pki.issue("client", {"client.test"});
+  TlsServerOptions so;
+  so.certificates = {{p.leaf.cert, p.leaf.key}};
+  so.client_ca_file = p.pki.ca_file();
+  auto ctx = server_ctx(so);
+  auto loop = make_loop();
+  ServerLog slog;
+  auto listener = tls_listener(*loop, ctx, slog);
+  uint16_t port = listener->local_address().port();
+  Connector connector(*loop);
+
+  std::string why;
+  TlsClientOptions co;
+  co.ca_file = p.pki.ca_file();
+  co.client_certificate = TlsCertificateFiles{client_cert.cert, client_cert.key};
+  auto with_cert = TlsClientContext::create(co, &why);
+  REQUIRE_MESSAGE(with_cert, why);
+  ClientLog ok = echo_once(*loop, connector, "127.0.0.1", port, "mine", tls_connect(*with_cert));
+  CHECK(ok.opens == 1);
+  CHECK(ok.echoed == "mine");
+
+  // Without one the server refuses (TLS 1.3: the client learns of it on its first read).
+  ClientLog refused = echo_once(*loop, connector, "127.0.0.1", port, "none",
+                                tls_connect(client_ctx(p.pki.ca_file())));
+  CHECK(refused.echoed.empty());
+  CHECK(refused.info.error);
+  REQUIRE(run_until(*loop, [&] { return ctx->stats().handshake_failures == 1; }));
+  CHECK(slog.opens == 1);
+}
+
+TEST_CASE("tls: a TLS 1.3 key update mid-stream: the server answers it and keeps echoing") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  auto listener = tls_listener(*loop, server_ctx(p.leaf), slog);
+  std::string first, second;
+  with_client_thread(*loop, [&] {
+    RawTls c(p.pki.ca_file());
+    if (!c.connect(listener->local_address())) return;
+    c.write("before");
+    first = c.read_exactly(6);
+    // Asks the server to update its keys too: its next write must carry a KeyUpdate.
+    if (SSL_key_update(c.ssl, SSL_KEY_UPDATE_REQUESTED) != 1) return;
+    std::string big = random_bytes(200 * KiB, 5);
+    if (!c.write(big)) return;
+    second = c.read_exactly(big.size()) == big ? "intact" : "damaged";
+  });
+  CHECK(first == "before");
+  CHECK(second == "intact");
+}
+
+TEST_CASE("tls: writing to a peer that has gone never raises SIGPIPE") {
+  // This process ignores SIGPIPE (main.cpp); a server that does not must survive too.
+  auto previous = std::signal(SIGPIPE, SIG_DFL);
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  auto listener = tls_listener(*loop, server_ctx(p.leaf), slog);
+  const Address at = listener->local_address();
+  with_client_thread(*loop, [&] {
+    for (int i = 0; i < 60; ++i) {
+      RawTls c(p.pki.ca_file());
+      if (!c.connect(at)) return;
+      // Data to echo, then gone: sometimes with a reset, sometimes with close_notify and
+      // a close over unread data (a reset too), sometimes half-way through its own write.
+      c.write(random_bytes(size_t(64 + i * 4096), uint64_t(i)));
+      if (i % 3 == 1) SSL_shutdown(c.ssl);
+      if (i % 3 != 2) {
+        linger lg{1, 0};
+        ::setsockopt(c.sock.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      }
+      if (i % 2) std::this_thread::sleep_for(2ms);
+      c.sock.reset();
+    }
+  });
+  REQUIRE(run_until(*loop, [&] { return slog.closes == 60; }));
+  std::signal(SIGPIPE, previous);
+}
+
+TEST_CASE("tls: resume_sessions = false makes every connection a full handshake") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  auto ctx = server_ctx(p.leaf);
+  auto listener = tls_listener(*loop, ctx, slog);
+  Connector connector(*loop);
+  TlsClientOptions co;
+  co.ca_file = p.pki.ca_file();
+  co.resume_sessions = false;
+  std::string why;
+  auto tls = TlsClientContext::create(co, &why);
+  REQUIRE_MESSAGE(tls, why);
+  for (int i = 0; i < 3; ++i) {
+    ClientLog c = echo_once(*loop, connector, "127.0.0.1", listener->local_address().port(), "x",
+                            tls_connect(*tls));
+    CHECK(c.echoed == "x");
+    CHECK_FALSE(c.resumed);
+  }
+  CHECK(ctx->stats().resumed == 0);
+  CHECK(ctx->stats().handshakes == 3);
+}
+
+TEST_CASE("tls: the server answers a client's close_notify with its own; 1.2 session IDs resume") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;  // LoggingEcho closes when the peer ends (the default on_peer_shutdown)
+  auto ctx = server_ctx(p.leaf);
+  auto listener = tls_listener(*loop, ctx, slog);
+  int second_shutdown = -2;
+  bool reused = false;
+  with_client_thread(*loop, [&] {
+    RawTls c(p.pki.ca_file(), TLS1_2_VERSION);
+    SSL_CTX_set_options(c.ctx, SSL_OP_NO_TICKET);  // a session ID, kept by the server
+    if (!c.connect(listener->local_address())) return;
+    c.write("x");
+    c.read_exactly(1);
+    SSL_SESSION* s = SSL_get1_session(c.ssl);
+    if (SSL_shutdown(c.ssl) == 0) second_shutdown = SSL_shutdown(c.ssl);  // waits for theirs
+    reused = c.connect(listener->local_address(), s) && SSL_session_reused(c.ssl) == 1;
+    SSL_SESSION_free(s);
+  });
+  CHECK(second_shutdown == 1);  // the server's close_notify came
+  CHECK(reused);
 }

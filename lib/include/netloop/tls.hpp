@@ -82,6 +82,9 @@ struct TlsServerOptions {
   size_t session_cache_size = 20480;
   // Use kTLS when the kernel and OpenSSL allow it.
   bool ktls = true;
+  // Mutual TLS: clients must present a certificate issued by these roots (PEM); empty:
+  // no client certificate is asked for.
+  std::string client_ca_file{};
 };
 
 struct TlsClientOptions {
@@ -94,6 +97,9 @@ struct TlsClientOptions {
   std::vector<std::string> alpn{};  // offered, in order of preference
   Duration handshake_timeout = seconds(10);
   bool ktls = true;
+  // Offer the last session each server gave (TLS 1.3 tickets, 1.2 sessions) so the next
+  // connection to it resumes; false: every connection makes a full handshake.
+  bool resume_sessions = true;
 };
 
 // What the handshake settled, for a handler that asks (Connection::tls()).

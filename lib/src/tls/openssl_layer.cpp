@@ -10,6 +10,10 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <mutex>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "netloop/log.hpp"
@@ -153,6 +157,7 @@ class OpenSslLayer final : public TlsLayer {
 
   void send_close_notify() noexcept override {
     if (failed_ || !SSL_is_init_finished(ssl_)) return;
+    if (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) return;  // once (a second call would read)
     ERR_clear_error();
     SSL_shutdown(ssl_);  // sends ours; the peer's is not waited for
     ERR_clear_error();
@@ -249,6 +254,87 @@ class OpenSslLayer final : public TlsLayer {
   bool write_needs_read_ = false;
 };
 
+// The session's socket I/O. OpenSSL's own socket BIO writes with write(2), which raises
+// SIGPIPE when the peer has gone: a process that does not ignore it dies. This one sends
+// with MSG_NOSIGNAL, as TcpConnection does. kTLS needs OpenSSL's socket BIO (it installs
+// the kernel's keys through it), so where kTLS is possible that one is used, and SIGPIPE
+// is ignored process-wide instead (said once in the log).
+int socket_write(BIO* b, const char* data, size_t n, size_t* written) {
+  int fd = int(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  ssize_t r;
+  do {
+#ifdef MSG_NOSIGNAL
+    r = ::send(fd, data, n, MSG_NOSIGNAL);
+#else
+    r = ::send(fd, data, n, 0);  // SO_NOSIGPIPE is set on the socket (TcpConnection::start)
+#endif
+  } while (r < 0 && errno == EINTR);
+  if (r >= 0) {
+    *written = size_t(r);
+    return 1;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+  return 0;
+}
+
+int socket_read(BIO* b, char* into, size_t n, size_t* got) {
+  int fd = int(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  ssize_t r;
+  do {
+    r = ::recv(fd, into, n, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r > 0) {
+    *got = size_t(r);
+    return 1;
+  }
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+  if (r == 0) errno = 0;  // the end of the stream, not an error: OpenSSL names it
+  return 0;
+}
+
+long socket_ctrl(BIO*, int cmd, long, void*) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // nothing is buffered here
+}
+
+int socket_create(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+const BIO_METHOD* socket_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "netloop socket");
+    BIO_meth_set_write_ex(m, socket_write);
+    BIO_meth_set_read_ex(m, socket_read);
+    BIO_meth_set_ctrl(m, socket_ctrl);
+    BIO_meth_set_create(m, socket_create);
+    return m;
+  }();
+  return method;
+}
+
+bool attach_socket(SSL* ssl, int fd, bool ktls) {
+  if (ktls) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      struct sigaction old{};
+      if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) {
+        ::signal(SIGPIPE, SIG_IGN);
+        log_info("TLS: SIGPIPE ignored (kTLS writes through OpenSSL's socket BIO)");
+      }
+    });
+    return SSL_set_fd(ssl, fd) == 1;
+  }
+  BIO* bio = BIO_new(socket_method());
+  if (!bio) return false;
+  BIO_set_data(bio, reinterpret_cast<void*>(intptr_t(fd)));
+  SSL_set_bio(ssl, bio, bio);  // one reference, for both directions
+  return true;
+}
+
 struct ServerKeep {
   std::shared_ptr<TlsServerContext::Impl> impl;
   std::shared_ptr<CertificateSet> certificates;  // the SNI callback's argument
@@ -258,10 +344,11 @@ struct ServerKeep {
 
 std::unique_ptr<TlsLayer> make_server_layer(TlsServerContext& ctx, int fd) {
   const auto& impl = ctx.impl();
+  bool ktls = impl->ktls_possible;
   auto keep = std::make_shared<ServerKeep>(ServerKeep{impl, impl->current()});
   SSL* ssl = SSL_new(keep->certificates->contexts[0]);
   if (!ssl) return nullptr;
-  if (SSL_set_fd(ssl, fd) != 1) {
+  if (!attach_socket(ssl, fd, ktls)) {
     SSL_free(ssl);
     return nullptr;
   }
@@ -274,9 +361,10 @@ std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
                                             const std::string& server_name,
                                             const std::string& session_key) {
   const auto& impl = ctx.impl();
+  bool ktls = impl->ktls_possible;
   SSL* ssl = SSL_new(impl->ctx);
   if (!ssl) return nullptr;
-  if (SSL_set_fd(ssl, fd) != 1) {
+  if (!attach_socket(ssl, fd, ktls)) {
     SSL_free(ssl);
     return nullptr;
   }
@@ -295,6 +383,7 @@ std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
         SSL_set1_host(ssl, server_name.c_str());
     }
   }
+  if (!impl->options.resume_sessions) return layer;
   layer->set_session_key(session_key);
   if (SSL_SESSION* s = impl->recall(session_key)) {
     SSL_set_session(ssl, s);

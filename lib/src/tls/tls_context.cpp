@@ -200,6 +200,19 @@ std::error_code TlsServerContext::Impl::load(std::shared_ptr<CertificateSet>& ou
     if (SSL_CTX_set_tlsext_ticket_keys(ctx, ticket_keys, sizeof ticket_keys) != 1)
       return failed(why, TlsErrc::bad_option, "ticket keys refused: " + openssl_reason());
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, this);
+    if (!options.client_ca_file.empty()) {
+      const std::string& ca = options.client_ca_file;
+      if (auto p = file_problem(ca); !p.empty())
+        return failed(why, TlsErrc::bad_ca_file, "cannot load the client CA file " + ca + ": " + p);
+      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca.c_str());
+      if (!names || SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
+        if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return failed(why, TlsErrc::bad_ca_file,
+                      "cannot load the client CA file " + ca + ": " + openssl_reason());
+      }
+      SSL_CTX_set_client_CA_list(ctx, names);  // takes them
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
   }
   if (set->contexts.size() > 1) {
     SSL_CTX_set_tlsext_servername_callback(set->contexts[0], select_certificate);
@@ -311,6 +324,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsClie
   if (auto ec = alpn_wire(options.alpn, wire, why)) return ec;
   if (!wire.empty() && SSL_CTX_set_alpn_protos(ctx, wire.data(), unsigned(wire.size())) != 0)
     return failed(why, TlsErrc::bad_option, "ALPN refused: " + openssl_reason());
+  impl->ktls_possible = options.ktls && kernel_has_ktls();
   return std::shared_ptr<TlsClientContext>(new TlsClientContext(std::move(impl)));
 }
 

@@ -49,6 +49,7 @@ struct TlsServerContext::Impl {
 struct TlsClientContext::Impl {
   TlsClientOptions options;
   SSL_CTX* ctx = nullptr;
+  bool ktls_possible = false;
   TlsCounters counters;
   // The last session each server (name and address) gave, for resuming the next
   // connection to it; bounded (the oldest entries go first). Any thread.

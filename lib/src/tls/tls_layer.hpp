@@ -44,7 +44,8 @@ class TlsLayer {
   virtual IoResult write(const void* data, size_t n) = 0;
   virtual IoResult write_gather(std::span<const std::string_view> pieces) = 0;
   virtual IoResult write_file(int fd, uint64_t offset, size_t n) = 0;
-  // Our close_notify (best effort: the socket's own end of stream follows it).
+  // Our close_notify, once (best effort: the socket's own end of stream follows it);
+  // nothing after a failure.
   virtual void send_close_notify() noexcept = 0;
 
   // The last read could not go on until the socket is writable, or the last write until
