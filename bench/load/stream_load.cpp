@@ -180,6 +180,23 @@ bool StreamLoad::run(std::string* why) {
     });
   }
   if (!ensure_descriptors(options_.connections, why, "--connections")) return false;
+  if (options_.tls) {
+    // One client context for every connection (OpenSSL's SSL_CTX is made once: its
+    // certificate store is the costly part). No session is reused between connections:
+    // every connect is a full handshake.
+    TlsClientOptions tls;
+    tls.ca_file = options_.tls_ca;
+    tls.verify_peer = options_.tls_verify;
+    tls.handshake_timeout = kConnectTimeout;
+    std::string tls_why;
+    auto ctx = TlsClientContext::create(tls, &tls_why);
+    if (!ctx) {
+      *why = "--tls: " + (tls_why.empty() ? ctx.error().message() : tls_why);
+      return false;
+    }
+    connect_options_.tls = std::move(*ctx);
+    connect_options_.tls_server_name = options_.tls_sni;
+  }
   sessions_.assign(options_.connections, nullptr);
   for (size_t slot = 0; slot < options_.connections; ++slot) connect(slot);
   loop_.run();
