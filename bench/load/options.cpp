@@ -67,7 +67,7 @@ std::string load_usage() {
                     [--pipeline K] [--warmup SECONDS] [--loss-timeout SECONDS]
                     [--max-loss FRACTION] [--json]
        netloop-load http URL --connections N --duration SECONDS
-                    [--pipeline K] [--warmup SECONDS] [--tls [TLS OPTIONS]] [--json]
+                    [--pipeline K | --close] [--warmup SECONDS] [--tls [TLS OPTIONS]] [--json]
        netloop-load resp HOST:PORT --connections N --duration SECONDS
                     [--command ping|set|get] [--size BYTES] [--key NAME]
                     [--pipeline K] [--warmup SECONDS] [--json]
@@ -117,6 +117,9 @@ Load:
   --pipeline K           requests (messages) in flight per connection or client
                          (default 1, at most 1024)
   --warmup SECONDS       run this long before measuring (default 0)
+  --close                http: send "Connection: close" with every request, so every
+                         request is a new connection (with --tls, a full handshake
+                         each: no session is resumed)
   --command CMD          resp: ping, set or get (default ping)
   --key NAME             resp: the key of set and get (default netloop-load:key)
 
@@ -180,10 +183,11 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     };
 
     if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "--json" || arg == "--tls" ||
-        arg == "--tls-no-verify") {
+        arg == "--tls-no-verify" || arg == "--close") {
       if (has_inline) return fail(arg + " takes no value");
       if (arg == "--json") o.json = true;
       else if (arg == "--tls") o.tls = true;
+      else if (arg == "--close") o.close = true;
       else if (arg == "--tls-no-verify") have_tls_no_verify = true, o.tls_verify = false;
       else if (arg == "--version") o.version = true;
       else o.help = true;
@@ -336,6 +340,9 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     if (have_clients) return fail("--clients is for udp-echo; " + o.scenario + " counts --connections");
     if (!have_connections) return fail("missing --connections N");
   }
+  if (o.close && !http) return fail("--close is for http only");
+  if (o.close && o.pipeline > 1)
+    return fail("--close sends one request per connection: it takes no --pipeline");
   if (http && have_size) return fail("--size is not for http: the server decides how much it sends");
   if ((udp || tcp) && !have_size) return fail("missing --size BYTES");
   if (udp) {

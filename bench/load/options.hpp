@@ -24,6 +24,7 @@ struct LoadOptions {
   // http: the request.
   std::string path;         // "/index.html?x=1"
   std::string host_header;  // "127.0.0.1:8080"
+  bool close = false;       // --close: "Connection: close" on every request
   // tcp-echo and http: TLS (--tls, or an https:// URL), made with a TlsClientContext.
   bool tls = false;
   std::string tls_ca;         // --tls-ca: trusted roots (PEM); empty: the system's store

@@ -192,6 +192,10 @@ TEST_CASE("TLS options") {
   REQUIRE_MESSAGE(ht.options, ht.error);
   CHECK(ht.options->tls);
   CHECK(ht.options->port == 8443);
+  auto cl = parse({"http", "https://127.0.0.1:8443/", "--connections", "1", "--duration", "1", "--close"});
+  REQUIRE_MESSAGE(cl.options, cl.error);
+  CHECK(cl.options->close);
+  CHECK_FALSE(ht.options->close);
   auto h443 = parse({"http", "https://example.com/", "--connections", "1", "--duration", "1"});
   REQUIRE(h443.options);
   CHECK(h443.options->port == 443);
@@ -228,6 +232,9 @@ TEST_CASE("TLS options") {
        "--tls-no-verify takes no value"},
       {{"http", "https://x/", "--connections", "1", "--duration", "1", "--tls-ca", "ca.pem", "--tls-no-verify"},
        "contradict"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--close"}, "--close is for http only"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--close", "--pipeline", "2"}, "takes no --pipeline"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--close=1"}, "--close takes no value"},
   };
   for (const auto& b : bad) {
     auto out = parse(b.args);
