@@ -7,6 +7,7 @@
 //
 // Prints one banner line per listener ("netloop-tls-server: https listening on
 // 127.0.0.1:PORT"), drains on SIGTERM like netloop-demo and exits 0. Not installed.
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -68,6 +69,10 @@ int main(int argc, char** argv) {
   if (https.empty() && tls_echo.empty() && tcp_echo.empty())
     return bad("nothing to serve: give --https, --tls-echo or --tcp-echo");
   set_log_level(LogLevel::warn);
+  // As netloop-demo does. Needed here: the TLS layer's OpenSSL socket BIO writes with
+  // write(2), not send(MSG_NOSIGNAL), so a peer that closes first raised SIGPIPE and
+  // killed this server in the handshake-per-request case (seen with a8de30d).
+  std::signal(SIGPIPE, SIG_IGN);
 
   std::string why;
   auto http_tls = TlsServerContext::create({.certificates = {{cert, key}}, .alpn = {"http/1.1"}}, &why);
