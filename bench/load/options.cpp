@@ -118,8 +118,8 @@ Load:
                          (default 1, at most 1024)
   --warmup SECONDS       run this long before measuring (default 0)
   --close                http: send "Connection: close" with every request, so every
-                         request is a new connection (with --tls, a full handshake
-                         each: no session is resumed)
+                         request is a new connection (with --tls, a handshake each;
+                         a resumed one unless --tls-no-resume)
   --command CMD          resp: ping, set or get (default ping)
   --key NAME             resp: the key of set and get (default netloop-load:key)
 
@@ -132,6 +132,11 @@ TLS (tcp-echo and http):
                          the certificate's IP addresses and sends no SNI)
   --tls-no-verify        do not check the server's certificate or name (benchmarks
                          against a throwaway certificate only)
+  --tls-no-resume        a full handshake on every connection: each gets a client
+                         context of its own, so no session is offered again (by
+                         default a connection made again resumes the last session);
+                         that costs the client an SSL_CTX per connection: give
+                         --tls-ca (loading the system store each time is slow)
 
 UDP loss:
   --loss-timeout SECONDS a datagram not echoed this long after its send is lost
@@ -164,7 +169,7 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
   std::vector<std::string> positional;
   bool have_connections = false, have_clients = false, have_size = false, have_duration = false;
   bool have_loss_timeout = false, have_max_loss = false, have_command = false, have_key = false;
-  bool have_tls_ca = false, have_tls_sni = false, have_tls_no_verify = false;
+  bool have_tls_ca = false, have_tls_sni = false, have_tls_no_verify = false, have_tls_no_resume = false;
 
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -183,12 +188,13 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     };
 
     if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "--json" || arg == "--tls" ||
-        arg == "--tls-no-verify" || arg == "--close") {
+        arg == "--tls-no-verify" || arg == "--tls-no-resume" || arg == "--close") {
       if (has_inline) return fail(arg + " takes no value");
       if (arg == "--json") o.json = true;
       else if (arg == "--tls") o.tls = true;
       else if (arg == "--close") o.close = true;
       else if (arg == "--tls-no-verify") have_tls_no_verify = true, o.tls_verify = false;
+      else if (arg == "--tls-no-resume") have_tls_no_resume = true, o.tls_resume = false;
       else if (arg == "--version") o.version = true;
       else o.help = true;
     } else if (arg == "--connections" || arg == "--pipeline" || arg == "--clients") {
@@ -321,10 +327,11 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     o.port = target->port;
   }
 
-  const bool tls_detail = have_tls_ca || have_tls_sni || have_tls_no_verify;
+  const bool tls_detail = have_tls_ca || have_tls_sni || have_tls_no_verify || have_tls_no_resume;
   if (o.tls && !tcp && !http) return fail("--tls is for tcp-echo and http only");
   if (tls_detail && !o.tls) {
-    return fail(std::string(have_tls_ca ? "--tls-ca" : have_tls_sni ? "--tls-sni" : "--tls-no-verify") +
+    return fail(std::string(have_tls_ca ? "--tls-ca" : have_tls_sni ? "--tls-sni"
+                            : have_tls_no_verify ? "--tls-no-verify" : "--tls-no-resume") +
                 " needs --tls (or an https:// URL)");
   }
   if (have_tls_ca && have_tls_no_verify)

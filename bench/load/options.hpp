@@ -30,6 +30,7 @@ struct LoadOptions {
   std::string tls_ca;         // --tls-ca: trusted roots (PEM); empty: the system's store
   std::string tls_sni;        // --tls-sni: the name sent and checked; empty: the host
   bool tls_verify = true;     // --tls-no-verify turns the certificate check off
+  bool tls_resume = true;     // --tls-no-resume: a full handshake on every connection
   // resp: what each request is.
   RespCommand command = RespCommand::ping;
   std::string key;

@@ -182,9 +182,10 @@ bool StreamLoad::run(std::string* why) {
   if (!ensure_descriptors(options_.connections, why, "--connections")) return false;
   if (options_.tls) {
     // One client context for every connection (OpenSSL's SSL_CTX is made once: its
-    // certificate store is the costly part). No session is reused between connections:
-    // every connect is a full handshake.
-    TlsClientOptions tls;
+    // certificate store is the costly part); it offers each server's last session again.
+    // --tls-no-resume: a context of its own per connection (connect()), so every
+    // handshake is a full one.
+    TlsClientOptions& tls = tls_options_;
     tls.ca_file = options_.tls_ca;
     tls.verify_peer = options_.tls_verify;
     tls.handshake_timeout = kConnectTimeout;
@@ -211,6 +212,10 @@ bool StreamLoad::run(std::string* why) {
 
 void StreamLoad::connect(size_t slot) {
   ++pending_;
+  if (options_.tls && !options_.tls_resume) {
+    // The shared context (made in run()) stays in place should this one fail.
+    if (auto ctx = TlsClientContext::create(tls_options_)) connect_options_.tls = std::move(*ctx);
+  }
   connector_.connect(options_.host, options_.port, workload_.make_session(*this, slot),
                      connect_options_);
 }

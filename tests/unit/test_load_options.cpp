@@ -172,6 +172,7 @@ TEST_CASE("TLS options") {
   CHECK(e.options->tls_ca == "ca.pem");
   CHECK(e.options->tls_sni == "bench.test");
   CHECK(e.options->tls_verify);
+  CHECK(e.options->tls_resume);
 
   auto plain = parse({"tcp-echo", "127.0.0.1:7007", "--connections", "1", "--size", "1", "--duration", "1"});
   REQUIRE(plain.options);
@@ -195,6 +196,10 @@ TEST_CASE("TLS options") {
   auto cl = parse({"http", "https://127.0.0.1:8443/", "--connections", "1", "--duration", "1", "--close"});
   REQUIRE_MESSAGE(cl.options, cl.error);
   CHECK(cl.options->close);
+  auto nr = parse({"http", "https://127.0.0.1:8443/", "--connections", "1", "--duration", "1", "--close",
+                   "--tls-no-resume"});
+  REQUIRE_MESSAGE(nr.options, nr.error);
+  CHECK_FALSE(nr.options->tls_resume);
   CHECK_FALSE(ht.options->close);
   auto h443 = parse({"http", "https://example.com/", "--connections", "1", "--duration", "1"});
   REQUIRE(h443.options);
@@ -233,6 +238,7 @@ TEST_CASE("TLS options") {
       {{"http", "https://x/", "--connections", "1", "--duration", "1", "--tls-ca", "ca.pem", "--tls-no-verify"},
        "contradict"},
       {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--close"}, "--close is for http only"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--tls-no-resume"}, "--tls-no-resume needs --tls"},
       {{"http", "http://x/", "--connections", "1", "--duration", "1", "--close", "--pipeline", "2"}, "takes no --pipeline"},
       {{"http", "http://x/", "--connections", "1", "--duration", "1", "--close=1"}, "--close takes no value"},
   };
