@@ -59,9 +59,10 @@ class HttpSession final : public Session {
 
 namespace {
 
-// What wrk sends: the request line and Host, nothing else.
+// What wrk sends: the request line and Host, nothing else (--close: and Connection: close).
 std::string get_request(const LoadOptions& options) {
-  return "GET " + options.path + " HTTP/1.1\r\nHost: " + options.host_header + "\r\n\r\n";
+  return "GET " + options.path + " HTTP/1.1\r\nHost: " + options.host_header + "\r\n" +
+         (options.close ? "Connection: close\r\n" : "") + "\r\n";
 }
 
 }  // namespace

@@ -97,8 +97,8 @@ void print_connections(const StreamLoad& load, const LoadOptions& opt) {
 void print_echo_table(const StreamLoad& load, const EchoWorkload& echo, const LoadOptions& opt,
                       const Summary& s) {
   const StreamTally& t = load.tally();
-  std::printf("netloop-load: tcp-echo %s, %zu-byte messages, pipeline %zu, %.2f s measured",
-              opt.target_text.c_str(), opt.size, opt.pipeline, s.seconds);
+  std::printf("netloop-load: tcp-echo %s%s, %zu-byte messages, pipeline %zu, %.2f s measured",
+              opt.target_text.c_str(), opt.tls ? " over TLS" : "", opt.size, opt.pipeline, s.seconds);
   if (opt.warmup > 0) std::printf(" after %.2f s warm-up", opt.warmup);
   std::printf("\n");
   std::printf("  messages/s     %.1f  (%llu round trips)\n", s.messages_per_s, ull(t.requests));
@@ -113,11 +113,12 @@ void print_echo_json(const StreamLoad& load, const EchoWorkload& echo, const Loa
                      const Summary& s) {
   const StreamTally& t = load.tally();
   std::printf(
-      "{\"scenario\":\"tcp-echo\",\"target\":%s,\"connections\":%zu,\"live_connections\":%zu,"
+      "{\"scenario\":\"tcp-echo\",\"target\":%s,\"tls\":%s,\"connections\":%zu,\"live_connections\":%zu,"
       "\"size\":%zu,\"pipeline\":%zu,\"duration_s\":%.3f,\"warmup_s\":%.3f,\"measured_s\":%.6f,"
       "\"messages\":%llu,\"total_messages\":%llu,\"messages_per_s\":%.1f,\"mb_per_s\":%.3f,"
       "%s,\"errors\":%llu,\"mismatches\":%llu,\"interrupted\":%s}\n",
-      json_string(opt.target_text).c_str(), opt.connections, load.live_connections(), opt.size,
+      json_string(opt.target_text).c_str(), opt.tls ? "true" : "false", opt.connections,
+      load.live_connections(), opt.size,
       opt.pipeline, opt.duration, opt.warmup, s.seconds, ull(t.requests), ull(t.total_requests),
       s.messages_per_s, s.mb_per_s, latency_json(s).c_str(), ull(t.errors), ull(echo.mismatches()),
       load.interrupted() ? "true" : "false");
@@ -156,13 +157,13 @@ void print_http_json(const StreamLoad& load, const HttpWorkload& http, const Loa
     }
   }
   std::printf(
-      "{\"scenario\":\"http\",\"target\":%s,\"host\":%s,\"port\":%u,\"path\":%s,"
+      "{\"scenario\":\"http\",\"target\":%s,\"tls\":%s,\"host\":%s,\"port\":%u,\"path\":%s,"
       "\"connections\":%zu,\"live_connections\":%zu,\"pipeline\":%zu,\"duration_s\":%.3f,"
       "\"warmup_s\":%.3f,\"measured_s\":%.6f,\"requests\":%llu,\"total_requests\":%llu,"
       "\"requests_per_s\":%.1f,\"mb_per_s\":%.3f,%s,\"status\":{%s},\"errors\":%llu,"
       "\"reconnects\":%llu,\"writes\":%llu,\"interrupted\":%s}\n",
-      json_string(opt.target_text).c_str(), json_string(opt.host).c_str(), unsigned(opt.port),
-      json_string(opt.path).c_str(), opt.connections, load.live_connections(), opt.pipeline,
+      json_string(opt.target_text).c_str(), opt.tls ? "true" : "false", json_string(opt.host).c_str(),
+      unsigned(opt.port), json_string(opt.path).c_str(), opt.connections, load.live_connections(), opt.pipeline,
       opt.duration, opt.warmup, s.seconds, ull(t.requests), ull(t.total_requests), s.messages_per_s,
       s.mb_per_s, latency_json(s).c_str(), status.c_str(), ull(t.errors), ull(t.reconnects),
       ull(t.writes), load.interrupted() ? "true" : "false");

@@ -62,12 +62,12 @@ const char* to_string(RespCommand c) noexcept {
 
 std::string load_usage() {
   return R"(Usage: netloop-load tcp-echo HOST:PORT --connections N --size BYTES --duration SECONDS
-                    [--pipeline K] [--warmup SECONDS] [--json]
+                    [--pipeline K] [--warmup SECONDS] [--tls [TLS OPTIONS]] [--json]
        netloop-load udp-echo HOST:PORT --clients N --size BYTES --duration SECONDS
                     [--pipeline K] [--warmup SECONDS] [--loss-timeout SECONDS]
                     [--max-loss FRACTION] [--json]
        netloop-load http URL --connections N --duration SECONDS
-                    [--pipeline K] [--warmup SECONDS] [--json]
+                    [--pipeline K | --close] [--warmup SECONDS] [--tls [TLS OPTIONS]] [--json]
        netloop-load resp HOST:PORT --connections N --duration SECONDS
                     [--command ping|set|get] [--size BYTES] [--key NAME]
                     [--pipeline K] [--warmup SECONDS] [--json]
@@ -103,7 +103,8 @@ Replies are counted by type; error replies are counted, and the first is printed
 Scenario:
   tcp-echo HOST:PORT     a TCP echo server: a name, IPv4 or [IPv6] (e.g. 127.0.0.1:7007)
   udp-echo HOST:PORT     a UDP echo server: numeric IPv4 or [IPv6]
-  http URL               an HTTP/1.1 server: http://HOST[:PORT][/PATH] (no https)
+  http URL               an HTTP/1.1 server: http://HOST[:PORT][/PATH], or https://
+                         (the same as --tls; port 443 unless given)
   resp HOST:PORT         a server speaking the Redis protocol (e.g. 127.0.0.1:6379)
 
 Load:
@@ -116,8 +117,26 @@ Load:
   --pipeline K           requests (messages) in flight per connection or client
                          (default 1, at most 1024)
   --warmup SECONDS       run this long before measuring (default 0)
+  --close                http: send "Connection: close" with every request, so every
+                         request is a new connection (with --tls, a handshake each;
+                         a resumed one unless --tls-no-resume)
   --command CMD          resp: ping, set or get (default ping)
   --key NAME             resp: the key of set and get (default netloop-load:key)
+
+TLS (tcp-echo and http):
+  --tls                  connect over TLS (1.2 or 1.3): the handshake runs after each
+                         connect, before the first request, and is not timed
+  --tls-ca FILE          trust the CAs in FILE (PEM) instead of the system's store
+  --tls-sni NAME         send NAME as SNI and check the certificate against it
+                         (default: the target's host; an address is checked against
+                         the certificate's IP addresses and sends no SNI)
+  --tls-no-verify        do not check the server's certificate or name (benchmarks
+                         against a throwaway certificate only)
+  --tls-no-resume        a full handshake on every connection: each gets a client
+                         context of its own, so no session is offered again (by
+                         default a connection made again resumes the last session);
+                         that costs the client an SSL_CTX per connection: give
+                         --tls-ca (loading the system store each time is slow)
 
 UDP loss:
   --loss-timeout SECONDS a datagram not echoed this long after its send is lost
@@ -150,6 +169,7 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
   std::vector<std::string> positional;
   bool have_connections = false, have_clients = false, have_size = false, have_duration = false;
   bool have_loss_timeout = false, have_max_loss = false, have_command = false, have_key = false;
+  bool have_tls_ca = false, have_tls_sni = false, have_tls_no_verify = false, have_tls_no_resume = false;
 
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -167,9 +187,14 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
       return true;
     };
 
-    if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "--json") {
+    if (arg == "--help" || arg == "-h" || arg == "--version" || arg == "--json" || arg == "--tls" ||
+        arg == "--tls-no-verify" || arg == "--tls-no-resume" || arg == "--close") {
       if (has_inline) return fail(arg + " takes no value");
       if (arg == "--json") o.json = true;
+      else if (arg == "--tls") o.tls = true;
+      else if (arg == "--close") o.close = true;
+      else if (arg == "--tls-no-verify") have_tls_no_verify = true, o.tls_verify = false;
+      else if (arg == "--tls-no-resume") have_tls_no_resume = true, o.tls_resume = false;
       else if (arg == "--version") o.version = true;
       else o.help = true;
     } else if (arg == "--connections" || arg == "--pipeline" || arg == "--clients") {
@@ -243,6 +268,21 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
         if (c <= ' ' || c >= 0x7f) return fail("--key " + value + ": printable ASCII without spaces only");
       o.key = value;
       have_key = true;
+    } else if (arg == "--tls-ca") {
+      if (!need_value()) return fail("--tls-ca needs a file of PEM certificates");
+      if (value.empty()) return fail("--tls-ca: empty file name");
+      o.tls_ca = value;
+      have_tls_ca = true;
+    } else if (arg == "--tls-sni") {
+      if (!need_value()) return fail("--tls-sni needs a host name");
+      if (value.empty() || value.size() > 253) return fail("--tls-sni: expected a host name of 1 to 253 characters");
+      for (char c : value) {
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '.' || c == '_'))
+          return fail("--tls-sni " + value + ": a host name is letters, digits, '-', '.' and '_'");
+      }
+      o.tls_sni = value;
+      have_tls_sni = true;
     } else if (arg.size() > 1 && arg[0] == '-') {
       return fail("unknown option '" + arg + "' (see --help)");
     } else {
@@ -277,6 +317,7 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     if (!url) return fail("URL " + positional[1] + ": " + why);
     o.host = url->host;
     o.port = url->port;
+    if (url->tls) o.tls = true;
     o.path = url->path;
     o.host_header = url->host_header;
   } else {
@@ -286,6 +327,15 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     o.port = target->port;
   }
 
+  const bool tls_detail = have_tls_ca || have_tls_sni || have_tls_no_verify || have_tls_no_resume;
+  if (o.tls && !tcp && !http) return fail("--tls is for tcp-echo and http only");
+  if (tls_detail && !o.tls) {
+    return fail(std::string(have_tls_ca ? "--tls-ca" : have_tls_sni ? "--tls-sni"
+                            : have_tls_no_verify ? "--tls-no-verify" : "--tls-no-resume") +
+                " needs --tls (or an https:// URL)");
+  }
+  if (have_tls_ca && have_tls_no_verify)
+    return fail("--tls-ca and --tls-no-verify contradict each other: a CA is only for verifying");
   if (!resp && (have_command || have_key))
     return fail(std::string(have_command ? "--command" : "--key") + " is for resp only");
   if (!udp && (have_loss_timeout || have_max_loss))
@@ -297,6 +347,9 @@ ParseOutcome parse_load_options(const std::vector<std::string>& args) {
     if (have_clients) return fail("--clients is for udp-echo; " + o.scenario + " counts --connections");
     if (!have_connections) return fail("missing --connections N");
   }
+  if (o.close && !http) return fail("--close is for http only");
+  if (o.close && o.pipeline > 1)
+    return fail("--close sends one request per connection: it takes no --pipeline");
   if (http && have_size) return fail("--size is not for http: the server decides how much it sends");
   if ((udp || tcp) && !have_size) return fail("missing --size BYTES");
   if (udp) {

@@ -24,6 +24,13 @@ struct LoadOptions {
   // http: the request.
   std::string path;         // "/index.html?x=1"
   std::string host_header;  // "127.0.0.1:8080"
+  bool close = false;       // --close: "Connection: close" on every request
+  // tcp-echo and http: TLS (--tls, or an https:// URL), made with a TlsClientContext.
+  bool tls = false;
+  std::string tls_ca;         // --tls-ca: trusted roots (PEM); empty: the system's store
+  std::string tls_sni;        // --tls-sni: the name sent and checked; empty: the host
+  bool tls_verify = true;     // --tls-no-verify turns the certificate check off
+  bool tls_resume = true;     // --tls-no-resume: a full handshake on every connection
   // resp: what each request is.
   RespCommand command = RespCommand::ping;
   std::string key;

@@ -180,6 +180,24 @@ bool StreamLoad::run(std::string* why) {
     });
   }
   if (!ensure_descriptors(options_.connections, why, "--connections")) return false;
+  if (options_.tls) {
+    // One client context for every connection (OpenSSL's SSL_CTX is made once: its
+    // certificate store is the costly part); it offers each server's last session again.
+    // --tls-no-resume: a context of its own per connection (connect()), so every
+    // handshake is a full one.
+    TlsClientOptions& tls = tls_options_;
+    tls.ca_file = options_.tls_ca;
+    tls.verify_peer = options_.tls_verify;
+    tls.handshake_timeout = kConnectTimeout;
+    std::string tls_why;
+    auto ctx = TlsClientContext::create(tls, &tls_why);
+    if (!ctx) {
+      *why = "--tls: " + (tls_why.empty() ? ctx.error().message() : tls_why);
+      return false;
+    }
+    connect_options_.tls = std::move(*ctx);
+    connect_options_.tls_server_name = options_.tls_sni;
+  }
   sessions_.assign(options_.connections, nullptr);
   for (size_t slot = 0; slot < options_.connections; ++slot) connect(slot);
   loop_.run();
@@ -194,6 +212,10 @@ bool StreamLoad::run(std::string* why) {
 
 void StreamLoad::connect(size_t slot) {
   ++pending_;
+  if (options_.tls && !options_.tls_resume) {
+    // The shared context (made in run()) stays in place should this one fail.
+    if (auto ctx = TlsClientContext::create(tls_options_)) connect_options_.tls = std::move(*ctx);
+  }
   connector_.connect(options_.host, options_.port, workload_.make_session(*this, slot),
                      connect_options_);
 }

@@ -178,6 +178,7 @@ class StreamLoad {
   LoadOptions options_;
   Workload& workload_;
   ConnectOptions connect_options_;
+  TlsClientOptions tls_options_;  // --tls: what each client context is made with
   Phase phase_ = Phase::connecting;
   std::vector<Session*> sessions_;  // the ready session of each slot, or null
   Histogram latency_;

@@ -111,16 +111,12 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string* why) {
     fail(why, "not an http:// URL (e.g. http://127.0.0.1:8080/)");
     return std::nullopt;
   }
-  if (starts_with_nocase(text, "https://")) {
-    fail(why, "https is not supported: netloop-load speaks plain HTTP/1.1 only (no TLS); "
-              "use an http:// URL");
+  const bool tls = starts_with_nocase(text, "https://");
+  if (!tls && !starts_with_nocase(text, "http://")) {
+    fail(why, cat({"unsupported scheme '", text.substr(0, scheme_end), "' (only http:// and https://)"}));
     return std::nullopt;
   }
-  if (!starts_with_nocase(text, "http://")) {
-    fail(why, cat({"unsupported scheme '", text.substr(0, scheme_end), "' (only http://)"}));
-    return std::nullopt;
-  }
-  std::string_view rest = text.substr(7);
+  std::string_view rest = text.substr(tls ? 8 : 7);
   if (size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
   size_t path_start = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, path_start);
@@ -130,6 +126,8 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string* why) {
     return std::nullopt;
   }
   HttpUrl out;
+  out.tls = tls;
+  out.port = tls ? 443 : 80;
   std::string_view after_host;
   if (!parse_host(authority, out.host, after_host, why)) return std::nullopt;
   if (!after_host.empty()) {
@@ -147,7 +145,7 @@ std::optional<HttpUrl> parse_http_url(std::string_view text, std::string* why) {
   }
   out.path = cat({path.empty() || path.front() == '?' ? "/" : "", path});
   out.host_header = bracketed(out.host);
-  if (out.port != 80) out.host_header += cat({":", std::to_string(out.port)});
+  if (out.port != (tls ? 443 : 80)) out.host_header += cat({":", std::to_string(out.port)});
   return out;
 }
 

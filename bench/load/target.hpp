@@ -16,7 +16,8 @@ struct HostPort {
 
 struct HttpUrl {
   std::string host;         // as in HostPort
-  uint16_t port = 80;
+  uint16_t port = 80;       // 443 for https
+  bool tls = false;         // https://: the requests go over TLS
   std::string path;         // what the request line asks for: "/", "/a/b?q=1"
   std::string host_header;  // the Host header's value: "host", "host:8080", "[::1]:8080"
 };
@@ -25,7 +26,7 @@ struct HttpUrl {
 // (at most 253 of them). Port 1 to 65535.
 std::optional<HostPort> parse_host_port(std::string_view text, std::string* why);
 
-// "http://host[:port][/path][?query]": the scheme is http (any case) and nothing else;
+// "http://host[:port][/path][?query]" or the same with https (any case), nothing else;
 // no user information; a fragment is dropped (it is never sent); the path and query go
 // out as they are, so they must be printable ASCII without spaces (percent-encode the
 // rest). An empty path is "/".

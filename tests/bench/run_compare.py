@@ -7,7 +7,7 @@ One round, a fraction of a second (or the one second wrk takes) per run, the few
 servers and clients, 127.0.0.1 only; the results go to a temporary directory. The test
 passes when the script exits 0 and wrote a JSON file that parses, has the expected keys
 and holds at least one round. A part whose external tool is missing (wrk, nginx, h2o,
-redis-benchmark, redis-server, haproxy) is reported as SKIP on stdout; when nothing at all could
+redis-benchmark, redis-server, haproxy, nginx) is reported as SKIP on stdout; when nothing at all could
 run the exit status is 77 (meson: SKIP), never a silent pass.
 """
 
@@ -84,6 +84,15 @@ def plan(name):
         return (quick + ["--duration", "1", "--connections", "2", "--pipeline", "1,4", "--commands", "ping",
                          "--cases", ",".join(cases)],
                 ["config", "skipped", "died", "rounds", "medians", "ratios_netloop_load_over"], skipped)
+    if name == "tls":
+        if tool("openssl") is None:
+            return None, [], ["every case (the openssl CLI is not installed)"]
+        if tool("wrk") is None:
+            skipped.append("keepalive and wrk-close (wrk not installed)")
+        if tool("nginx") is None:
+            skipped.append("nginx (not installed)")
+        return (["--quick", "--idle", "50"],
+                ["config", "servers", "unavailable", "died", "skipped", "rounds", "medians", "ratios"], skipped)
     raise SystemExit(f"run_compare.py: no plan for compare-{name}")
 
 

@@ -41,6 +41,10 @@ TEST_CASE("http URLs") {
       {"http://[::1]:8080/x", "::1", 8080, "/x", "[::1]:8080"},
       {"http://[::1]/", "::1", 80, "/", "[::1]"},
       {"http://h_1.example-2.org:65535/#frag", "h_1.example-2.org", 65535, "/", "h_1.example-2.org:65535"},
+      {"https://127.0.0.1:8443/", "127.0.0.1", 8443, "/", "127.0.0.1:8443"},
+      {"HTTPS://example.com/a", "example.com", 443, "/a", "example.com"},
+      {"https://[::1]:443/", "::1", 443, "/", "[::1]"},
+      {"https://host:80/", "host", 80, "/", "host:80"},
   };
   for (const auto& c : cases) {
     INFO(c.text);
@@ -51,6 +55,7 @@ TEST_CASE("http URLs") {
     CHECK(u->port == c.port);
     CHECK(u->path == c.path);
     CHECK(u->host_header == c.host_header);
+    CHECK(u->tls == (std::string(c.text).substr(0, 6) == "https:" || std::string(c.text).substr(0, 6) == "HTTPS:"));
   }
 }
 
@@ -60,9 +65,9 @@ TEST_CASE("bad URLs say what is wrong") {
     const char* error;
   };
   const Case cases[] = {
-      {"https://127.0.0.1:8443/", "https is not supported"},
-      {"HTTPS://example.com/", "https is not supported"},
       {"ftp://example.com/", "unsupported scheme 'ftp'"},
+      {"httpx://example.com/", "unsupported scheme 'httpx'"},
+      {"https://", "no host"},
       {"127.0.0.1:8080/", "not an http:// URL"},
       {"http://", "no host"},
       {"http:///path", "no host"},
@@ -136,7 +141,6 @@ TEST_CASE("http and resp command lines") {
     const char* error;
   };
   const Bad bad[] = {
-      {{"http", "https://x/", "--connections", "1", "--duration", "1"}, "https is not supported"},
       {{"http"}, "needs the URL"},
       {{"http", "http://x/", "--duration", "1"}, "missing --connections"},
       {{"http", "http://x/", "--connections", "1"}, "missing --duration"},
@@ -157,5 +161,91 @@ TEST_CASE("http and resp command lines") {
     INFO(b.args[0], " ", b.error);
     CHECK_FALSE(out.options);
     CHECK(out.error.find(b.error) != std::string::npos);
+  }
+}
+
+TEST_CASE("TLS options") {
+  auto e = parse({"tcp-echo", "127.0.0.1:7443", "--connections", "2", "--size", "64", "--duration", "1",
+                  "--tls", "--tls-ca", "ca.pem", "--tls-sni=bench.test"});
+  REQUIRE_MESSAGE(e.options, e.error);
+  CHECK(e.options->tls);
+  CHECK(e.options->tls_ca == "ca.pem");
+  CHECK(e.options->tls_sni == "bench.test");
+  CHECK(e.options->tls_verify);
+  CHECK(e.options->tls_resume);
+
+  auto plain = parse({"tcp-echo", "127.0.0.1:7007", "--connections", "1", "--size", "1", "--duration", "1"});
+  REQUIRE(plain.options);
+  CHECK_FALSE(plain.options->tls);
+  CHECK(plain.options->tls_verify);
+  CHECK(plain.options->tls_ca.empty());
+  CHECK(plain.options->tls_sni.empty());
+
+  // An https:// URL is --tls; --tls with an http:// URL is TLS on that URL's port.
+  auto hs = parse({"http", "https://localhost:8443/f", "--connections", "1", "--duration", "1",
+                   "--tls-no-verify"});
+  REQUIRE_MESSAGE(hs.options, hs.error);
+  CHECK(hs.options->tls);
+  CHECK_FALSE(hs.options->tls_verify);
+  CHECK(hs.options->port == 8443);
+  CHECK(hs.options->host_header == "localhost:8443");
+  auto ht = parse({"http", "http://127.0.0.1:8443/", "--connections", "1", "--duration", "1", "--tls"});
+  REQUIRE_MESSAGE(ht.options, ht.error);
+  CHECK(ht.options->tls);
+  CHECK(ht.options->port == 8443);
+  auto cl = parse({"http", "https://127.0.0.1:8443/", "--connections", "1", "--duration", "1", "--close"});
+  REQUIRE_MESSAGE(cl.options, cl.error);
+  CHECK(cl.options->close);
+  auto nr = parse({"http", "https://127.0.0.1:8443/", "--connections", "1", "--duration", "1", "--close",
+                   "--tls-no-resume"});
+  REQUIRE_MESSAGE(nr.options, nr.error);
+  CHECK_FALSE(nr.options->tls_resume);
+  CHECK_FALSE(ht.options->close);
+  auto h443 = parse({"http", "https://example.com/", "--connections", "1", "--duration", "1"});
+  REQUIRE(h443.options);
+  CHECK(h443.options->port == 443);
+  CHECK(h443.options->tls_verify);
+
+  struct Bad {
+    std::vector<std::string> args;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {{"udp-echo", "127.0.0.1:7", "--clients", "1", "--size", "64", "--duration", "1", "--tls"},
+       "--tls is for tcp-echo and http only"},
+      {{"resp", "x:1", "--connections", "1", "--duration", "1", "--tls"}, "--tls is for tcp-echo and http only"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls-ca", "ca.pem"},
+       "--tls-ca needs --tls"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls-sni", "a"},
+       "--tls-sni needs --tls"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--tls-no-verify"},
+       "--tls-no-verify needs --tls"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls", "--tls-ca"},
+       "--tls-ca needs a file"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls", "--tls-ca="},
+       "--tls-ca: empty file name"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls", "--tls-sni"},
+       "--tls-sni needs a host name"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls", "--tls-sni", "a b"},
+       "a host name is letters"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls",
+        "--tls-sni", std::string(254, 'a')},
+       "1 to 253 characters"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls=yes"},
+       "--tls takes no value"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--tls-no-verify=1"},
+       "--tls-no-verify takes no value"},
+      {{"http", "https://x/", "--connections", "1", "--duration", "1", "--tls-ca", "ca.pem", "--tls-no-verify"},
+       "contradict"},
+      {{"tcp-echo", "x:1", "--connections", "1", "--size", "1", "--duration", "1", "--close"}, "--close is for http only"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--tls-no-resume"}, "--tls-no-resume needs --tls"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--close", "--pipeline", "2"}, "takes no --pipeline"},
+      {{"http", "http://x/", "--connections", "1", "--duration", "1", "--close=1"}, "--close takes no value"},
+  };
+  for (const auto& b : bad) {
+    auto out = parse(b.args);
+    INFO(b.args[0], " ", b.error);
+    CHECK_FALSE(out.options);
+    CHECK_MESSAGE(out.error.find(b.error) != std::string::npos, out.error);
   }
 }
