@@ -82,17 +82,18 @@ class Pki:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def leaf(self, stem, cn="localhost", sans=("DNS:localhost", "IP:127.0.0.1", "IP:::1")):
+    def leaf(self, stem, cn="localhost", sans=("DNS:localhost", "IP:127.0.0.1", "IP:::1"), days=3,
+             more_ext=""):
         key, csr, cert, ext = (self.path(stem + s) for s in (".key", ".csr", ".pem", ".ext"))
         openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", key, "-out", csr, "-subj", "/CN=" + cn)
         with open(ext, "w") as f:
             f.write("subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\n"
-                    "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-                    % ",".join(sans))
+                    "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n%s"
+                    % (",".join(sans), more_ext))
         self.serial += 1
         openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
-                "-set_serial", str(self.serial), "-days", "3", "-out", cert, "-extfile", ext)
+                "-set_serial", str(self.serial), "-days", str(days), "-out", cert, "-extfile", ext)
         return cert, key
 
     def close(self):
