@@ -847,11 +847,11 @@ TEST_CASE("demo options: --tls-handshake-timeout takes seconds, with s or ms") {
       {"500ms", std::chrono::milliseconds(500)},
       {"1ms", std::chrono::milliseconds(1)},
   };
-  for (const auto& [text, want] : good) {
-    CAPTURE(text);
+  for (const auto& g : good) {
+    CAPTURE(g.first);
     auto o = parse_ok({"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k",
-                       "--tls-handshake-timeout", text});
-    CHECK(o.tls.handshake_timeout == want);
+                       "--tls-handshake-timeout", g.first});
+    CHECK(o.tls.handshake_timeout == g.second);
   }
 }
 
