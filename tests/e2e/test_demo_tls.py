@@ -102,7 +102,8 @@ def test_fin_without_close_notify(exe):
 # --- openssl s_client --------------------------------------------------------------------
 
 def s_client(port, *args, stdin=b"", linger=0.8, timeout=15, server_name="localhost"):
-    """Runs openssl s_client against 127.0.0.1:port, feeding `stdin` (then `linger`
+    """Runs openssl s_client against 127.0.0.1:port, feeding `stdin` (bytes, or a list of
+    pieces written half a second apart), then `linger`
     seconds of silence, so that TLS 1.3 tickets arrive, then EOF); returns (rc, output)."""
     cmd = [tool("openssl"), "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", PKI.ca,
            "-verify_return_error"]
@@ -111,18 +112,28 @@ def s_client(port, *args, stdin=b"", linger=0.8, timeout=15, server_name="localh
     cmd += list(args)
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        if stdin:
-            p.stdin.write(stdin)
-            p.stdin.flush()
+        # A list is written piece by piece: s_client reads a command ("R") only when it
+        # comes alone in one read.
+        for i, piece in enumerate(stdin if isinstance(stdin, list) else [stdin]):
+            if i:
+                time.sleep(0.5)
+            if piece:
+                p.stdin.write(piece)
+                p.stdin.flush()
         time.sleep(linger)
+    except BrokenPipeError:  # it ended already
+        pass
+    try:
         p.stdin.close()
+    except BrokenPipeError:
+        pass
+    p.stdin = None  # closed: communicate() only reads
+    try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
         raise Failure("openssl s_client %s did not finish within %d s" % (" ".join(args), timeout))
-    except BrokenPipeError:
-        out, _ = p.communicate(timeout=timeout)
     return p.returncode, out.decode(errors="replace")
 
 
@@ -199,7 +210,7 @@ def test_s_client_renegotiation_refused(exe):
     with echo_demo(exe) as d:
         port = d.port("tls-echo")
         # s_client's "R" line asks for a renegotiation (TLS 1.2 only has it).
-        rc, out = s_client(port, "-tls1_2", stdin=b"before\nR\n", linger=1.5)
+        rc, out = s_client(port, "-tls1_2", stdin=[b"before\n", b"R\n", b"after\n"], linger=1.5)
         check(established(out), "no handshake: %s" % out[-800:])
         after = out.split("RENEGOTIATING", 1)
         check(len(after) == 2, "s_client did not try to renegotiate: %s" % out[-800:])
