@@ -13,6 +13,7 @@
 #include "netloop/io_watcher.hpp"
 #include "netloop/log.hpp"
 #include "netloop/tcp_connection.hpp"
+#include "tls/tls_layer.hpp"
 #include "unconnected_connection.hpp"
 
 namespace netloop {
@@ -373,11 +374,24 @@ void Connector::connected(Pending& p, Attempt& a) {
   std::unique_ptr<StreamHandler> handler = std::move(p.handler);
   ConnectId keeper_id = p.keeper;
   ConnectionOptions copts = p.options.connection;
+  std::shared_ptr<TlsClientContext> tls = p.options.tls;
+  std::string server_name = p.options.tls_server_name.empty() ? p.host : p.options.tls_server_name;
   finish(p);  // the other attempts are closed; `a` and `p` are gone after this
 
+  int raw = fd.get();
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
                                               std::move(handler), copts);
   TcpConnection& c = *conn;
+  if (tls) {
+    auto layer = make_client_layer(*tls, raw, server_name);
+    if (!layer) {
+      std::unique_ptr<StreamHandler> h = c.take_unstarted_handler();
+      report_failure(std::move(h), keeper_id, peer, make_error(TlsErrc::handshake_failed),
+                     "connect to " + peer.to_string() + ": cannot start a TLS session");
+      return;
+    }
+    c.use_tls(std::move(layer));
+  }
   c.attach(this, nullptr);
   c.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));

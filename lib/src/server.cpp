@@ -123,6 +123,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   ListenerOptions lo = options_.listener;
   lo.limit = services[0].unlimited ? nullptr : limit_;
   lo.refusal_factory = services[0].refusal_factory;
+  lo.tls = services[0].tls;
   lo.reuse_port = n > 1 && options_.reuse_port;
   const std::string what = reg.name + " on " + reg.address.to_string();
 
@@ -166,6 +167,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
     for (size_t i = 0; i < n; ++i) {
       ListenerOptions ao = lo;
       ao.refusal_factory = services[i].refusal_factory;
+      ao.tls = services[i].tls;
       auto a = TcpListener::adopter(*loops_[i]->loop, local, services[i].factory, ao);
       targets->emplace_back(loops_[i].get(), a.get());
       loops_[i]->listeners.push_back(std::move(a));
@@ -177,6 +179,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   for (size_t i = 1; i < n; ++i) {
     ListenerOptions li = lo;
     li.refusal_factory = services[i].refusal_factory;
+    li.tls = services[i].tls;
     auto l = TcpListener::listen(*loops_[i]->loop, local, services[i].factory, li);
     if (!l) return fail_with(why, "cannot listen (" + what + ", loop " + std::to_string(i) + ")",
                              l.error());

@@ -133,7 +133,7 @@ void StreamConnection::on_readable() {
   if (r.error == 0) {
     input_ended();
   } else if (!r.would_block()) {
-    fail(make_error(r.error));
+    fail(transport_.error_for(r.error));
   }
 }
 
@@ -229,7 +229,7 @@ bool StreamConnection::write_bytes(const char* data, size_t n, size_t& written, 
     }
     if (r.would_block()) break;
     this->written(written);
-    fail(make_error(r.error ? r.error : EPIPE));
+    fail(transport_.error_for(r.error ? r.error : EPIPE));
     return false;
   }
   this->written(written);
@@ -275,7 +275,7 @@ void StreamConnection::send(std::span<const std::string_view> pieces) {
   }
   IoResult r = transport_.write_gather(pieces);
   if (r.bytes == 0 && !r.would_block()) {
-    fail(make_error(r.error ? r.error : EPIPE));
+    fail(transport_.error_for(r.error ? r.error : EPIPE));
     return;
   }
   written(r.bytes);
@@ -340,7 +340,7 @@ bool StreamConnection::write_file_now(QueuedFile& f, bool& progressed) {
       decide_close({CloseReason::error, make_error(EIO)}, true);
       return false;
     }
-    fail(make_error(r.error));
+    fail(transport_.error_for(r.error));
     return false;
   }
   return true;
@@ -519,6 +519,13 @@ void StreamConnection::on_transport_error(std::error_code ec) {
   fail(ec);
 }
 
+void StreamConnection::fail_unstarted(CloseInfo info, bool tell_handler) {
+  assert(!started_);
+  quiet_close_ = !tell_handler;
+  CallbackGuard guard(*this);
+  decide_close(std::move(info), false);
+}
+
 // The close is decided: nothing more is read or written. An abort or an error outranks an
 // orderly reason decided earlier.
 void StreamConnection::decide_close(CloseInfo info, bool reset) {
@@ -546,6 +553,10 @@ void StreamConnection::decide_close(CloseInfo info, bool reset) {
 
 void StreamConnection::request_drain() {
   if (!is_open()) return;
+  if (!started_) {  // still in its transport's opening (a TLS handshake): nothing to finish
+    decide_close({CloseReason::shutdown, {}}, false);
+    return;
+  }
   CallbackGuard guard(*this);
   handler_->on_server_draining(*this);
 }
@@ -618,8 +629,10 @@ void StreamConnection::finish_close() noexcept {
     loop_.stats().connections_open.sub();
     count_close(close_info_.reason);
   }
-  record_close(close_info_);
-  handler_->on_close(*this, close_info_);
+  if (started_ || !quiet_close_) {
+    record_close(close_info_);
+    handler_->on_close(*this, close_info_);
+  }
   // The handler's resources go now, unless one of its calls is still on the stack (the
   // owner shutting down from inside a callback).
   if (depth_ == 0) handler_.reset();

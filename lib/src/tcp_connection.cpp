@@ -14,7 +14,9 @@
 #include <sys/sendfile.h>
 #endif
 
+#include "netloop/log.hpp"
 #include "netloop/result.hpp"
+#include "tls/tls_layer.hpp"
 
 namespace netloop {
 namespace {
@@ -40,7 +42,16 @@ TcpConnection::TcpConnection(EventLoop& loop, Fd fd, const Address& peer, const 
       watcher_(loop, [this](uint32_t r) { on_io(r); }),
       fd_(std::move(fd)) {}
 
-TcpConnection::~TcpConnection() { watcher_.stop(); }
+TcpConnection::~TcpConnection() {
+  watcher_.stop();
+  if (handshake_timer_) loop().cancel_timer(handshake_timer_);
+}
+
+void TcpConnection::use_tls(std::unique_ptr<TlsLayer> layer) noexcept { tls_ = std::move(layer); }
+
+const TlsInfo* TcpConnection::tls() const noexcept {
+  return tls_ && tls_ready_ ? &tls_->info() : nullptr;
+}
 
 Result<void> TcpConnection::start() {
   int fd = fd_.get();
@@ -53,13 +64,130 @@ Result<void> TcpConnection::start() {
   ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
   if (auto r = watcher_.start(fd, Interest::read); !r) return r.error();
-  begin();
+  if (!tls_) {
+    begin();
+    return {};
+  }
+  handshaking_ = true;
+  if (!tls_->is_client()) close_quietly_until_begun();
+  handshake_timer_ = loop().run_after(tls_->handshake_timeout(), [this] {
+    handshake_timer_ = {};
+    if (!handshaking_) return;
+    tls_->handshake_timed_out();
+    handshake_failed();
+  });
+  drive_handshake();  // a client speaks first
   return {};
+}
+
+// --- TLS -----------------------------------------------------------------------------------
+
+void TcpConnection::drive_handshake() {
+  switch (tls_->handshake()) {
+    case TlsLayer::Step::want_read:
+      watcher_.set_interest(Interest::read);
+      return;
+    case TlsLayer::Step::want_write:
+      watcher_.set_interest(Interest::write);
+      return;
+    case TlsLayer::Step::failed:
+      handshake_failed();
+      return;
+    case TlsLayer::Step::done:
+      break;
+  }
+  handshaking_ = false;
+  tls_ready_ = true;
+  if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
+  begin();  // on_open; the connection says what it wants through want_events()
+  // Application data that came with the handshake's last flight is already read.
+  if (conn_reads_ && tls_->has_buffered_input()) queue_tls_read();
+}
+
+// An accepted connection's handler is never told (it never opened); a client's hears a
+// connect_failed close naming the TLS failure.
+void TcpConnection::handshake_failed() {
+  if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
+  handshaking_ = false;
+  watcher_.set_interest(Interest::none);
+  std::error_code ec = tls_->failure();
+  std::string text = "TLS handshake with " + peer_address().to_string() + " failed: " +
+                     tls_->failure_text();
+  log_debug("{}", text);
+  bool client = tls_->is_client();
+  fail_unstarted({client ? CloseReason::connect_failed : CloseReason::error, ec, std::move(text)},
+                 client);
+}
+
+// Socket interest: what the connection wants, except where the session waits for the
+// other direction (a write that must first read, a read that must first write).
+void TcpConnection::apply_tls_interest() {
+  if (state() == State::closed) return;
+  bool read = (conn_reads_ && !tls_->read_needs_write()) || tls_->write_needs_read();
+  bool write = (conn_writes_ && !tls_->write_needs_read()) || tls_->read_needs_write();
+  watcher_.set_interest((read ? Interest::read : Interest::none) |
+                        (write ? Interest::write : Interest::none));
+}
+
+// Plaintext (or whole records) the session already holds: the poller will not say so.
+void TcpConnection::queue_tls_read() {
+  if (tls_read_queued_) return;
+  tls_read_queued_ = true;
+  loop().defer([this] {
+    tls_read_queued_ = false;
+    if (state() == State::closing || state() == State::closed || !conn_reads_) return;
+    if (!tls_->has_buffered_input()) return;
+    on_readable();
+    if (state() == State::closing || state() == State::closed) return;
+    apply_tls_interest();
+    if (conn_reads_ && tls_->has_buffered_input()) queue_tls_read();
+  });
+}
+
+void TcpConnection::on_tls_io(uint32_t ready) {
+  if (handshaking_) {
+    drive_handshake();
+    return;
+  }
+  auto done = [this] { return state() == State::closing || state() == State::closed; };
+  bool readable = ready & (ready::readable | ready::hangup | ready::error);
+  bool writable = ready & ready::writable;
+  // Each waiting call is retried on the event it waits for.
+  if (writable && tls_->read_needs_write()) on_readable();
+  if (done()) return;
+  if (readable && tls_->write_needs_read()) on_writable();
+  if (done()) return;
+  if (writable && conn_writes_ && !tls_->write_needs_read()) on_writable();
+  if (done()) return;
+  if (readable && conn_reads_ && !tls_->read_needs_write()) {
+    on_readable();
+  } else if (readable && !conn_reads_ && !tls_->write_needs_read()) {
+    // Not reading: a hangup or error is still final (as for plain TCP).
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err || (ready & ready::hangup)) on_transport_error(make_error(err ? err : EPIPE));
+  }
+  if (done()) return;
+  apply_tls_interest();
+  if (conn_reads_ && tls_->has_buffered_input()) queue_tls_read();
 }
 
 void TcpConnection::on_io(uint32_t ready) {
   if ((ready & ready::error) && watcher_.error()) {  // the poller refused an interest change
+    if (handshaking_) {
+      handshaking_ = false;
+      if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
+      fail_unstarted({tls_->is_client() ? CloseReason::connect_failed : CloseReason::error,
+                      watcher_.error(), "the socket cannot be watched"},
+                     tls_->is_client());
+      return;
+    }
     on_transport_error(watcher_.error());
+    return;
+  }
+  if (tls_) {
+    on_tls_io(ready);
     return;
   }
   if (ready & ready::writable) on_writable();
@@ -79,6 +207,7 @@ void TcpConnection::on_io(uint32_t ready) {
 }
 
 IoResult TcpConnection::read_some(void* into, size_t n) {
+  if (tls_) return tls_->read(into, n);
   for (;;) {
     ssize_t r = ::recv(fd_.get(), into, n, 0);
     if (r >= 0) return {size_t(r), 0};
@@ -87,6 +216,7 @@ IoResult TcpConnection::read_some(void* into, size_t n) {
 }
 
 IoResult TcpConnection::write_some(const void* data, size_t n, bool more) {
+  if (tls_) return tls_->write(data, n);
   int flags = kSendFlags;
 #ifdef MSG_MORE
   if (more) flags |= MSG_MORE;
@@ -102,6 +232,7 @@ IoResult TcpConnection::write_some(const void* data, size_t n, bool more) {
 }
 
 IoResult TcpConnection::write_gather(std::span<const std::string_view> pieces) {
+  if (tls_) return tls_->write_gather(pieces);
   // sendmsg rather than writev: writev cannot say MSG_NOSIGNAL.
   iovec iov[64];
   size_t count = std::min(pieces.size(), std::size(iov));
@@ -119,6 +250,7 @@ IoResult TcpConnection::write_gather(std::span<const std::string_view> pieces) {
 }
 
 IoResult TcpConnection::write_file(int file, uint64_t offset, size_t n) {
+  if (tls_) return tls_->write_file(file, offset, n);
   for (;;) {
 #ifdef __linux__
     off_t off = off_t(offset);
@@ -136,21 +268,39 @@ IoResult TcpConnection::write_file(int file, uint64_t offset, size_t n) {
   }
 }
 
-void TcpConnection::send_end_of_stream() noexcept { ::shutdown(fd_.get(), SHUT_WR); }
+void TcpConnection::send_end_of_stream() noexcept {
+  if (tls_) tls_->send_close_notify();
+  ::shutdown(fd_.get(), SHUT_WR);
+}
 
 void TcpConnection::want_events(bool read, bool write) {
+  conn_reads_ = read;
+  conn_writes_ = write;
+  if (tls_) {
+    if (handshaking_) return;
+    apply_tls_interest();
+    if (read && tls_->has_buffered_input()) queue_tls_read();
+    return;
+  }
   watcher_.set_interest((read ? Interest::read : Interest::none) |
                         (write ? Interest::write : Interest::none));
 }
 
 void TcpConnection::release_transport(bool reset) noexcept {
   watcher_.stop();
+  handshaking_ = false;
+  if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
   if (reset) {
     // SO_LINGER with a zero timeout makes close() send a reset and drop unsent data.
     linger lg{1, 0};
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
   fd_.reset();
+}
+
+std::error_code TcpConnection::error_for(int error) const noexcept {
+  if (tls_ && error == EPROTO && tls_->failure()) return tls_->failure();
+  return make_error(error);
 }
 
 bool TcpConnection::all_acknowledged() const noexcept {

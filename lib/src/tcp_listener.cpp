@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "netloop/log.hpp"
+#include "tls/tls_layer.hpp"
 
 namespace netloop {
 namespace {
@@ -125,13 +126,27 @@ bool TcpListener::refuse(Fd& fd, const Address& peer) {
   ConnectionOptions copt = options_.connection;
   copt.linger_timeout = std::min(copt.linger_timeout, Duration(seconds(1)));
   copt.close_timeout = std::min(copt.close_timeout, Duration(seconds(1)));
+  int raw = fd.get();
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local_,
                                               std::move(handler), copt);
   TcpConnection& ref = *conn;
   ref.attach(this, nullptr);
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
-  if (!ref.start().ok()) release(ref);  // never reached its handler: destroyed here
+  // Over TLS the refusal (an HTTP 503) is said after the handshake, or the client cannot
+  // read it.
+  if (!secure(ref, raw) || !ref.start().ok()) release(ref);  // never reached its handler
+  return true;
+}
+
+bool TcpListener::secure(TcpConnection& conn, int fd) {
+  if (!options_.tls) return true;
+  auto layer = make_server_layer(*options_.tls, fd);
+  if (!layer) {
+    log_warn("listener {}: cannot start a TLS session (out of memory?)", local_);
+    return false;
+  }
+  conn.use_tls(std::move(layer));
   return true;
 }
 
@@ -232,12 +247,17 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
     if (options_.limit) options_.limit->release();
     return;
   }
+  int raw = fd.get();
   auto conn = std::make_unique<TcpConnection>(loop_, std::move(fd), peer, local,
                                               std::move(handler), options_.connection);
   TcpConnection& ref = *conn;
   ref.attach(this, options_.limit.get());  // gives the slot back when it closes
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
+  if (!secure(ref, raw)) {
+    release(ref);
+    return;
+  }
   if (auto ec = ref.start().error()) {
     // E.g. the select backend past FD_SETSIZE: the message names the backend to use.
     ++stats_.unwatchable;

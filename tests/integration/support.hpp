@@ -541,6 +541,33 @@ inline void write_file(const std::filesystem::path& p, std::string_view content)
   REQUIRE_MESSAGE(f.good(), "cannot write " << p.string());
 }
 
+// Runs `loop` on this thread until `pred` holds or `timeout` passes.
+template <class Pred>
+bool run_until(netloop::EventLoop& loop, Pred pred, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = SteadyClock::now() + timeout;
+  while (!pred()) {
+    if (SteadyClock::now() >= deadline) return false;
+    loop.run_once(10);
+  }
+  return true;
+}
+
+inline std::unique_ptr<netloop::EventLoop> make_loop(const std::string& backend = {}) {
+  auto l = netloop::EventLoop::create(backend);
+  REQUIRE_MESSAGE(l, l.error().message());
+  return std::move(*l);
+}
+
+// Descriptors this process has open now.
+inline size_t open_fds() {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
 // A directory under the system's temporary directory, removed with everything in it.
 class TempDir {
  public:

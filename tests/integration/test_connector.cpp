@@ -4,8 +4,6 @@
 // The client and the listeners share one loop, run on the test's thread.
 #include "support.hpp"
 
-#include <dirent.h>
-
 #include <map>
 
 #include "netloop/connector.hpp"
@@ -14,26 +12,6 @@ using namespace nltest;
 using namespace netloop;
 
 namespace {
-
-// Runs `loop` until `pred` holds or `timeout` passes.
-template <class Pred>
-bool run_until(EventLoop& loop, Pred pred, std::chrono::milliseconds timeout = 5s) {
-  auto deadline = SteadyClock::now() + timeout;
-  while (!pred()) {
-    if (SteadyClock::now() >= deadline) return false;
-    loop.run_once(10);
-  }
-  return true;
-}
-
-size_t open_fds() {
-  size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d)) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 // What a client handler heard.
 struct Heard {
@@ -113,12 +91,6 @@ struct BlackHole {
     std::this_thread::sleep_for(50ms);
   }
 };
-
-std::unique_ptr<EventLoop> make_loop(const std::string& backend = {}) {
-  auto l = EventLoop::create(backend);
-  REQUIRE_MESSAGE(l, l.error().message());
-  return std::move(*l);
-}
 
 // A lookup that answers from a table instead of getaddrinfo (names the tests invent
 // must never reach a real name server).

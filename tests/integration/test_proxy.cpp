@@ -81,16 +81,6 @@ ServerThread::Config upstream_config(netloop::StreamHandlerFactory f = netloop::
   return cfg;
 }
 
-// Descriptors this process has open now.
-size_t open_fds() {
-  size_t n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
-}
-
 // Closes with a reset (SO_LINGER 0) rather than a FIN.
 void reset_close(Sock& s) {
   linger lg{1, 0};

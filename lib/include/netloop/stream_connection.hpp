@@ -137,6 +137,12 @@ class StreamConnection : public Connection, public Disposable {
   void on_readable();
   void on_writable();
   void on_transport_error(std::error_code ec);
+  // The transport could not begin (a TLS handshake failed): the connection closes, and its
+  // handler hears on_close (a client's connect_failed) only when `tell_handler`.
+  void fail_unstarted(CloseInfo info, bool tell_handler);
+  // A close before begin() (a listener going away during a TLS handshake) is not told to
+  // the handler, which never opened: for accepted connections with an opening stage.
+  void close_quietly_until_begun() noexcept { quiet_close_ = true; }
   const ConnectionOptions& options() const noexcept { return options_; }
   StreamHandler& handler_ref() noexcept { return *handler_; }
   // Told how the connection ended, just before the handler is (the in-memory transport
@@ -208,6 +214,7 @@ class StreamConnection : public Connection, public Disposable {
   bool finish_queued_ = false;
   bool reset_on_release_ = false;
   bool started_ = false;  // counted in the loop's connections_open
+  bool quiet_close_ = false;  // a close before begin() is not told to the handler
   bool want_read_ = false;
   bool want_write_ = false;
   int depth_ = 0;

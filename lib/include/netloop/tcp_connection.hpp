@@ -15,17 +15,32 @@
 
 namespace netloop {
 
+class TlsLayer;
+
 class TcpConnection final : public StreamConnection, private Transport {
  public:
   TcpConnection(EventLoop& loop, Fd fd, const Address& peer, const Address& local,
                 std::unique_ptr<StreamHandler> handler, const ConnectionOptions& options);
   ~TcpConnection() override;
 
-  // Registers with the loop and calls on_open; an error means nothing was registered.
+  // Library-internal (TcpListener, Connector), before start(): the connection runs this
+  // TLS session's handshake first and moves its bytes through it.
+  void use_tls(std::unique_ptr<TlsLayer> layer) noexcept;
+
+  // Registers with the loop and calls on_open (with TLS, once the handshake is done); an
+  // error means nothing was registered.
   Result<void> start();
+
+  const TlsInfo* tls() const noexcept override;
 
  private:
   void on_io(uint32_t ready);
+  // TLS: the handshake, then events mapped through what the session waits for.
+  void drive_handshake();
+  void handshake_failed();
+  void on_tls_io(uint32_t ready);
+  void apply_tls_interest();
+  void queue_tls_read();
 
   // Transport: the socket.
   IoResult read_some(void* into, size_t n) override;
@@ -36,9 +51,17 @@ class TcpConnection final : public StreamConnection, private Transport {
   void want_events(bool read, bool write) override;
   void release_transport(bool reset) noexcept override;
   bool all_acknowledged() const noexcept override;
+  std::error_code error_for(int error) const noexcept override;
 
   IoWatcher watcher_;
   Fd fd_;
+  std::unique_ptr<TlsLayer> tls_;
+  TimerId handshake_timer_;
+  bool handshaking_ = false;
+  bool tls_ready_ = false;  // the handshake finished
+  bool tls_read_queued_ = false;
+  bool conn_reads_ = false;   // what the connection asked for (want_events)
+  bool conn_writes_ = false;
 };
 
 }  // namespace netloop

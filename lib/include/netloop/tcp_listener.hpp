@@ -86,6 +86,7 @@ class TcpListener final : ConnectionOwner {
   void on_readable();
   void adopt(Fd fd, const Address& peer);
   bool refuse(Fd& fd, const Address& peer);
+  bool secure(TcpConnection& conn, int fd);  // ListenerOptions::tls: false when it cannot
   bool shed_one_connection();
   void pause_accepting();
   std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept override;

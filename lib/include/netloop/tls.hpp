@@ -160,3 +160,6 @@ class TlsClientContext {
 };
 
 }  // namespace netloop
+
+template <>
+struct std::is_error_code_enum<netloop::TlsErrc> : std::true_type {};

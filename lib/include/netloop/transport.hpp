@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 #include <span>
+#include <system_error>
 
 namespace netloop {
 
@@ -40,6 +41,10 @@ class Transport {
   virtual void release_transport(bool reset) noexcept = 0;
   // Everything written has been acknowledged by the peer (closing now loses nothing).
   virtual bool all_acknowledged() const noexcept = 0;
+  // What an IoResult's error means (a TLS transport's EPROTO says which TLS failure).
+  virtual std::error_code error_for(int error) const noexcept {
+    return {error, std::system_category()};
+  }
 };
 
 }  // namespace netloop

@@ -1,0 +1,293 @@
+// The OpenSSL session of one connection: nonblocking handshake, reads, writes and files,
+// each call saying what it waits for, and every failure named (TlsErrc).
+//
+// OpenSSL's per-thread error queue is emptied before every call: a loop thread serves
+// many connections, and an error left by one must not be read as another's.
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <unistd.h>
+
+#include "netloop/log.hpp"
+#include "tls/tls_context_impl.hpp"
+#include "tls/tls_layer.hpp"
+
+namespace netloop {
+namespace {
+
+constexpr size_t kRecord = 16 * 1024;  // the largest TLS record's plaintext
+
+bool is_address(const std::string& name) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, name.c_str(), buf) == 1 || ::inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+class OpenSslLayer final : public TlsLayer {
+ public:
+  OpenSslLayer(SSL* ssl, bool client, TlsCounters& counters, Duration timeout,
+               std::shared_ptr<const void> keep)
+      : ssl_(ssl), counters_(counters), timeout_(timeout), keep_(std::move(keep)), client_(client) {}
+  ~OpenSslLayer() override { SSL_free(ssl_); }
+
+  Step handshake() override {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) {
+      settle();
+      return Step::done;
+    }
+    int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ) return Step::want_read;
+    if (e == SSL_ERROR_WANT_WRITE) return Step::want_write;
+    note_failure(e, true);
+    counters_.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    return Step::failed;
+  }
+
+  void handshake_timed_out() noexcept override {
+    failed_ = true;
+    failure_ = make_error(TlsErrc::handshake_timeout);
+    failure_text_ = "no finished TLS handshake within the timeout";
+    counters_.handshake_timeouts.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::error_code failure() const noexcept override { return failure_; }
+  const std::string& failure_text() const noexcept override { return failure_text_; }
+  const TlsInfo& info() const noexcept override { return info_; }
+  bool is_client() const noexcept override { return client_; }
+  Duration handshake_timeout() const noexcept override { return timeout_; }
+
+  IoResult read(void* into, size_t n) override {
+    read_needs_write_ = false;
+    if (failed_) return {0, EPROTO};
+    size_t total = 0;
+    auto* out = static_cast<char*>(into);
+    while (total < n) {
+      ERR_clear_error();
+      size_t got = 0;
+      int r = SSL_read_ex(ssl_, out + total, n - total, &got);
+      if (r == 1) {
+        total += got;
+        // Stop before a read that would only find the socket empty.
+        if (!SSL_has_pending(ssl_)) break;
+        continue;
+      }
+      int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_READ) break;
+      if (e == SSL_ERROR_WANT_WRITE) {
+        read_needs_write_ = true;
+        break;
+      }
+      if (total > 0) {
+        // What came before the end or the error is delivered first; the next read
+        // reports the rest (OpenSSL answers the same again).
+        if (e != SSL_ERROR_ZERO_RETURN) ERR_clear_error();
+        break;
+      }
+      return end_or_error(e);
+    }
+    if (total > 0) return {total, 0};
+    return {0, EAGAIN};
+  }
+
+  IoResult write(const void* data, size_t n) override {
+    write_needs_read_ = false;
+    if (failed_) return {0, EPROTO};
+    ERR_clear_error();
+    size_t done = 0;
+    int r = SSL_write_ex(ssl_, data, n, &done);
+    if (r == 1) return {done, 0};
+    int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_WRITE) return {0, EAGAIN};
+    if (e == SSL_ERROR_WANT_READ) {
+      write_needs_read_ = true;
+      return {0, EAGAIN};
+    }
+    return io_error(e);
+  }
+
+  // Small pieces (a response head and a short body) go out as one record.
+  IoResult write_gather(std::span<const std::string_view> pieces) override {
+    if (pieces.empty()) return {0, 0};
+    if (pieces.size() == 1 || pieces[0].size() >= kRecord)
+      return write(pieces[0].data(), pieces[0].size());
+    char record[kRecord];
+    size_t used = 0;
+    for (auto p : pieces) {
+      size_t take = std::min(p.size(), sizeof record - used);
+      std::copy_n(p.data(), take, record + used);
+      used += take;
+      if (used == sizeof record) break;
+    }
+    return write(record, used);
+  }
+
+  IoResult write_file(int fd, uint64_t offset, size_t n) override {
+#ifdef SSL_OP_ENABLE_KTLS
+    if (info_.ktls_send) {
+      write_needs_read_ = false;
+      ERR_clear_error();
+      ossl_ssize_t r = SSL_sendfile(ssl_, fd, off_t(offset), n, 0);
+      if (r > 0) return {size_t(r), 0};
+      if (r == 0) return {0, 0};
+      int e = SSL_get_error(ssl_, int(r));
+      if (e == SSL_ERROR_WANT_WRITE) return {0, EAGAIN};
+      return io_error(e);
+    }
+#endif
+    // Through one record's worth of stack: the loop's shared area may hold the input a
+    // handler is parsing while it calls send_file.
+    char record[kRecord];
+    ssize_t got;
+    do {
+      got = ::pread(fd, record, std::min(n, sizeof record), off_t(offset));
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return {0, errno};
+    if (got == 0) return {0, 0};  // the file ended early
+    return write(record, size_t(got));
+  }
+
+  void send_close_notify() noexcept override {
+    if (failed_ || !SSL_is_init_finished(ssl_)) return;
+    ERR_clear_error();
+    SSL_shutdown(ssl_);  // sends ours; the peer's is not waited for
+    ERR_clear_error();
+  }
+
+  bool read_needs_write() const noexcept override { return read_needs_write_; }
+  bool write_needs_read() const noexcept override { return write_needs_read_; }
+  bool has_buffered_input() const noexcept override { return SSL_has_pending(ssl_) == 1; }
+
+  // A client's target name: what TlsInfo::server_name shows.
+  void set_server_name(std::string name) {
+    server_name_ = std::move(name);
+    info_.server_name = server_name_;
+  }
+
+ private:
+  void settle() {
+    info_.version = SSL_get_version(ssl_);
+    info_.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_));
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
+    if (alpn) info_.alpn = {reinterpret_cast<const char*>(alpn), alpn_len};
+    if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) info_.server_name = sni;
+    info_.resumed = SSL_session_reused(ssl_) == 1;
+#ifdef SSL_OP_ENABLE_KTLS
+    info_.ktls_send = BIO_get_ktls_send(SSL_get_wbio(ssl_)) == 1;
+#endif
+    counters_.handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (info_.resumed) counters_.resumed.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // A read that ended: close_notify is the peer's orderly end; anything else is an error.
+  IoResult end_or_error(int e) {
+    if (e == SSL_ERROR_ZERO_RETURN) return {0, 0};
+    return io_error(e);
+  }
+
+  // A socket error travels as its errno (ECONNRESET reads as a reset); a TLS failure as
+  // EPROTO, with failure() naming it.
+  IoResult io_error(int e) {
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno != 0) {
+      int err = errno;
+      failed_ = true;
+      ERR_clear_error();
+      return {0, err};
+    }
+    note_failure(e, false);
+    return {0, EPROTO};
+  }
+
+  void note_failure(int e, bool handshaking) {
+    failed_ = true;
+    unsigned long err = ERR_peek_error();
+    int reason = ERR_GET_REASON(err);
+    long verify = SSL_get_verify_result(ssl_);
+    const char* words = err ? ERR_reason_error_string(err) : nullptr;
+    failure_text_ = words ? words : (e == SSL_ERROR_SYSCALL ? "the peer closed the connection"
+                                                             : "unknown reason");
+    if (client_ && handshaking && verify != X509_V_OK) {
+      bool name = verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH;
+      failure_ = make_error(name ? TlsErrc::host_mismatch : TlsErrc::certificate_invalid);
+      failure_text_ = std::string("certificate verify failed: ") +
+                      X509_verify_cert_error_string(verify);
+    } else if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+               (e == SSL_ERROR_SYSCALL && err == 0)) {
+      failure_ = make_error(handshaking ? TlsErrc::handshake_failed : TlsErrc::truncated);
+      failure_text_ = handshaking ? "the peer closed the connection during the handshake"
+                                  : "the stream ended without close_notify";
+    } else {
+      failure_ = make_error(handshaking ? TlsErrc::handshake_failed : TlsErrc::protocol_error);
+    }
+    ERR_clear_error();
+  }
+
+  SSL* ssl_;
+  TlsCounters& counters_;
+  Duration timeout_;
+  std::shared_ptr<const void> keep_;  // the context's state, alive while this session is
+  TlsInfo info_{};
+  std::error_code failure_{};
+  std::string failure_text_{};
+  std::string server_name_{};
+  bool client_;
+  bool failed_ = false;
+  bool read_needs_write_ = false;
+  bool write_needs_read_ = false;
+};
+
+struct ServerKeep {
+  std::shared_ptr<TlsServerContext::Impl> impl;
+  std::shared_ptr<CertificateSet> certificates;  // the SNI callback's argument
+};
+
+}  // namespace
+
+std::unique_ptr<TlsLayer> make_server_layer(TlsServerContext& ctx, int fd) {
+  const auto& impl = ctx.impl();
+  auto keep = std::make_shared<ServerKeep>(ServerKeep{impl, impl->current()});
+  SSL* ssl = SSL_new(keep->certificates->contexts[0]);
+  if (!ssl) return nullptr;
+  if (SSL_set_fd(ssl, fd) != 1) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_accept_state(ssl);
+  return std::make_unique<OpenSslLayer>(ssl, false, impl->counters, impl->options.handshake_timeout,
+                                        std::move(keep));
+}
+
+std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
+                                            const std::string& server_name) {
+  const auto& impl = ctx.impl();
+  SSL* ssl = SSL_new(impl->ctx);
+  if (!ssl) return nullptr;
+  if (SSL_set_fd(ssl, fd) != 1) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_connect_state(ssl);
+  auto layer = std::make_unique<OpenSslLayer>(ssl, true, impl->counters,
+                                              impl->options.handshake_timeout, impl);
+  if (!server_name.empty()) {
+    layer->set_server_name(server_name);
+    bool address = is_address(server_name);
+    // SNI carries host names only (RFC 6066); an address is checked as one.
+    if (!address) SSL_set_tlsext_host_name(ssl, server_name.c_str());
+    if (impl->options.verify_peer) {
+      if (address)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str());
+      else
+        SSL_set1_host(ssl, server_name.c_str());
+    }
+  }
+  return layer;
+}
+
+}  // namespace netloop

@@ -1,0 +1,55 @@
+// What the TLS contexts hold (OpenSSL builds only): shared by the contexts and by every
+// connection's layer, which keeps them alive while it lives.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <openssl/ssl.h>
+
+#include "netloop/tls.hpp"
+
+namespace netloop {
+
+struct TlsCounters {
+  std::atomic<uint64_t> handshakes{0};
+  std::atomic<uint64_t> resumed{0};
+  std::atomic<uint64_t> handshake_failures{0};
+  std::atomic<uint64_t> handshake_timeouts{0};
+  TlsStats snapshot() const noexcept;
+};
+
+// One load of the server's certificates: a context per certificate, the first the
+// default (its SNI callback switches to the others).
+struct CertificateSet {
+  std::vector<SSL_CTX*> contexts;
+  CertificateSet() = default;
+  CertificateSet(const CertificateSet&) = delete;
+  CertificateSet& operator=(const CertificateSet&) = delete;
+  ~CertificateSet();
+};
+
+struct TlsServerContext::Impl {
+  TlsServerOptions options;
+  std::vector<unsigned char> alpn;  // wire format
+  unsigned char ticket_keys[80];    // name, HMAC and AES keys: this process's own
+  bool ktls_possible = false;
+  TlsCounters counters;
+  mutable std::mutex mutex;  // guards `certificates` (reload() from any thread)
+  std::shared_ptr<CertificateSet> certificates;
+
+  std::shared_ptr<CertificateSet> current() const;
+  std::error_code load(std::shared_ptr<CertificateSet>& out, std::string* why);
+};
+
+struct TlsClientContext::Impl {
+  TlsClientOptions options;
+  SSL_CTX* ctx = nullptr;
+  TlsCounters counters;
+  ~Impl();
+};
+
+}  // namespace netloop
