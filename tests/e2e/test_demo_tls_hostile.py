@@ -70,8 +70,15 @@ def reset_close(sock):
 
 
 def check_serving(port, what):
+    """A real client is served: an echo on tls-echo, a GET on https."""
     with tls_connect(client_context(PKI.ca), "127.0.0.1", port) as s:
-        tls_echo(s, os.urandom(5000))
+        if what != "https":
+            tls_echo(s, os.urandom(5000))
+            return
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        s.settimeout(10)
+        head = s.recv(12)
+        check(head == b"HTTP/1.1 200", "GET / over TLS: %r" % head)
 
 
 def test_plain_http_and_garbage(exe):
