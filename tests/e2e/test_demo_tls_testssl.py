@@ -4,7 +4,7 @@ given to testssl with --add-ca): protocols, cipher categories, forward secrecy, 
 vulnerability check, the ciphers per protocol and the server defaults. Nothing may be
 flagged vulnerable or worse than LOW; no SSLv2, SSLv3, TLS 1.0 or 1.1; TLS 1.2 and 1.3
 offered; no CBC suite in any protocol; ALPN http/1.1 and never h2. Its --jsonfile output
-is what is checked. Bounded: --fast, and killed after 300 s.
+is what is checked. Bounded: --fast, and killed after 360 s.
 
 Exits 77 (meson: SKIP) when testssl.sh or the openssl CLI is missing or the build has no
 TLS.
@@ -21,7 +21,7 @@ from e2e_util import Failure, check, main
 from tls_util import Pki, TlsDemo, skip_unless_ready, tool
 
 PKI = None
-TESTSSL_SECONDS = 300
+TESTSSL_SECONDS = 360
 
 # Findings that belong to the test certificate's surroundings, not to the server: no CAA
 # record in DNS for "localhost", and the engine/RC4 "local problem" warnings of Debian's
