@@ -199,14 +199,16 @@ def test_s_client_alpn(exe):
 def test_s_client_resumption(exe):
     with echo_demo(exe) as d:
         port = d.port("tls-echo")
-        for flag in ("-tls1_2", "-tls1_3"):
-            sess = PKI.path("session%s.pem" % flag)
-            rc, out = s_client(port, flag, "-sess_out", sess, stdin=b"one\n")
-            check(established(out) and "New," in out, "%s first: %s" % (flag, out[-800:]))
-            check(os.path.exists(sess) and os.path.getsize(sess) > 0, "%s: no session saved" % flag)
-            rc, out = s_client(port, flag, "-sess_in", sess, stdin=b"two\n")
-            check("Reused," in out, "%s: the session was not resumed: %s" % (flag, out[-1200:]))
-        check(d.tls_metric("resumed", "tls-echo") >= 2, "resumptions counted")
+        # TLS 1.2 by ticket and by session ID (-no_ticket), TLS 1.3 by ticket.
+        for flags in (("-tls1_2",), ("-tls1_2", "-no_ticket"), ("-tls1_3",)):
+            what = " ".join(flags)
+            sess = PKI.path("session%s.pem" % "".join(flags))
+            rc, out = s_client(port, *flags, "-sess_out", sess, stdin=b"one\n")
+            check(established(out) and "New," in out, "%s first: %s" % (what, out[-800:]))
+            check(os.path.exists(sess) and os.path.getsize(sess) > 0, "%s: no session saved" % what)
+            rc, out = s_client(port, *flags, "-sess_in", sess, stdin=b"two\n")
+            check("Reused," in out, "%s: the session was not resumed: %s" % (what, out[-1200:]))
+        check(d.tls_metric("resumed", "tls-echo") >= 3, "resumptions counted")
         d.stop()
 
 
@@ -361,7 +363,7 @@ TESTS = [
     ("python ssl: a FIN without close_notify is survived", test_fin_without_close_notify),
     ("s_client: 1.2 and 1.3 work; 1.0, 1.1, CBC refused", test_s_client_versions),
     ("s_client: ALPN http/1.1 on --https, never h2; none on echo", test_s_client_alpn),
-    ("s_client: resumption in 1.2 and 1.3", test_s_client_resumption),
+    ("s_client: resumption in 1.2 (ticket, session ID) and 1.3", test_s_client_resumption),
     ("s_client: renegotiation refused", test_s_client_renegotiation_refused),
     ("SNI picks the second certificate", test_sni),
     ("SIGHUP reloads; open connections keep working", test_sighup_reload),
