@@ -383,7 +383,7 @@ void Connector::connected(Pending& p, Attempt& a) {
                                               std::move(handler), copts);
   TcpConnection& c = *conn;
   if (tls) {
-    auto layer = make_client_layer(*tls, raw, server_name);
+    auto layer = make_client_layer(*tls, raw, server_name, server_name + "@" + peer.to_string());
     if (!layer) {
       std::unique_ptr<StreamHandler> h = c.take_unstarted_handler();
       report_failure(std::move(h), keeper_id, peer, make_error(TlsErrc::handshake_failed),

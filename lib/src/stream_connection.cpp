@@ -3,12 +3,15 @@
 // every transport.
 #include "netloop/stream_connection.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cassert>
 #include <utility>
 
 #include "netloop/connection_limit.hpp"
 #include "netloop/log.hpp"
+#include "netloop/result.hpp"
 
 namespace netloop {
 namespace {
@@ -38,6 +41,21 @@ std::string_view to_string(CloseReason reason) noexcept {
     case CloseReason::connect_failed: return "connect_failed";
   }
   return "?";
+}
+
+// The default for a Connection that knows no better: a copy it can own. Out of
+// descriptors, the peer cannot get the bytes it was promised: reset.
+void Connection::send_file(std::string_view head, SharedFd file, uint64_t offset,
+                           uint64_t length) {
+  Fd copy;
+  if (file) copy = Fd(::fcntl(file->get(), F_DUPFD_CLOEXEC, 0));
+  if (file && !copy) {
+    log_warn("connection {}: cannot duplicate a file descriptor to send: {}", peer_address(),
+             last_error().message());
+    abort();
+    return;
+  }
+  send_file(head, std::move(copy), offset, length);
 }
 
 std::string_view StreamConnection::to_string(State s) noexcept {
@@ -293,9 +311,32 @@ void StreamConnection::send(std::span<const std::string_view> pieces) {
 }
 
 void StreamConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
+  send_queued_file({}, QueuedFile{std::move(file), nullptr, offset, length, Buffer()});
+}
+
+void StreamConnection::send_file(std::string_view head, Fd file, uint64_t offset,
+                                 uint64_t length) {
+  send_queued_file(head, QueuedFile{std::move(file), nullptr, offset, length, Buffer()});
+}
+
+void StreamConnection::send_file(std::string_view head, SharedFd file, uint64_t offset,
+                                 uint64_t length) {
+  send_queued_file(head, QueuedFile{Fd(), std::move(file), offset, length, Buffer()});
+}
+
+// `head`, then the file: written at once while nothing is queued and the kernel takes it,
+// else queued in order behind what is.
+void StreamConnection::send_queued_file(std::string_view head, QueuedFile f) {
   loop_.assert_in_loop_thread();
-  if (!writing_allowed() || length == 0) return;
-  QueuedFile f{std::move(file), offset, length, Buffer()};
+  if (writing_allowed() && !has_output() && f.remaining > 0 && !head.empty()) {
+    // `more`: the transport holds the head back for the file's first bytes (MSG_MORE,
+    // corked until the file write, which goes without it).
+    size_t written = 0;
+    if (!write_bytes(head.data(), head.size(), written, true)) return;
+    head.remove_prefix(written);
+  }
+  StreamConnection::send(head.data(), head.size());
+  if (!writing_allowed() || f.remaining == 0) return;
   if (!has_output()) {
     bool progressed = false;
     if (!write_file_now(f, progressed)) return;
@@ -306,26 +347,12 @@ void StreamConnection::send_file(Fd file, uint64_t offset, uint64_t length) {
   queued();
 }
 
-void StreamConnection::send_file(std::string_view head, Fd file, uint64_t offset,
-                                 uint64_t length) {
-  loop_.assert_in_loop_thread();
-  if (writing_allowed() && !has_output() && length > 0 && !head.empty()) {
-    // `more`: the transport holds the head back for the file's first bytes (MSG_MORE,
-    // corked until the file write, which goes without it).
-    size_t written = 0;
-    if (!write_bytes(head.data(), head.size(), written, true)) return;
-    head.remove_prefix(written);
-  }
-  StreamConnection::send(head.data(), head.size());
-  StreamConnection::send_file(std::move(file), offset, length);
-}
-
 // Sends from the file until done or the transport pushes back; false when the connection
 // failed (and is closing).
 bool StreamConnection::write_file_now(QueuedFile& f, bool& progressed) {
   while (f.remaining > 0) {
     size_t chunk = size_t(std::min<uint64_t>(f.remaining, 1u << 30));
-    IoResult r = transport_.write_file(f.file.get(), f.offset, chunk);
+    IoResult r = transport_.write_file(f.fd(), f.offset, chunk);
     if (r.bytes > 0) {
       f.offset += r.bytes;
       f.remaining -= r.bytes;

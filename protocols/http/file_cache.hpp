@@ -15,6 +15,7 @@
 #include "http/accept_encoding.hpp"
 #include "netloop/clock.hpp"
 #include "netloop/fd.hpp"
+#include "netloop/protocol.hpp"
 
 namespace netloop::http {
 
@@ -51,9 +52,11 @@ struct CachedFile {
   bool in_memory = false;  // the body is in `ok` (small files); else sent from disk
   std::string disk_path;   // relative to the root, as RootDirectory::open_file takes it
   // A file sent from disk keeps its descriptor open (like nginx's open_file_cache): a
-  // request duplicates it instead of resolving the path again. Shared so that the entry
-  // can be copied into `uncached_`; a bounded number are kept (FileCache::can_keep).
-  std::shared_ptr<Fd> kept;
+  // response shares it (Connection::send_file takes a SharedFd) instead of resolving the
+  // path again, so it stays open while a response queued from it waits, even after the
+  // entry is gone. A bounded number of entries keep one (FileCache::can_keep).
+  SharedFd kept;
+  TimePoint kept_seen{};  // when `kept` was last found (fstat) to be this file still
   std::string etag;        // strong, quoted
   time_t last_modified = 0;     // the mtime, but never later than when it was read
   bool last_modified_strong = false;  // the mtime was a second or more before that

@@ -116,7 +116,7 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
     e.in_memory = true;
   } else if (cache_.can_keep()) {
     Fd copy(::fcntl(f.fd.get(), F_DUPFD_CLOEXEC, 0));
-    if (copy) e.kept = std::make_shared<Fd>(std::move(copy));
+    if (copy) e.kept = std::make_shared<const Fd>(std::move(copy));
   }
   e.ok.text.shrink_to_fit();
   e.checked = now;
@@ -127,14 +127,19 @@ CachedFile* HttpResponder::make_entry(std::string_view key, std::string_view dis
 }
 
 // The descriptor to send `rep` from, checked to be the file the entry describes.
-Fd HttpResponder::open_unchanged(CachedFile& rep, uint16_t& status) {
+SharedFd HttpResponder::open_unchanged(CachedFile& rep, TimePoint now, uint16_t& status) {
   if (rep.kept) {
-    // The descriptor kept open. An edit in place, or a rename over the path (unlinking
-    // the old inode moves its ctime), shows in fstat: then the path is opened anew.
+    // The descriptor kept open, shared with the response (no dup, no close). An edit in
+    // place, or a rename over the path (unlinking the old inode moves its ctime), shows
+    // in fstat: then the path is opened anew. Checked once per loop iteration (`now` is
+    // the loop's clock, read once per iteration): under load one fstat serves every
+    // request for this file in the batch, and nothing can tell apart an edit made during
+    // the batch from one made just after it.
+    if (rep.kept_seen == now) return rep.kept;
     struct stat st {};
     if (::fstat(rep.kept->get(), &st) == 0 && FileIdentity::of(st) == rep.id) {
-      Fd copy(::fcntl(rep.kept->get(), F_DUPFD_CLOEXEC, 0));
-      if (copy) return copy;
+      rep.kept_seen = now;
+      return rep.kept;
     }
   }
   OpenedFile f = root_->open_file(rep.disk_path, scratch_);
@@ -146,7 +151,7 @@ Fd HttpResponder::open_unchanged(CachedFile& rep, uint16_t& status) {
     status = 0;  // changed: the caller marks the entry due and looks again
     return {};
   }
-  return std::move(f.fd);
+  return std::make_shared<const Fd>(std::move(f.fd));
 }
 
 std::string HttpResponder::boundary() {
@@ -181,7 +186,7 @@ void HttpResponder::write_not_modified(CachedFile& rep, const Request& req, Time
   out.append("\r\n");
 }
 
-bool HttpResponder::serve(CachedFile& rep, Fd file, const Request& req, TimePoint now,
+bool HttpResponder::serve(CachedFile& rep, SharedFd file, const Request& req, TimePoint now,
                           Buffer& out, Reply& reply) {
   reply.close = !req.keep_alive;
   const Validators v{rep.etag, rep.last_modified, rep.last_modified_strong};
@@ -207,7 +212,7 @@ bool HttpResponder::serve(CachedFile& rep, Fd file, const Request& req, TimePoin
   return serve_whole(rep, std::move(file), req, now, out, reply);
 }
 
-bool HttpResponder::serve_range(CachedFile& rep, Fd file, const Request& req, TimePoint now,
+bool HttpResponder::serve_range(CachedFile& rep, SharedFd file, const Request& req, TimePoint now,
                                 Buffer& out, Reply& reply) {
   const RangeSet ranges = parse_range(req.range.value, rep.length());
   if (ranges.kind == RangeSet::Kind::ignore) return serve_whole(rep, std::move(file), req, now, out, reply);
@@ -240,7 +245,7 @@ bool HttpResponder::serve_range(CachedFile& rep, Fd file, const Request& req, Ti
   const bool read_in = !rep.in_memory && r.length() <= kReadRangeMax;
   if (read_in) {
     range_bytes_.clear();
-    if (!read_file_range(file.get(), r.first, r.length(), range_bytes_)) {
+    if (!read_file_range(file->get(), r.first, r.length(), range_bytes_)) {
       rep.checked = now - options_.cache_revalidate - seconds(1);  // shorter than it was
       return false;
     }
@@ -271,10 +276,10 @@ bool HttpResponder::serve_range(CachedFile& rep, Fd file, const Request& req, Ti
 // The descriptor to send `rep` from, when the entry holds no body: false when the file
 // changed on disk (the entry is then due for a check, which makes it anew); a file that
 // cannot be opened any more is answered here with its error (reply.status set).
-bool HttpResponder::open_body(CachedFile& rep, Fd& file, const Request& req, TimePoint now,
+bool HttpResponder::open_body(CachedFile& rep, SharedFd& file, const Request& req, TimePoint now,
                               Buffer& out, Reply& reply) {
   uint16_t status = 0;
-  file = open_unchanged(rep, status);
+  file = open_unchanged(rep, now, status);
   if (file) return true;
   if (status) {
     reply = fail(status, {}, req, out);
@@ -284,7 +289,7 @@ bool HttpResponder::open_body(CachedFile& rep, Fd& file, const Request& req, Tim
   return false;
 }
 
-bool HttpResponder::serve_whole(CachedFile& rep, Fd file, const Request& req, TimePoint now,
+bool HttpResponder::serve_whole(CachedFile& rep, SharedFd file, const Request& req, TimePoint now,
                                 Buffer& out, Reply& reply) {
   const bool head = req.method == Method::head;
   const bool body_from_disk = !head && !rep.in_memory;
@@ -320,7 +325,7 @@ bool HttpResponder::serve_whole(CachedFile& rep, Fd file, const Request& req, Ti
 // multipart/byteranges (RFC 9110 §14.6): each part names its range; the whole is sent
 // instead (reply.status left 0) when the parts would not be smaller than the file. False
 // when the file turned out shorter than its entry says (nothing written then).
-bool HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file,
+bool HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, SharedFd& file,
                                     const Request& req, Buffer& out, Reply& reply) {
   std::string b = boundary();
   std::vector<FilePart> parts(ranges.count);
@@ -345,7 +350,7 @@ bool HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd&
   total += tail.size();
   if (total >= rep.length()) return true;
   // From disk, small parts are read in now (no descriptor held for them); large ones go
-  // out with sendfile, one duplicate descriptor each.
+  // out with sendfile, all sharing the one descriptor.
   bool any_from_disk = false;
   if (!rep.in_memory) {
     for (auto& p : parts) {
@@ -353,7 +358,7 @@ bool HttpResponder::write_multipart(CachedFile& rep, const RangeSet& ranges, Fd&
         any_from_disk = true;
         continue;
       }
-      if (!read_file_range(file.get(), p.offset, p.length, p.text)) return false;
+      if (!read_file_range(file->get(), p.offset, p.length, p.text)) return false;
       p.length = 0;  // its bytes are in its text now
     }
   }

@@ -1,9 +1,6 @@
 // HttpHandler: the per-connection state machine.
 #include "http/http_handler.hpp"
 
-#include <fcntl.h>
-
-#include "netloop/result.hpp"
 #include "netloop/log.hpp"
 
 namespace netloop::http {
@@ -78,7 +75,7 @@ void HttpHandler::flush(Connection& conn) {
 }
 
 // The parts of a reply that come from disk, after what is staged: one range, or the parts
-// of a multipart/byteranges body, each from its own descriptor (send_file owns one).
+// of a multipart/byteranges body, all sent from the reply's one shared descriptor.
 void HttpHandler::send_reply(Connection& conn, Responder::Reply& reply) {
   Buffer& out = responder_->staging();
   if (!reply.multipart) {
@@ -89,16 +86,11 @@ void HttpHandler::send_reply(Connection& conn, Responder::Reply& reply) {
   }
   flush(conn);
   for (auto& part : reply.multipart->parts) {
-    conn.send(part.text);
-    if (part.length == 0) continue;  // read in: its bytes were in its text
-    Fd copy(::fcntl(reply.file.get(), F_DUPFD_CLOEXEC, 0));
-    if (!copy) {  // out of descriptors: the peer was promised these bytes
-      log_warn("http {}: cannot duplicate a file descriptor for a multipart response: {}",
-               conn.peer_address(), last_error().message());
-      conn.abort();
-      return;
+    if (part.length == 0) {  // read in: its bytes are in its text
+      conn.send(part.text);
+      continue;
     }
-    conn.send_file(std::move(copy), part.offset, part.length);
+    conn.send_file(part.text, reply.file, part.offset, part.length);
   }
   conn.send(reply.multipart->tail);
 }

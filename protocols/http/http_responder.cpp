@@ -56,6 +56,13 @@ void append_encoded_path(Buffer& out, std::string_view path) {
   }
 }
 
+// A descriptor just opened, made shareable for the reply (none: nothing). Only when the
+// path was opened (a cache miss or a revalidation), so the allocation is not per response.
+SharedFd shared(Fd file) {
+  if (!file) return nullptr;
+  return std::make_shared<const Fd>(std::move(file));
+}
+
 }  // namespace
 
 Result<std::shared_ptr<HttpResponder>> HttpResponder::create(const HttpOptions& options,
@@ -124,7 +131,7 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
     if (cached && now - cached->checked < options_.cache_revalidate) {
       Fd none;
       CachedFile* rep = cached->siblings ? choose_representation(*cached, req, now, none) : cached;
-      if (serve(*rep, std::move(none), req, now, out, reply)) {
+      if (serve(*rep, shared(std::move(none)), req, now, out, reply)) {
         ++stats_.cache_hits;
         return finish(rep, std::move(reply));
       }
@@ -155,7 +162,7 @@ HttpResponder::Reply HttpResponder::respond(const Request& req, TimePoint now, B
       return fail(status, reason, req, out);
     }
     CachedFile* rep = choose_representation(*entry, req, now, file);
-    if (serve(*rep, std::move(file), req, now, out, reply)) return finish(rep, std::move(reply));
+    if (serve(*rep, shared(std::move(file)), req, now, out, reply)) return finish(rep, std::move(reply));
   }
   return fail(503, "the file keeps changing; try again", req, out);
 }

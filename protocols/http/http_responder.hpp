@@ -54,16 +54,16 @@ class HttpResponder final : public Responder {
   // Writes the response of `rep` (preconditions, ranges, or the whole); false, with
   // nothing written, when a representation sent from disk turned out to have changed
   // (its entry is then gone).
-  bool serve(CachedFile& rep, Fd file, const Request& req, TimePoint now, Buffer& out, Reply& reply);
-  bool serve_range(CachedFile& rep, Fd file, const Request& req, TimePoint now, Buffer& out,
+  bool serve(CachedFile& rep, SharedFd file, const Request& req, TimePoint now, Buffer& out, Reply& reply);
+  bool serve_range(CachedFile& rep, SharedFd file, const Request& req, TimePoint now, Buffer& out,
                    Reply& reply);
-  bool serve_whole(CachedFile& rep, Fd file, const Request& req, TimePoint now, Buffer& out,
+  bool serve_whole(CachedFile& rep, SharedFd file, const Request& req, TimePoint now, Buffer& out,
                    Reply& reply);
-  bool open_body(CachedFile& rep, Fd& file, const Request& req, TimePoint now, Buffer& out,
+  bool open_body(CachedFile& rep, SharedFd& file, const Request& req, TimePoint now, Buffer& out,
                  Reply& reply);
-  Fd open_unchanged(CachedFile& rep, uint16_t& status);
+  SharedFd open_unchanged(CachedFile& rep, TimePoint now, uint16_t& status);
   void write_not_modified(CachedFile& rep, const Request& req, TimePoint now, Buffer& out);
-  bool write_multipart(CachedFile& rep, const RangeSet& ranges, Fd& file, const Request& req,
+  bool write_multipart(CachedFile& rep, const RangeSet& ranges, SharedFd& file, const Request& req,
                        Buffer& out, Reply& reply);
   std::string boundary();
 

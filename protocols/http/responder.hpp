@@ -54,7 +54,9 @@ class Responder : public std::enable_shared_from_this<Responder> {
   struct Reply {
     uint16_t status = 0;
     bool close = false;  // the response says Connection: close
-    Fd file;  // then `file_length` bytes of it from `file_offset` (sendfile), or `multipart`
+    // Then `file_length` bytes of it from `file_offset` (sendfile), or `multipart`; shared
+    // with the file cache when it keeps the descriptor open (no dup per response).
+    SharedFd file;
     uint64_t file_offset = 0;
     uint64_t file_length = 0;
     std::unique_ptr<Multipart> multipart;  // rare: kept out of the common reply's way

@@ -1,15 +1,16 @@
-// TLS over real loopback sockets: netloop's TLS server and client together, and raw
-// OpenSSL clients (blocking, on a thread of their own) for what netloop's client does not
-// do on purpose (TLS 1.2 only, session resumption, renegotiation, truncation, hostile
-// bytes). The certificates are made at run time (test_pki.hpp).
-#include "support.hpp"
-#include "test_pki.hpp"
-
+// TLS over real loopback sockets: netloop's TLS server and client together, and
+// raw OpenSSL clients (blocking, on a thread of their own) for what netloop's
+// client does not do on purpose (TLS 1.2 only, session resumption,
+// renegotiation, truncation, hostile bytes). The certificates are made at run
+// time (test_pki.hpp).
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "netloop/connector.hpp"
+#include "netloop/server.hpp"
 #include "netloop/tls.hpp"
+#include "support.hpp"
+#include "test_pki.hpp"
 
 using namespace nltest;
 using namespace netloop;
@@ -29,7 +30,7 @@ std::shared_ptr<TlsServerContext> server_ctx(TlsServerOptions o) {
   return *c;
 }
 
-std::shared_ptr<TlsServerContext> server_ctx(const TestCertificate& cert,
+std::shared_ptr<TlsServerContext> server_ctx(const TestCertificate &cert,
                                              Duration handshake_timeout = seconds(10)) {
   TlsServerOptions o;
   o.certificates = {{cert.cert, cert.key}};
@@ -38,7 +39,7 @@ std::shared_ptr<TlsServerContext> server_ctx(const TestCertificate& cert,
   return server_ctx(o);
 }
 
-std::shared_ptr<TlsClientContext> client_ctx(const std::string& ca,
+std::shared_ptr<TlsClientContext> client_ctx(const std::string &ca,
                                              std::vector<std::string> alpn = {}) {
   std::string why;
   TlsClientOptions o;
@@ -61,34 +62,36 @@ struct ServerLog {
 // Echoes, and keeps a journal.
 class LoggingEcho final : public StreamHandler {
  public:
-  explicit LoggingEcho(ServerLog& log) : log_(log) {}
-  void on_open(Connection& c) override {
+  explicit LoggingEcho(ServerLog &log) : log_(log) {}
+  void on_open(Connection &c) override {
     ++log_.opens;
-    if (const TlsInfo* t = c.tls()) {
+    if (const TlsInfo *t = c.tls()) {
       log_.version = std::string(t->version);
       log_.alpn = std::string(t->alpn);
       log_.sni = std::string(t->server_name);
     }
   }
-  void on_data(Connection& c, Buffer& in) override {
+  void on_data(Connection &c, Buffer &in) override {
     log_.received.append(in.view());
     c.send(in.view());
     in.consume(in.size());
   }
-  void on_close(Connection&, const CloseInfo& info) override {
+  void on_close(Connection &, const CloseInfo &info) override {
     ++log_.closes;
     log_.infos.push_back(info);
   }
 
  private:
-  ServerLog& log_;
+  ServerLog &log_;
 };
 
-std::unique_ptr<TcpListener> tls_listener(EventLoop& loop, std::shared_ptr<TlsServerContext> tls,
-                                          ServerLog& log, const Address& at = Address::ipv4_loopback(0)) {
+std::unique_ptr<TcpListener> tls_listener(EventLoop &loop, std::shared_ptr<TlsServerContext> tls,
+                                          ServerLog &log,
+                                          const Address &at = Address::ipv4_loopback(0)) {
   ListenerOptions lo;
   lo.tls = std::move(tls);
-  auto l = TcpListener::listen(loop, at, [&log] { return std::make_unique<LoggingEcho>(log); }, lo);
+  auto l = TcpListener::listen(
+      loop, at, [&log] { return std::make_unique<LoggingEcho>(log); }, lo);
   REQUIRE_MESSAGE(l, l.error().message());
   return std::move(*l);
 }
@@ -100,38 +103,40 @@ struct ClientLog {
   CloseInfo info{CloseReason::local, {}};
   std::string echoed;
   std::string version, alpn;
+  bool resumed = false;
   bool peer_ended = false;
 };
 
 class EchoClient final : public StreamHandler {
  public:
-  EchoClient(ClientLog& log, std::string payload) : log_(log), payload_(std::move(payload)) {}
-  void on_open(Connection& c) override {
+  EchoClient(ClientLog &log, std::string payload) : log_(log), payload_(std::move(payload)) {}
+  void on_open(Connection &c) override {
     ++log_.opens;
-    if (const TlsInfo* t = c.tls()) {
+    if (const TlsInfo *t = c.tls()) {
       log_.version = std::string(t->version);
       log_.alpn = std::string(t->alpn);
+      log_.resumed = t->resumed;
     }
     if (!payload_.empty()) c.send(payload_);
   }
-  void on_data(Connection& c, Buffer& in) override {
+  void on_data(Connection &c, Buffer &in) override {
     log_.echoed.append(in.view());
     in.consume(in.size());
     if (!payload_.empty() && log_.echoed.size() >= payload_.size()) c.close();
   }
-  void on_peer_shutdown(Connection& c, Buffer& in) override {
+  void on_peer_shutdown(Connection &c, Buffer &in) override {
     log_.echoed.append(in.view());
     in.consume(in.size());
     log_.peer_ended = true;
     c.close();
   }
-  void on_close(Connection&, const CloseInfo& info) override {
+  void on_close(Connection &, const CloseInfo &info) override {
     ++log_.closes;
     log_.info = info;
   }
 
  private:
-  ClientLog& log_;
+  ClientLog &log_;
   std::string payload_;
 };
 
@@ -142,14 +147,26 @@ netloop::ConnectOptions tls_connect(std::shared_ptr<TlsClientContext> tls, std::
   return o;
 }
 
-// --- A raw OpenSSL client, blocking, for a thread of its own --------------------------------
+// Connects `host`:`port` with `options`, echoes `payload` once and waits for
+// the close.
+ClientLog echo_once(EventLoop &loop, Connector &connector, std::string_view host, uint16_t port,
+                    std::string payload, netloop::ConnectOptions options) {
+  ClientLog log;
+  connector.connect(host, port, std::make_unique<EchoClient>(log, std::move(payload)),
+                    std::move(options));
+  REQUIRE(run_until(loop, [&] { return log.closes == 1; }));
+  return log;
+}
+
+// --- A raw OpenSSL client, blocking, for a thread of its own
+// --------------------------------
 
 struct RawTls {
-  SSL_CTX* ctx = nullptr;
-  SSL* ssl = nullptr;
+  SSL_CTX *ctx = nullptr;
+  SSL *ssl = nullptr;
   Sock sock;
 
-  explicit RawTls(const std::string& ca, int max_version = 0) {
+  explicit RawTls(const std::string &ca, int max_version = 0) {
     ctx = SSL_CTX_new(TLS_client_method());
     if (max_version) SSL_CTX_set_max_proto_version(ctx, max_version);
     SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
@@ -160,7 +177,7 @@ struct RawTls {
     SSL_CTX_free(ctx);
   }
   // Connects and finishes the handshake (resuming `session` if given).
-  bool connect(const Address& a, SSL_SESSION* session = nullptr, int min_version = 0) {
+  bool connect(const Address &a, SSL_SESSION *session = nullptr, int min_version = 0) {
     if (ssl) SSL_free(ssl);
     sock = connect_to(a, {.timeout = 5s});
     if (!sock.valid()) return false;
@@ -189,22 +206,25 @@ struct RawTls {
 
 // Runs `fn` on a thread while the loop runs, until it returns.
 template <class Fn>
-void with_client_thread(EventLoop& loop, Fn fn) {
+void with_client_thread(EventLoop &loop, Fn fn) {
   std::atomic<bool> done{false};
   std::thread t([&] {
     fn();
     done = true;
   });
-  bool finished = run_until(loop, [&] { return done.load(); }, 20s);
+  bool finished = run_until(
+      loop, [&] { return done.load(); }, 20s);
   t.join();
   REQUIRE(finished);
 }
 
 }  // namespace
 
-TEST_CASE("tls: netloop client and server echo 1 B to 1 MiB intact on every backend") {
+TEST_CASE(
+    "tls: netloop client and server echo 1 B to 1 MiB intact on every "
+    "backend") {
   Pki p;
-  for (const auto& backend : usable_backends()) {
+  for (const auto &backend : usable_backends()) {
     CAPTURE(backend);
     auto loop = make_loop(backend);
     ServerLog slog;
@@ -223,27 +243,28 @@ TEST_CASE("tls: netloop client and server echo 1 B to 1 MiB intact on every back
       CHECK(clog.echoed == payload);
       CHECK(clog.version == "TLSv1.3");
       CHECK(clog.alpn == "http/1.1");  // the server's one protocol, though h2 came first
+      CHECK(clog.resumed == (n != 1));  // the first connection's ticket is used by the next
     }
     // The server heard every client's close_notify as an orderly end.
     REQUIRE(run_until(*loop, [&] { return slog.closes == 5; }));
-    for (const auto& info : slog.infos) CHECK(info.reason == CloseReason::peer);
+    for (const auto &info : slog.infos) CHECK(info.reason == CloseReason::peer);
     CHECK(slog.version == "TLSv1.3");
     CHECK(slog.alpn == "http/1.1");
     CHECK(listener->stats().accepted == 5);
   }
 }
 
-TEST_CASE("tls: IPv6 and a name: the certificate is checked against what was asked for") {
+TEST_CASE(
+    "tls: IPv6 and a name: the certificate is checked against what was "
+    "asked for") {
   Pki p;
   auto loop = make_loop();
   ServerLog slog;
   auto listener = tls_listener(*loop, server_ctx(p.leaf), slog);
   Connector connector(*loop);
   auto tls = client_ctx(p.pki.ca_file());
-  ClientLog clog;
-  connector.connect("localhost", listener->local_address().port(),
-                    std::make_unique<EchoClient>(clog, "by name"), tls_connect(tls));
-  REQUIRE(run_until(*loop, [&] { return clog.closes == 1; }));
+  ClientLog clog = echo_once(*loop, connector, "localhost", listener->local_address().port(),
+                             "by name", tls_connect(tls));
   CHECK(clog.echoed == "by name");
 
   Sock probe(::socket(AF_INET6, SOCK_STREAM, 0));
@@ -251,10 +272,8 @@ TEST_CASE("tls: IPv6 and a name: the certificate is checked against what was ask
   if (probe.valid() && ::bind(probe.get(), any6.sockaddr_ptr(), any6.length()) == 0) {
     ServerLog slog6;
     auto l6 = tls_listener(*loop, server_ctx(p.leaf), slog6, Address::ipv6_loopback(0));
-    ClientLog c6;
-    connector.connect("::1", l6->local_address().port(), std::make_unique<EchoClient>(c6, "v6"),
-                      tls_connect(tls));
-    REQUIRE(run_until(*loop, [&] { return c6.closes == 1; }));
+    ClientLog c6 =
+        echo_once(*loop, connector, "::1", l6->local_address().port(), "v6", tls_connect(tls));
     CHECK(c6.echoed == "v6");
   }
 }
@@ -272,20 +291,16 @@ TEST_CASE("tls: a client refuses an untrusted, expired or misnamed certificate")
   std::unique_ptr<TcpListener> l2;  // outlives the subcase: its failure is counted below
 
   SUBCASE("untrusted") {
-    ClientLog clog;
-    connector.connect("127.0.0.1", port, std::make_unique<EchoClient>(clog, "x"),
-                      tls_connect(client_ctx(p.pki.other_ca_file())));
-    REQUIRE(run_until(*loop, [&] { return clog.closes == 1; }));
+    ClientLog clog = echo_once(*loop, connector, "127.0.0.1", port, "x",
+                               tls_connect(client_ctx(p.pki.other_ca_file())));
     CHECK(clog.opens == 0);
     CHECK(clog.info.reason == CloseReason::connect_failed);
     CHECK(clog.info.error == TlsErrc::certificate_invalid);
     CHECK(clog.info.text.find("certificate verify failed") != std::string::npos);
   }
   SUBCASE("the wrong name") {
-    ClientLog clog;
-    connector.connect("127.0.0.1", port, std::make_unique<EchoClient>(clog, "x"),
-                      tls_connect(client_ctx(p.pki.ca_file()), "elsewhere.test"));
-    REQUIRE(run_until(*loop, [&] { return clog.closes == 1; }));
+    ClientLog clog = echo_once(*loop, connector, "127.0.0.1", port, "x",
+                               tls_connect(client_ctx(p.pki.ca_file()), "elsewhere.test"));
     CHECK(clog.opens == 0);
     CHECK(clog.info.reason == CloseReason::connect_failed);
     CHECK(clog.info.error == TlsErrc::host_mismatch);
@@ -294,11 +309,8 @@ TEST_CASE("tls: a client refuses an untrusted, expired or misnamed certificate")
     TestCertificate old = p.pki.issue("expired", {"127.0.0.1"}, -1);
     refused_by = server_ctx(old);
     l2 = tls_listener(*loop, refused_by, slog2);
-    ClientLog clog;
-    connector.connect("127.0.0.1", l2->local_address().port(),
-                      std::make_unique<EchoClient>(clog, "x"),
-                      tls_connect(client_ctx(p.pki.ca_file())));
-    REQUIRE(run_until(*loop, [&] { return clog.closes == 1; }));
+    ClientLog clog = echo_once(*loop, connector, "127.0.0.1", l2->local_address().port(), "x",
+                               tls_connect(client_ctx(p.pki.ca_file())));
     CHECK(clog.info.error == TlsErrc::certificate_invalid);
     CHECK(clog.info.text.find("expired") != std::string::npos);
   }
@@ -310,7 +322,9 @@ TEST_CASE("tls: a client refuses an untrusted, expired or misnamed certificate")
   CHECK(loop->stats().connections_open == 0);
 }
 
-TEST_CASE("tls: a handshake that never finishes is closed at the timeout; others go on") {
+TEST_CASE(
+    "tls: a handshake that never finishes is closed at the timeout; "
+    "others go on") {
   Pki p;
   auto loop = make_loop();
   ServerLog slog;
@@ -323,21 +337,22 @@ TEST_CASE("tls: a handshake that never finishes is closed at the timeout; others
   for (int i = 0; i < 20; ++i) silent.push_back(connect_to(at, {.timeout = 5s}));
   // Half a ClientHello: a record header that promises more than ever comes.
   Sock half = connect_to(at, {.timeout = 5s});
-  const unsigned char partial[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};
+  const unsigned char partial[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01,
+                                   0x00, 0x01, 0xfc, 0x03, 0x03};
   REQUIRE(::send(half.get(), partial, sizeof partial, MSG_NOSIGNAL) == ssize_t(sizeof partial));
 
   // A real client is served meanwhile.
   Connector connector(*loop);
-  ClientLog clog;
-  connector.connect("127.0.0.1", at.port(), std::make_unique<EchoClient>(clog, "still here"),
-                    tls_connect(client_ctx(p.pki.ca_file())));
-  REQUIRE(run_until(*loop, [&] { return clog.closes == 1; }));
+  ClientLog clog = echo_once(*loop, connector, "127.0.0.1", at.port(), "still here",
+                             tls_connect(client_ctx(p.pki.ca_file())));
   CHECK(clog.echoed == "still here");
 
-  REQUIRE(run_until(*loop, [&] { return ctx->stats().handshake_timeouts == 21; }, 5s));
+  REQUIRE(run_until(
+      *loop, [&] { return ctx->stats().handshake_timeouts == 21; }, 5s));
   loop->run_once(10);
-  // Each was closed by the server: the client reads the end of the stream (or an alert).
-  for (auto* s : {&silent[0], &silent[19], &half}) {
+  // Each was closed by the server: the client reads the end of the stream (or
+  // an alert).
+  for (auto *s : {&silent[0], &silent[19], &half}) {
     set_nonblocking(s->get());
     char buf[256];
     ssize_t r;
@@ -352,7 +367,9 @@ TEST_CASE("tls: a handshake that never finishes is closed at the timeout; others
   CHECK(open_fds() <= fds_before);
 }
 
-TEST_CASE("tls: plain HTTP, random bytes and aborted connects fail the handshake, leak nothing") {
+TEST_CASE(
+    "tls: plain HTTP, random bytes and aborted connects fail the "
+    "handshake, leak nothing") {
   Pki p;
   auto loop = make_loop();
   ServerLog slog;
@@ -366,7 +383,8 @@ TEST_CASE("tls: plain HTTP, random bytes and aborted connects fail the handshake
   noise[0] = 'Z';  // not a handshake record's first byte
   std::string bad_hello("\x16\x03\x01\x00\x40", 5);
   bad_hello.append(random_bytes(64, 8));
-  for (const std::string& junk : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), noise, bad_hello}) {
+  for (const std::string &junk :
+       {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), noise, bad_hello}) {
     Sock s = connect_to(at, {.timeout = 5s});
     ::send(s.get(), junk.data(), junk.size(), MSG_NOSIGNAL);
     std::atomic<bool> closed{false};
@@ -376,7 +394,8 @@ TEST_CASE("tls: plain HTTP, random bytes and aborted connects fail the handshake
       }
       closed = true;
     });
-    bool ok = run_until(*loop, [&] { return closed.load(); }, 5s);
+    bool ok = run_until(
+        *loop, [&] { return closed.load(); }, 5s);
     t.join();
     CHECK(ok);
   }
@@ -389,16 +408,17 @@ TEST_CASE("tls: plain HTTP, random bytes and aborted connects fail the handshake
     ::setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     if (i % 10 == 0) loop->run_once(0);
   }
-  REQUIRE(run_until(*loop, [&] { return listener->connection_count() == 0 &&
-                                        listener->stats().accepted >= 203; }));
+  REQUIRE(run_until(*loop, [&] {
+    return listener->connection_count() == 0 && listener->stats().accepted >= 203;
+  }));
   CHECK(slog.opens == 0);
   CHECK(slog.closes == 0);
   CHECK(ctx->stats().handshake_failures >= 3);
   CHECK(loop->stats().connections_open == 0);
   CHECK(open_fds() <= fds_before);
 
-  // Handshakes in progress when the listener drains, then goes away: closed, and no
-  // handler (none ever opened) hears a word.
+  // Handshakes in progress when the listener drains, then goes away: closed,
+  // and no handler (none ever opened) hears a word.
   std::vector<Sock> pending;
   for (int i = 0; i < 3; ++i) pending.push_back(connect_to(at, {.timeout = 5s}));
   REQUIRE(run_until(*loop, [&] { return listener->connection_count() == 3; }));
@@ -435,7 +455,7 @@ TEST_CASE("tls: TLS 1.2 and 1.3 sessions resume; renegotiation is refused") {
       if (!first_ok) return;
       c.write("ping");
       echoed = c.read_exactly(4);  // the TLS 1.3 tickets came before the echo
-      SSL_SESSION* s = SSL_get1_session(c.ssl);
+      SSL_SESSION *s = SSL_get1_session(c.ssl);
       SSL_shutdown(c.ssl);
       second_ok = c.connect(at, s, version);
       reused = second_ok && SSL_session_reused(c.ssl) == 1;
@@ -453,9 +473,8 @@ TEST_CASE("tls: TLS 1.2 and 1.3 sessions resume; renegotiation is refused") {
   with_client_thread(*loop, [&] {
     RawTls c(p.pki.ca_file(), TLS1_2_VERSION);
     if (!c.connect(at)) return;
-    renegotiated = SSL_renegotiate(c.ssl) == 1 && SSL_do_handshake(c.ssl) == 1 &&
-                   c.write("x") && c.read_exactly(1) == "x" &&
-                   SSL_renegotiate_pending(c.ssl) == 0;
+    renegotiated = SSL_renegotiate(c.ssl) == 1 && SSL_do_handshake(c.ssl) == 1 && c.write("x") &&
+                   c.read_exactly(1) == "x" && SSL_renegotiate_pending(c.ssl) == 0;
   });
   CHECK_FALSE(renegotiated);
   // The server is unharmed.
@@ -485,7 +504,9 @@ TEST_CASE("tls: an end without close_notify is reported as truncated") {
   CHECK(slog.infos[0].error == TlsErrc::truncated);
 }
 
-TEST_CASE("tls: send_file goes out encrypted, in order after the head, then close_notify") {
+TEST_CASE(
+    "tls: send_file goes out encrypted, in order after the head, then "
+    "close_notify") {
   Pki p;
   TempDir files;
   std::string body = random_bytes(700 * KiB + 3, 99);
@@ -495,13 +516,13 @@ TEST_CASE("tls: send_file goes out encrypted, in order after the head, then clos
   class FileSender final : public StreamHandler {
    public:
     explicit FileSender(std::string path) : path_(std::move(path)) {}
-    void on_open(Connection& c) override {
+    void on_open(Connection &c) override {
       c.send_file("HEAD\n", Fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC)), 0,
                   std::filesystem::file_size(path_));
       c.send("TAIL\n");
       c.close();
     }
-    void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+    void on_data(Connection &, Buffer &in) override { in.consume(in.size()); }
 
    private:
     std::string path_;
@@ -509,20 +530,20 @@ TEST_CASE("tls: send_file goes out encrypted, in order after the head, then clos
   ListenerOptions lo;
   lo.tls = server_ctx(p.leaf);
   std::string path = (files / "f.bin").string();
-  auto l = TcpListener::listen(*loop, Address::ipv4_loopback(0),
-                               [&] { return std::make_unique<FileSender>(path); }, lo);
+  auto l = TcpListener::listen(
+      *loop, Address::ipv4_loopback(0), [&] { return std::make_unique<FileSender>(path); }, lo);
   REQUIRE(l);
   Connector connector(*loop);
-  ClientLog clog;
-  connector.connect("127.0.0.1", (*l)->local_address().port(), std::make_unique<EchoClient>(clog, ""),
-                    tls_connect(client_ctx(p.pki.ca_file())));
-  REQUIRE(run_until(*loop, [&] { return clog.closes == 1; }));
+  ClientLog clog = echo_once(*loop, connector, "127.0.0.1", (*l)->local_address().port(), "",
+                             tls_connect(client_ctx(p.pki.ca_file())));
   CHECK(clog.peer_ended);  // the server's close_notify, not a truncation
   CHECK(clog.echoed.size() == body.size() + 10);
   CHECK(clog.echoed == "HEAD\n" + body + "TAIL\n");
 }
 
-TEST_CASE("tls: SNI picks the certificate; reload() swaps certificates for new connections only") {
+TEST_CASE(
+    "tls: SNI picks the certificate; reload() swaps certificates for new "
+    "connections only") {
   Pki p;
   TestCertificate other = p.pki.issue("other", {"other.test"});
   TlsServerOptions o;
@@ -535,30 +556,28 @@ TEST_CASE("tls: SNI picks the certificate; reload() swaps certificates for new c
   Connector connector(*loop);
   auto tls = client_ctx(p.pki.ca_file());
 
-  ClientLog by_sni;
-  connector.connect("127.0.0.1", port, std::make_unique<EchoClient>(by_sni, "sni"),
-                    tls_connect(tls, "other.test"));
-  REQUIRE(run_until(*loop, [&] { return by_sni.closes == 1; }));
+  ClientLog by_sni =
+      echo_once(*loop, connector, "127.0.0.1", port, "sni", tls_connect(tls, "other.test"));
   CHECK(by_sni.echoed == "sni");
   CHECK(slog.sni == "other.test");
 
   // A connection open across the reload keeps working.
   class Holder final : public StreamHandler {
    public:
-    Holder(std::string& got, Connection*& conn) : got_(got), conn_(conn) {}
-    void on_open(Connection& c) override { conn_ = &c; }
-    void on_data(Connection&, Buffer& in) override {
+    Holder(std::string &got, Connection *&conn) : got_(got), conn_(conn) {}
+    void on_open(Connection &c) override { conn_ = &c; }
+    void on_data(Connection &, Buffer &in) override {
       got_.append(in.view());
       in.consume(in.size());
     }
-    void on_close(Connection&, const CloseInfo&) override { conn_ = nullptr; }
+    void on_close(Connection &, const CloseInfo &) override { conn_ = nullptr; }
 
    private:
-    std::string& got_;
-    Connection*& conn_;
+    std::string &got_;
+    Connection *&conn_;
   };
   std::string held_got;
-  Connection* held = nullptr;  // the open connection, until it closes
+  Connection *held = nullptr;  // the open connection, until it closes
   connector.connect("127.0.0.1", port, std::make_unique<Holder>(held_got, held), tls_connect(tls));
   REQUIRE(run_until(*loop, [&] { return held != nullptr; }));
 
@@ -566,22 +585,19 @@ TEST_CASE("tls: SNI picks the certificate; reload() swaps certificates for new c
   p.pki.issue("leaf", {"reloaded.test"});
   std::string why;
   REQUIRE_MESSAGE(ctx->reload(&why), why);
-  ClientLog fresh;
-  connector.connect("127.0.0.1", port, std::make_unique<EchoClient>(fresh, "new"),
-                    tls_connect(tls, "reloaded.test"));
-  REQUIRE(run_until(*loop, [&] { return fresh.closes == 1; }));
+  ClientLog fresh =
+      echo_once(*loop, connector, "127.0.0.1", port, "new", tls_connect(tls, "reloaded.test"));
   CHECK(fresh.echoed == "new");
   held->send("old");
   REQUIRE(run_until(*loop, [&] { return held_got == "old"; }));
 
-  // A broken file: the reload fails, says why, and the certificates in use stay.
+  // A broken file: the reload fails, says why, and the certificates in use
+  // stay.
   write_file(p.leaf.cert, "garbage");
   CHECK_FALSE(ctx->reload(&why));
   CHECK(why.find(p.leaf.cert) != std::string::npos);
-  ClientLog still;
-  connector.connect("127.0.0.1", port, std::make_unique<EchoClient>(still, "still"),
-                    tls_connect(tls, "reloaded.test"));
-  REQUIRE(run_until(*loop, [&] { return still.closes == 1; }));
+  ClientLog still =
+      echo_once(*loop, connector, "127.0.0.1", port, "still", tls_connect(tls, "reloaded.test"));
   CHECK(still.echoed == "still");
   held->close();
   REQUIRE(run_until(*loop, [&] { return held == nullptr; }));
@@ -617,4 +633,47 @@ TEST_CASE("tls: contexts say exactly what is wrong with their files") {
   CHECK(why.find("nope.pem") != std::string::npos);
   CHECK(tls_available());
   CHECK(tls_library_version().find("OpenSSL 3") == 0);
+}
+
+TEST_CASE("tls: a Server's loops share one context; sessions resume across loops") {
+  Pki p;
+  auto ctx = server_ctx(p.leaf);
+  netloop::ServerOptions so;
+  so.threads = 2;
+  Server server(so);
+  server.add_stream("tls-echo", Address::ipv4_loopback(0), [ctx](EventLoop&, size_t) {
+    return StreamService{.factory = [] { return std::make_unique<echo::TcpEchoHandler>(); },
+                         .tls = ctx};
+  });
+  std::string why;
+  REQUIRE_MESSAGE(server.start(&why).ok(), why);
+  const Address at = server.bound()[0].address;
+  std::thread runner([&] { server.run(); });
+
+  // Four client threads at once, each connecting a few times and resuming its session.
+  constexpr int kThreads = 4, kRounds = 6;
+  std::atomic<int> echoed{0}, resumed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t)
+    clients.emplace_back([&, t] {
+      RawTls c(p.pki.ca_file());
+      SSL_SESSION* session = nullptr;
+      for (int i = 0; i < kRounds; ++i) {
+        if (!c.connect(at, session)) break;
+        if (SSL_session_reused(c.ssl)) ++resumed;
+        std::string msg = random_bytes(5000 + size_t(t * 100 + i), uint64_t(t * 10 + i));
+        if (c.write(msg) && c.read_exactly(msg.size()) == msg) ++echoed;
+        if (session) SSL_SESSION_free(session);
+        session = SSL_get1_session(c.ssl);
+        SSL_shutdown(c.ssl);
+      }
+      if (session) SSL_SESSION_free(session);
+    });
+  for (auto& c : clients) c.join();
+  server.stop();
+  runner.join();
+  CHECK(echoed == kThreads * kRounds);
+  CHECK(resumed == kThreads * (kRounds - 1));
+  CHECK(ctx->stats().handshakes == uint64_t(kThreads * kRounds));
+  CHECK(ctx->stats().resumed == uint64_t(kThreads * (kRounds - 1)));
 }

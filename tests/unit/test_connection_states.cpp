@@ -1208,6 +1208,41 @@ TEST_CASE("gather send behind a pending send_file waits its turn") {
   CHECK_FALSE(c.closed());
 }
 
+TEST_CASE("send_file from a shared descriptor: in order, held until sent, a short file resets") {
+  const std::string file = "0123456789abcdefghij";
+  auto seen = std::make_shared<Seen>();
+  MemoryConnection c(scripted(seen));
+  Connection& conn = c;  // the handler's view (MemoryConnection hides the overload)
+  c.open();
+  c.set_peer_reading(false);
+  SharedFd shared = std::make_shared<const Fd>(temp_file(file));
+  std::weak_ptr<const Fd> watch = shared;
+  SUBCASE("queued behind earlier output, then the descriptor is let go") {
+    c.send("before:");
+    conn.send_file("head:", shared, 5, 10);
+    conn.send_file({}, shared, 0, 3);  // the same descriptor twice in the queue
+    c.send(":after");
+    shared.reset();  // the caller (a file cache) lets go: the connection still holds it
+    CHECK_FALSE(watch.expired());
+    CHECK(c.pending() == 7 + 5 + 10 + 3 + 6);
+    c.peer_reads(9);
+    CHECK(c.output() == "before:he");
+    c.peer_reads();
+    CHECK(c.output() == "before:head:56789abcde012:after");
+    CHECK(watch.expired());  // sent: the last reference went with it
+    CHECK_FALSE(c.closed());
+  }
+  SUBCASE("shorter than promised: reset") {
+    conn.send_file("head:", shared, 15, 10);  // 5 bytes there, 10 promised
+    c.peer_reads();
+    CHECK(c.closed());
+    REQUIRE(c.close_info());
+    CHECK(c.close_info()->reason == CloseReason::error);
+    shared.reset();
+    CHECK(watch.expired());
+  }
+}
+
 TEST_CASE("gather send counts toward the water marks, output_full() on the crossing") {
   auto seen = std::make_shared<Seen>();
   MemoryOptions o;

@@ -46,6 +46,9 @@ struct CloseInfo {
 class EventLoop;
 struct TlsInfo;
 
+// A descriptor with shared ownership: closed when its last holder lets it go.
+using SharedFd = std::shared_ptr<const Fd>;
+
 // What a stream handler sees of its connection. Every call is for the connection's own
 // loop thread (asserted in debug builds); another thread uses conn.loop().post().
 class Connection {
@@ -76,6 +79,11 @@ class Connection {
   // file's first bytes where the transport can (a response head and its body in one
   // segment rather than a small packet of its own).
   virtual void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) = 0;
+  // The same from a descriptor the caller shares (a file cache keeps it open): the
+  // connection holds a reference until the bytes are sent, and the last holder closes
+  // it, so a cached file is sent without a dup(2) and close(2) per response. The
+  // default duplicates it and sends the copy; StreamConnection only takes a reference.
+  virtual void send_file(std::string_view head, SharedFd file, uint64_t offset, uint64_t length);
 
   // Half-close: after the buffered output is written, the peer sees end of stream;
   // reading goes on.

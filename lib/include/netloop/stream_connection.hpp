@@ -98,6 +98,7 @@ class StreamConnection : public Connection, public Disposable {
   using Connection::send;
   void send_file(Fd file, uint64_t offset, uint64_t length) override;
   void send_file(std::string_view head, Fd file, uint64_t offset, uint64_t length) override;
+  void send_file(std::string_view head, SharedFd file, uint64_t offset, uint64_t length) override;
   void shutdown_write() override;
   void close() override;
   void close(std::error_code code, std::string_view text) override;
@@ -157,10 +158,12 @@ class StreamConnection : public Connection, public Disposable {
     std::shared_ptr<TimerCallback> fn;  // shared: a callback may cancel its own timer
   };
   struct QueuedFile {  // a file waiting for the transport; bytes sent after it wait in `after`
-    Fd file;
+    Fd file;            // owned (send_file(Fd)), or
+    SharedFd shared;    // a reference to a descriptor someone else keeps open
     uint64_t offset;
     uint64_t remaining;
     Buffer after;
+    int fd() const noexcept { return shared ? shared->get() : file.get(); }
   };
 
   // Marks a stretch of code that may call into the handler: a close requested inside
@@ -184,6 +187,7 @@ class StreamConnection : public Connection, public Disposable {
   void discard_input();
   bool write_bytes(const char* data, size_t n, size_t& written, bool more = false);
   bool write_file_now(QueuedFile& f, bool& progressed);
+  void send_queued_file(std::string_view head, QueuedFile f);
   bool flush_output(bool& progressed);
   void queued();
   void written(size_t n) noexcept;

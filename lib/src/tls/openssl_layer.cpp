@@ -162,6 +162,12 @@ class OpenSslLayer final : public TlsLayer {
   bool write_needs_read() const noexcept override { return write_needs_read_; }
   bool has_buffered_input() const noexcept override { return SSL_has_pending(ssl_) == 1; }
 
+  // The key a client's new sessions are kept under (remember_session reads it).
+  void set_session_key(std::string key) {
+    session_key_ = std::move(key);
+    SSL_set_app_data(ssl_, &session_key_);
+  }
+
   // A client's target name: what TlsInfo::server_name shows.
   void set_server_name(std::string name) {
     server_name_ = std::move(name);
@@ -236,6 +242,7 @@ class OpenSslLayer final : public TlsLayer {
   std::error_code failure_{};
   std::string failure_text_{};
   std::string server_name_{};
+  std::string session_key_{};
   bool client_;
   bool failed_ = false;
   bool read_needs_write_ = false;
@@ -264,7 +271,8 @@ std::unique_ptr<TlsLayer> make_server_layer(TlsServerContext& ctx, int fd) {
 }
 
 std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
-                                            const std::string& server_name) {
+                                            const std::string& server_name,
+                                            const std::string& session_key) {
   const auto& impl = ctx.impl();
   SSL* ssl = SSL_new(impl->ctx);
   if (!ssl) return nullptr;
@@ -286,6 +294,11 @@ std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
       else
         SSL_set1_host(ssl, server_name.c_str());
     }
+  }
+  layer->set_session_key(session_key);
+  if (SSL_SESSION* s = impl->recall(session_key)) {
+    SSL_set_session(ssl, s);
+    SSL_SESSION_free(s);
   }
   return layer;
 }

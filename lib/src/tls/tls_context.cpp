@@ -143,6 +143,15 @@ int select_certificate(SSL* ssl, int*, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+// A client's new session: kept under the key its layer was made with (the SSL's app data).
+int remember_session(SSL* ssl, SSL_SESSION* session) {
+  auto* key = static_cast<const std::string*>(SSL_get_app_data(ssl));
+  auto* impl = static_cast<TlsClientContext::Impl*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  if (!key || key->empty() || !impl) return 0;
+  impl->remember(*key, session);
+  return 1;  // the reference is ours now
+}
+
 bool kernel_has_ktls() {
 #ifdef __linux__
   std::ifstream ulp("/proc/sys/net/ipv4/tcp_available_ulp");
@@ -240,7 +249,36 @@ bool TlsServerContext::ktls_possible() const noexcept { return impl_->ktls_possi
 // --- Client ------------------------------------------------------------------------------
 
 TlsClientContext::Impl::~Impl() {
+  for (auto& [key, s] : sessions) SSL_SESSION_free(s);
   if (ctx) SSL_CTX_free(ctx);
+}
+
+void TlsClientContext::Impl::remember(const std::string& key, SSL_SESSION* session) {
+  std::lock_guard lock(mutex);
+  auto [it, fresh] = sessions.try_emplace(key, session);
+  if (!fresh) {
+    SSL_SESSION_free(it->second);
+    it->second = session;
+    return;
+  }
+  session_order.push_back(key);
+  if (session_order.size() > kMaxSessions) {
+    auto old = sessions.find(session_order.front());
+    if (old != sessions.end()) {
+      SSL_SESSION_free(old->second);
+      sessions.erase(old);
+    }
+    session_order.erase(session_order.begin());
+  }
+}
+
+SSL_SESSION* TlsClientContext::Impl::recall(const std::string& key) {
+  std::lock_guard lock(mutex);
+  auto it = sessions.find(key);
+  if (it == sessions.end()) return nullptr;
+  if (!SSL_SESSION_is_resumable(it->second)) return nullptr;
+  SSL_SESSION_up_ref(it->second);
+  return it->second;
 }
 
 Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsClientOptions& options,
@@ -250,6 +288,7 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsClie
   impl->ctx = SSL_CTX_new(TLS_client_method());
   if (!impl->ctx) return failed(why, TlsErrc::bad_option, "SSL_CTX_new: " + openssl_reason());
   SSL_CTX* ctx = impl->ctx;
+  SSL_CTX_set_app_data(ctx, impl.get());
   if (auto ec = common_settings(ctx, options.ktls, why)) return ec;
   if (!options.ca_file.empty()) {
     if (auto p = file_problem(options.ca_file); !p.empty())
@@ -262,6 +301,10 @@ Result<std::shared_ptr<TlsClientContext>> TlsClientContext::create(const TlsClie
                   "cannot load the system trust store: " + openssl_reason());
   }
   SSL_CTX_set_verify(ctx, options.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  // Sessions (and TLS 1.3 tickets) are kept per server by the context, not by OpenSSL's
+  // internal cache, which a client never looks up.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, remember_session);
   if (options.client_certificate)
     if (auto ec = load_pair(ctx, *options.client_certificate, why)) return ec;
   std::vector<unsigned char> wire;

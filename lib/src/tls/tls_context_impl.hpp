@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +50,15 @@ struct TlsClientContext::Impl {
   TlsClientOptions options;
   SSL_CTX* ctx = nullptr;
   TlsCounters counters;
+  // The last session each server (name and address) gave, for resuming the next
+  // connection to it; bounded (the oldest entries go first). Any thread.
+  static constexpr size_t kMaxSessions = 1024;
+  std::mutex mutex;
+  std::map<std::string, SSL_SESSION*> sessions;
+  std::vector<std::string> session_order;  // insertion order, for eviction
+
+  void remember(const std::string& key, SSL_SESSION* session);  // takes the reference
+  SSL_SESSION* recall(const std::string& key);                   // a new reference, or null
   ~Impl();
 };
 

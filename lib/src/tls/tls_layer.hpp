@@ -59,6 +59,9 @@ class TlsLayer {
 // `server_name`: what a client sends as SNI and checks the certificate against (a host
 // name or an address; empty: no SNI, no name check).
 std::unique_ptr<TlsLayer> make_server_layer(TlsServerContext& ctx, int fd);
+// `session_key` names the server for session resumption (its name and address): the last
+// session it gave is offered again.
 std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
-                                            const std::string& server_name);
+                                            const std::string& server_name,
+                                            const std::string& session_key);
 }  // namespace netloop

@@ -50,7 +50,8 @@ TlsStats TlsClientContext::stats() const noexcept { return {}; }
 
 // No context can exist, so no layer is ever asked for.
 std::unique_ptr<TlsLayer> make_server_layer(TlsServerContext&, int) { return nullptr; }
-std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext&, int, const std::string&) {
+std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext&, int, const std::string&,
+                                            const std::string&) {
   return nullptr;
 }
 
