@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "demo_protocol.hpp"
+#include "demo_tls.hpp"
 #include "netloop/byte_size.hpp"
 #include "option_table.hpp"
 
@@ -127,6 +128,7 @@ std::vector<OptionGroup> all_groups() {
   groups.push_back(std::move(listeners));
   for (const DemoProtocol* p : demo_protocols())
     if (!p->options.empty()) groups.push_back({p->options_title, p->options});
+  groups.push_back(tls_option_group());
   for (auto& g : common_groups()) groups.push_back(std::move(g));
   return groups;
 }
@@ -149,6 +151,8 @@ std::string demo_usage() {
   usage += render_groups(all_groups());
   usage +=
       "  SIGUSR1                logs a one-line summary of the counters\n"
+      "  SIGHUP                 reloads the TLS certificates (new connections get them;\n"
+      "                         open ones keep theirs; on failure the old ones stay)\n"
       "\n"
       "SIGINT or SIGTERM drains the server and exits 0 (a second one exits at once). Bad\n"
       "options or a listener that cannot bind exit with code 2.\n";
@@ -169,6 +173,7 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     for (const DemoProtocol* p : demo_protocols())
       if (p->default_listener) o.listeners.push_back({p, *p->default_listener});
   }
+  if (std::string why = check_tls_options(o); !why.empty()) return fail(why);
   for (const DemoProtocol* p : demo_protocols()) {
     if (!p->check) continue;
     bool listening = false;

@@ -12,6 +12,7 @@
 #include "netloop/address.hpp"
 #include "netloop/log.hpp"
 #include "netloop/tcp_connection.hpp"
+#include "netloop/tls.hpp"
 #include "netloop/udp_socket.hpp"
 
 namespace netloop::demo {
@@ -21,6 +22,15 @@ struct DemoProtocol;
 struct Listener {
   const DemoProtocol* protocol;
   Address address;
+};
+
+// The TLS listeners' certificates and handshake limit (--tls-cert, --tls-key,
+// --tls-handshake-timeout), shared by --https, --tls-echo and --tls-proxy.
+struct DemoTlsOptions {
+  // In the order given: the first pair is the default, the others are chosen by SNI.
+  std::vector<TlsCertificateFiles> certificates;
+  Duration handshake_timeout = seconds(10);
+  bool given = false;  // any of the TLS options was given
 };
 
 struct DemoOptions {
@@ -33,8 +43,11 @@ struct DemoOptions {
   // --tcp-proxy: one route per flag, in order (their listen addresses are in `listeners`
   // too); the timeouts for them all (their water marks are `connection`'s).
   std::vector<proxy::ProxyRoute> proxy_routes;
+  // --tls-proxy: the same, with TLS terminated on the listener.
+  std::vector<proxy::ProxyRoute> tls_proxy_routes;
   proxy::ProxyOptions proxy_options;
   bool proxy_options_given = false;
+  DemoTlsOptions tls;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "netloop/address.hpp"
 #include "netloop/server.hpp"
+#include "netloop/tls.hpp"
 #include "option_table.hpp"
 #include "server_metrics.hpp"
 
@@ -26,6 +28,8 @@ struct DemoRun {
   MetricsSources& metrics;  // the HTTP counters are added here
   // Run once the server has started (its loops exist, handlers were made).
   std::vector<std::function<void()>> after_start;
+  // The TLS server contexts made (one per TLS protocol): reloaded on SIGHUP.
+  std::vector<std::pair<std::string, std::shared_ptr<TlsServerContext>>> tls_servers{};
 };
 
 struct DemoProtocol {
@@ -43,6 +47,10 @@ struct DemoProtocol {
   bool shared = false;     // its connections share state: only loop 0 serves it
   bool datagram = false;   // UDP (registered with add_datagram)
   bool is_service = true;  // false for an admin endpoint (metrics): does not replace defaults
+  // Its listeners run TLS with the --tls-cert certificates (which it then needs), offering
+  // these ALPN names ("http/1.1"; empty: no ALPN).
+  bool tls = false;
+  std::vector<std::string> alpn{};
   std::string_view options_title{};  // the --help section of its own options
   std::vector<Option> options{};
   // After parsing: what is wrong with the options as a whole ("" = nothing); `listening`

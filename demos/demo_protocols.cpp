@@ -6,21 +6,27 @@
 namespace netloop::demo {
 
 const DemoProtocol& tcp_echo_protocol();
+const DemoProtocol& tls_echo_protocol();
 const DemoProtocol& udp_echo_protocol();
 const DemoProtocol& http_protocol();
+const DemoProtocol& https_protocol();
 const DemoProtocol& chat_protocol();
 const DemoProtocol& kv_protocol();
 const DemoProtocol& tcp_proxy_protocol();
+const DemoProtocol& tls_proxy_protocol();
 const DemoProtocol& metrics_protocol();
 
 const std::vector<const DemoProtocol*>& demo_protocols() {
   static const std::vector<const DemoProtocol*> all = {
       &tcp_echo_protocol(),
+      &tls_echo_protocol(),
       &udp_echo_protocol(),
       &http_protocol(),
+      &https_protocol(),
       &chat_protocol(),
       &kv_protocol(),
       &tcp_proxy_protocol(),
+      &tls_proxy_protocol(),
       &metrics_protocol(),
   };
   return all;

@@ -8,8 +8,10 @@
 
 #include "demo_options.hpp"
 #include "demo_protocol.hpp"
+#include "demo_tls.hpp"
 #include "netloop/log.hpp"
 #include "netloop/server.hpp"
+#include "netloop/tls.hpp"
 #include "netloop/udp_socket.hpp"
 #include "server_metrics.hpp"
 
@@ -65,7 +67,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opt.version) {
-    std::printf("netloop-demo %s\n", NETLOOP_VERSION);
+    std::printf("netloop-demo %s\nTLS: %s\n", NETLOOP_VERSION,
+                std::string(tls_library_version()).c_str());
     return 0;
   }
   if (opt.list_pollers) return list_pollers();
@@ -105,6 +108,10 @@ int main(int argc, char** argv) {
         log_info("{}", demo::one_line_summary(sources));
       }).error()) {
     std::fprintf(stderr, "netloop-demo: cannot handle signals: %s\n", ec.message().c_str());
+    return 1;
+  }
+  if (std::string why = demo::handle_tls_reload(server, run); !why.empty()) {
+    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return 1;
   }
   server.run();

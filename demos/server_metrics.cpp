@@ -103,6 +103,26 @@ void render_proxy(std::string& out, const MetricsSources& s) {
                [](const ProxyTotals& t) { return t.idle_closed; });
 }
 
+void render_tls(std::string& out, const MetricsSources& s) {
+  std::vector<TlsStats> stats;
+  for (const auto& t : s.tls) stats.push_back(t.stats());
+  auto family = [&](std::string_view name, std::string_view help, auto value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+    for (size_t i = 0; i < stats.size(); ++i)
+      fmt::format_to(std::back_inserter(out), "{}{{context=\"{}\"}} {}\n", name, s.tls[i].context,
+                     value(stats[i]));
+  };
+  family("netloop_tls_handshakes_total", "TLS handshakes finished.",
+         [](const TlsStats& t) { return t.handshakes; });
+  family("netloop_tls_resumed_total", "TLS handshakes that resumed a session.",
+         [](const TlsStats& t) { return t.resumed; });
+  family("netloop_tls_handshake_failures_total",
+         "TLS handshakes broken off, refused, or failing verification.",
+         [](const TlsStats& t) { return t.handshake_failures; });
+  family("netloop_tls_handshake_timeouts_total", "TLS handshakes not finished in time.",
+         [](const TlsStats& t) { return t.handshake_timeouts; });
+}
+
 void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,
             uint64_t value) {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,
@@ -164,6 +184,7 @@ std::string render_prometheus(const MetricsSources& s) {
            h.partial);
   }
   if (!s.proxy.empty()) render_proxy(out, s);
+  if (!s.tls.empty()) render_tls(out, s);
   return out;
 }
 
@@ -194,6 +215,11 @@ std::string one_line_summary(const MetricsSources& s) {
     }
     line += fmt::format("; proxy clients={} upstream connects={} failures={} no_upstream={}",
                         clients, connects, failures, no_upstream);
+  }
+  for (const auto& t : s.tls) {
+    TlsStats st = t.stats();
+    line += fmt::format("; tls {} handshakes={} resumed={} failures={} timeouts={}", t.context,
+                        st.handshakes, st.resumed, st.handshake_failures, st.handshake_timeouts);
   }
   return line;
 }

@@ -2,19 +2,28 @@
 // summary for SIGUSR1, from the server's totals and each loop's HTTP and proxy counters.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "http/http_responder.hpp"
 #include "netloop/server.hpp"
+#include "netloop/tls.hpp"
 #include "proxy/proxy_stats.hpp"
 
 namespace netloop::demo {
+
+// One TLS context's counters: "https", "tls-echo", "upstream" (the proxy's client side).
+struct TlsSource {
+  std::string context;
+  std::function<TlsStats()> stats;
+};
 
 struct MetricsSources {
   const Server* server = nullptr;
   std::vector<const http::HttpStats*> http;  // one per loop serving HTTP
   std::vector<const proxy::ProxyStats*> proxy;  // one per --tcp-proxy listener and loop
+  std::vector<TlsSource> tls;                   // one per TLS context
 };
 
 // The Prometheus text exposition format (0.0.4); every value read without locks.

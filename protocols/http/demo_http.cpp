@@ -4,6 +4,7 @@
 
 #include "demo_options.hpp"
 #include "demo_protocol.hpp"
+#include "demo_tls.hpp"
 #include "http/http_handler.hpp"
 #include "http/http_responder.hpp"
 #include "netloop/byte_size.hpp"
@@ -27,7 +28,60 @@ std::string set_flag(bool& field, bool value) {
 // One responder per loop, made on the loop's first use; kept for the counters and the banner.
 using Responders = std::vector<std::shared_ptr<http::HttpResponder>>;
 
+// Registers `protocol`'s listeners (HTTP, or HTTPS when it is a TLS protocol).
+std::string setup_http(DemoRun& run, const DemoProtocol& protocol,
+                       const std::vector<Address>& addresses) {
+  const http::HttpOptions& ho = run.options.http_options;
+  // The root is checked once, before any loop exists, so a bad --root is one clear
+  // message rather than N identical failures.
+  if (!ho.root.empty()) {
+    if (auto probe = http::HttpResponder::create(ho); !probe)
+      return "--root " + ho.root + ": " + probe.error().message();
+  }
+  std::shared_ptr<TlsServerContext> tls;
+  if (protocol.tls)
+    if (std::string why = make_tls_server(run, protocol, tls); !why.empty()) return why;
+  auto responders = std::make_shared<Responders>(run.options.threads);
+  for (const auto& a : addresses)
+    protocol.add_stream(run, a, [&ho, responders, tls](EventLoop&, size_t i) {
+      auto& r = (*responders)[i];
+      if (!r) r = *http::HttpResponder::create(ho);  // the root was checked
+      return StreamService{.factory = r->factory(), .refusal_factory = http::refusal_factory(r),
+                           .tls = tls};
+    });
+  run.after_start.push_back([&run, responders] {
+    for (const auto& r : *responders)
+      if (r) run.metrics.http.push_back(&r->stats());
+  });
+  return {};
+}
+
+std::string root_detail(const DemoRun& run) {
+  const std::string& root = run.options.http_options.root;
+  if (root.empty()) return ", built-in page";
+  auto r = http::HttpResponder::create(run.options.http_options);
+  return ", root " + (r ? (*r)->root_path() : root);
+}
+
 }  // namespace
+
+const DemoProtocol& https_protocol() {
+  static const DemoProtocol p{
+      .name = "https",
+      .flag = "--https",
+      .listen_help = "HTTP/1.1 over TLS (ALPN http/1.1, never h2), the --http options\n"
+                     "and the --tls-cert certificates, e.g. 127.0.0.1:8443",
+      .tls = true,
+      .alpn = {"http/1.1"},
+      .setup = [](DemoRun& run, const std::vector<Address>& addresses) {
+        return setup_http(run, https_protocol(), addresses);
+      },
+      .detail = [](const DemoRun& run) -> std::string {
+        return root_detail(run) + tls_banner_detail(run, https_protocol());
+      },
+  };
+  return p;
+}
 
 const DemoProtocol& http_protocol() {
   static const DemoProtocol p{
@@ -101,37 +155,14 @@ const DemoProtocol& http_protocol() {
       .check = [](const DemoOptions& o, bool listening) -> std::string {
         if (o.http_options.limits.max_request_line > o.http_options.limits.max_head_bytes)
           return "--max-request-line must not exceed --max-header-bytes (the head includes it)";
-        if (!o.http_options.root.empty() && !listening)
-          return "--root applies to HTTP listeners: add --http HOST:PORT";
+        if (!o.http_options.root.empty() && !listening && o.addresses("https").empty())
+          return "--root applies to HTTP listeners: add --http or --https HOST:PORT";
         return {};
       },
-      .setup = [](DemoRun& run, const std::vector<Address>& addresses) -> std::string {
-        const http::HttpOptions& ho = run.options.http_options;
-        // The root is checked once, before any loop exists, so a bad --root is one clear
-        // message rather than N identical failures.
-        if (!ho.root.empty()) {
-          if (auto probe = http::HttpResponder::create(ho); !probe)
-            return "--root " + ho.root + ": " + probe.error().message();
-        }
-        auto responders = std::make_shared<Responders>(run.options.threads);
-        for (const auto& a : addresses)
-          http_protocol().add_stream(run, a, [&ho, responders](EventLoop&, size_t i) {
-            auto& r = (*responders)[i];
-            if (!r) r = *http::HttpResponder::create(ho);  // the root was checked
-            return StreamService{.factory = r->factory(), .refusal_factory = http::refusal_factory(r)};
-          });
-        run.after_start.push_back([&run, responders] {
-          for (const auto& r : *responders)
-            if (r) run.metrics.http.push_back(&r->stats());
-        });
-        return {};
+      .setup = [](DemoRun& run, const std::vector<Address>& addresses) {
+        return setup_http(run, http_protocol(), addresses);
       },
-      .detail = [](const DemoRun& run) -> std::string {
-        const std::string& root = run.options.http_options.root;
-        if (root.empty()) return ", built-in page";
-        auto r = http::HttpResponder::create(run.options.http_options);
-        return ", root " + (r ? (*r)->root_path() : root);
-      },
+      .detail = [](const DemoRun& run) { return root_detail(run); },
   };
   return p;
 }

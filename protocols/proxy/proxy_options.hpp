@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "netloop/clock.hpp"
 #include "netloop/result.hpp"
 #include "netloop/stream_connection.hpp"
+#include "netloop/tls.hpp"
 
 namespace netloop::proxy {
 
@@ -52,6 +54,15 @@ struct ProxyOptions {
   // The upstream connections' water marks and timeouts (the listener's own come from
   // the server).
   ConnectionOptions upstream_connection{};
+  // TLS to the upstreams (--upstream-tls), verified against `upstream_ca` (empty: the
+  // system's trust store) and the name `upstream_sni` (empty: the upstream's host as
+  // given; an address is checked against the certificate's IP addresses). A handshake
+  // that fails is a failed connect: counted, and the client tried on the next upstream.
+  bool upstream_tls = false;
+  std::string upstream_ca{};
+  std::string upstream_sni{};
+  // Made from the three above before any loop runs; shared by every loop.
+  std::shared_ptr<TlsClientContext> upstream_tls_context{};
 };
 
 }  // namespace netloop::proxy

@@ -16,6 +16,8 @@ ProxyService::ProxyService(std::vector<UpstreamTarget> upstreams, ProxyOptions o
   assert(stats_ && stats_->per_upstream.size() == upstreams_.size());
   connect_options_.timeout = options_.connect_timeout;
   connect_options_.connection = options_.upstream_connection;
+  connect_options_.tls = options_.upstream_tls_context;
+  connect_options_.tls_server_name = options_.upstream_sni;
 }
 
 ProxyService::~ProxyService() = default;

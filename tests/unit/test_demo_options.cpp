@@ -666,8 +666,10 @@ TEST_CASE("demo options: every protocol's listener flag gives that protocol a li
     CAPTURE(p->name);
     // A listener value that says more than HOST:PORT (the proxy's) gets an upstream.
     std::string more = p->parse_listener ? "=127.0.0.1:7" : "";
-    auto o = parse_ok({std::string(p->flag), "127.0.0.1:0" + more,
-                       std::string(p->flag) + "=[::1]:0" + more});
+    Args args = {std::string(p->flag), "127.0.0.1:0" + more, std::string(p->flag) + "=[::1]:0" + more};
+    // A TLS listener needs a certificate (only named here: the parse opens no file).
+    if (p->tls) args.insert(args.end(), {"--tls-cert", "c.pem", "--tls-key", "k.pem"});
+    auto o = parse_ok(args);
     auto mine = o.addresses(p->name);
     REQUIRE(mine.size() == 2);
     CHECK(mine[0].to_string() == "127.0.0.1:0");
@@ -801,4 +803,147 @@ TEST_CASE("demo options: bad --tcp-proxy values say what is wrong") {
   }
   auto out = parse_demo_options({"--tcp-proxy", many});
   CHECK(out.error.find("more than 64 upstreams") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS: --https, --tls-echo, --tls-proxy, the certificates and the proxy's upstream TLS
+
+TEST_CASE("demo options: TLS listeners, certificate pairs in order, the handshake timeout") {
+  auto o = parse_ok({"--https", "127.0.0.1:8443", "--tls-echo=[::1]:7443", "--tls-cert",
+                     "a.pem", "--tls-key", "a.key", "--tls-cert=b.pem", "--tls-key=b.key"});
+  REQUIRE(o.addresses("https").size() == 1);
+  CHECK(o.addresses("https")[0].to_string() == "127.0.0.1:8443");
+  REQUIRE(o.addresses("tls-echo").size() == 1);
+  CHECK(o.addresses("tls-echo")[0].to_string() == "[::1]:7443");
+  REQUIRE(o.tls.certificates.size() == 2);
+  CHECK(o.tls.certificates[0].certificate_chain == "a.pem");
+  CHECK(o.tls.certificates[0].private_key == "a.key");
+  CHECK(o.tls.certificates[1].certificate_chain == "b.pem");
+  CHECK(o.tls.certificates[1].private_key == "b.key");
+  CHECK(o.tls.handshake_timeout == std::chrono::seconds(10));
+  // TLS listeners are services: no default listeners beside them.
+  CHECK(o.addresses("tcp-echo").empty());
+  CHECK(o.addresses("http").empty());
+  // --https is HTTP/1.1 over TLS: ALPN http/1.1 alone (never h2); echo offers no ALPN.
+  const auto* https = netloop::demo::find_protocol("https");
+  REQUIRE(https != nullptr);
+  CHECK(https->tls);
+  CHECK(https->alpn == std::vector<std::string>{"http/1.1"});
+  const auto* echo = netloop::demo::find_protocol("tls-echo");
+  REQUIRE(echo != nullptr);
+  CHECK(echo->tls);
+  CHECK(echo->alpn.empty());
+  CHECK_FALSE(netloop::demo::find_protocol("http")->tls);
+  CHECK_FALSE(netloop::demo::find_protocol("tcp-proxy")->tls);
+  CHECK(netloop::demo::find_protocol("tls-proxy")->tls);
+}
+
+TEST_CASE("demo options: --tls-handshake-timeout takes seconds, with s or ms") {
+  const std::pair<const char*, netloop::Duration> good[] = {
+      {"10", std::chrono::seconds(10)},
+      {"10s", std::chrono::seconds(10)},
+      {"0.5", std::chrono::milliseconds(500)},
+      {"2.5s", std::chrono::milliseconds(2500)},
+      {"500ms", std::chrono::milliseconds(500)},
+      {"1ms", std::chrono::milliseconds(1)},
+  };
+  for (const auto& g : good) {
+    CAPTURE(g.first);
+    auto o = parse_ok({"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k",
+                       "--tls-handshake-timeout", g.first});
+    CHECK(o.tls.handshake_timeout == g.second);
+  }
+}
+
+TEST_CASE("demo options: --https also takes the HTTP options (--root)") {
+  auto o = parse_ok({"--https", "127.0.0.1:0", "--root", "/srv", "--tls-cert", "c", "--tls-key", "k"});
+  CHECK(o.http_options.root == "/srv");
+}
+
+TEST_CASE("demo options: --tls-proxy routes, with the certificates; upstream TLS options") {
+  auto o = parse_ok({"--tls-proxy", "127.0.0.1:8443=127.0.0.1:8080,[::1]:8080", "--tls-cert", "c",
+                     "--tls-key", "k", "--tcp-proxy", "127.0.0.1:6380=db.example:6379",
+                     "--upstream-tls", "--upstream-ca", "ca.pem", "--upstream-sni", "db.example"});
+  REQUIRE(o.tls_proxy_routes.size() == 1);
+  REQUIRE(o.proxy_routes.size() == 1);
+  CHECK(o.addresses("tls-proxy")[0].to_string() == "127.0.0.1:8443");
+  CHECK(o.tls_proxy_routes[0].upstreams.size() == 2);
+  CHECK(o.tls_proxy_routes[0].upstreams[1].text == "[::1]:8080");
+  CHECK(o.addresses("tcp-proxy")[0].to_string() == "127.0.0.1:6380");
+  CHECK(o.proxy_options.upstream_tls);
+  CHECK(o.proxy_options.upstream_ca == "ca.pem");
+  CHECK(o.proxy_options.upstream_sni == "db.example");
+  // The defaults: plain upstreams, the system's trust store, the host as given.
+  auto plain = parse_ok({"--tcp-proxy", "127.0.0.1:6380=127.0.0.1:6379"});
+  CHECK_FALSE(plain.proxy_options.upstream_tls);
+  CHECK(plain.proxy_options.upstream_ca.empty());
+  CHECK(plain.proxy_options.upstream_sni.empty());
+  // The proxy's options apply to a --tls-proxy alone too.
+  auto alone = parse_ok({"--tls-proxy", "127.0.0.1:0=127.0.0.1:1", "--tls-cert", "c", "--tls-key",
+                         "k", "--proxy-idle-timeout", "7", "--upstream-tls"});
+  CHECK(alone.proxy_options.idle_timeout == std::chrono::seconds(7));
+  CHECK(alone.proxy_options.upstream_tls);
+}
+
+TEST_CASE("demo options: bad TLS options say what is wrong") {
+  struct Case {
+    Args args;
+    std::string says;
+  };
+  const Case cases[] = {
+      {{"--https", "127.0.0.1:0"}, "--https needs a certificate: add --tls-cert FILE --tls-key FILE"},
+      {{"--tls-echo", "127.0.0.1:0"}, "--tls-echo needs a certificate"},
+      {{"--tls-proxy", "127.0.0.1:0=127.0.0.1:1"}, "--tls-proxy needs a certificate"},
+      {{"--https", "127.0.0.1:0", "--tls-key", "k"}, "no --tls-cert before it"},
+      {{"--https", "127.0.0.1:0", "--tls-cert", "c"}, "--tls-cert c has no --tls-key"},
+      {{"--https", "127.0.0.1:0", "--tls-cert", "c", "--tls-cert", "d", "--tls-key", "k"},
+       "--tls-cert c has no --tls-key"},
+      {{"--https", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-key", "k2"},
+       "no --tls-cert before it"},
+      {{"--https", "127.0.0.1:0", "--tls-cert"}, "--tls-cert needs a certificate file"},
+      {{"--https", "127.0.0.1:0", "--tls-cert="}, "--tls-cert needs a certificate file"},
+      {{"--https", "127.0.0.1:0", "--tls-cert", "c", "--tls-key="}, "--tls-key needs a private key file"},
+      {{"--tls-cert", "c", "--tls-key", "k"}, "apply to TLS listeners: add one of --tls-echo, --https, --tls-proxy"},
+      {{"--http", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k"}, "apply to TLS listeners"},
+      {{"--tls-handshake-timeout", "5"}, "apply to TLS listeners"},
+      {{"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout", "0"},
+       "--tls-handshake-timeout 0: expected a duration above 0"},
+      {{"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout", "x"},
+       "--tls-handshake-timeout x"},
+      {{"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout", "-1s"},
+       "--tls-handshake-timeout -1s"},
+      {{"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout", "0ms"},
+       "expected a duration above 0"},
+      {{"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout", "2d"},
+       "--tls-handshake-timeout 2d"},
+      {{"--tls-echo", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k", "--tls-handshake-timeout"},
+       "--tls-handshake-timeout needs"},
+      {{"--tcp-proxy", "127.0.0.1:0=127.0.0.1:1", "--upstream-ca", "ca.pem"}, "add --upstream-tls"},
+      {{"--tcp-proxy", "127.0.0.1:0=127.0.0.1:1", "--upstream-sni", "x"}, "add --upstream-tls"},
+      {{"--tcp-proxy", "127.0.0.1:0=127.0.0.1:1", "--upstream-tls", "--upstream-ca="},
+       "--upstream-ca needs a CA file"},
+      {{"--tcp-proxy", "127.0.0.1:0=127.0.0.1:1", "--upstream-tls", "--upstream-sni", ""},
+       "--upstream-sni needs a host name"},
+      {{"--upstream-tls"}, "add --tcp-proxy"},
+      {{"--tcp-proxy", "127.0.0.1:0=127.0.0.1:1", "--upstream-tls=yes"}, "--upstream-tls"},
+      {{"--tls-proxy", "127.0.0.1:0", "--tls-cert", "c", "--tls-key", "k"}, "expected LISTEN=UPSTREAM"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(join(c.args));
+    auto out = parse_demo_options(c.args);
+    INFO("error: " << out.error);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.find(c.says) != std::string::npos);
+  }
+}
+
+TEST_CASE("demo options: usage describes the TLS listeners, options and SIGHUP") {
+  std::string usage = netloop::demo::demo_usage();
+  for (const char* s : {"  --https HOST:PORT", "  --tls-echo HOST:PORT",
+                        "  --tls-proxy LISTEN=UPSTREAM[,UPSTREAM...]", "  --tls-cert FILE",
+                        "  --tls-key FILE", "  --tls-handshake-timeout DURATION", "  --upstream-tls",
+                        "  --upstream-ca FILE", "  --upstream-sni NAME", "SIGHUP", "never h2"}) {
+    CAPTURE(s);
+    CHECK(usage.find(s) != std::string::npos);
+  }
 }
