@@ -10,14 +10,6 @@ void TcpEchoHandler::on_data(Connection& conn, Buffer& input) {
   input.consume(input.size());
 }
 
-void TcpEchoHandler::on_peer_shutdown(Connection& conn, Buffer&) {
-  // Not close(): the library's close after the peer's end of stream releases the socket
-  // without sending our end of stream first, so a TLS peer's close_notify went
-  // unanswered. shutdown_write() sends it once the output is flushed, then the
-  // connection closes (both ends written).
-  conn.shutdown_write();
-}
-
 StreamHandlerFactory tcp_echo_factory() {
   return [] { return std::make_unique<TcpEchoHandler>(); };
 }

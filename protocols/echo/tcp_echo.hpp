@@ -10,10 +10,7 @@ namespace netloop::echo {
 class TcpEchoHandler final : public StreamHandler {
  public:
   void on_data(Connection& conn, Buffer& input) override;
-  // RFC 862 says nothing of half-close; we echo all that came, then end our side too
-  // (shutdown_write: a FIN, and over TLS our close_notify in answer to the peer's), and
-  // the connection closes once both ends are written.
-  void on_peer_shutdown(Connection& conn, Buffer& input) override;
+  // RFC 862 says nothing of half-close; we echo all that came, then close.
 };
 
 StreamHandlerFactory tcp_echo_factory();

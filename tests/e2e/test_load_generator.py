@@ -226,7 +226,7 @@ def test_http_refused(demo_exe, load_exe):
 
 
 def test_bad_urls(demo_exe, load_exe):
-    for url, want in (("https://127.0.0.1:8443/", "https is not supported"),
+    for url, want in (("ftp://127.0.0.1:8443/", "unsupported scheme 'ftp'"),
                       ("http://[::1/", "']'"), ("127.0.0.1:80", "not an http:// URL")):
         r = load(load_exe, "http", url, "--connections", 1, "--duration", 1)
         check(r.code == 2, "exit code (expected 2 for a bad URL): " + r.describe())
