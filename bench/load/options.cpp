@@ -132,11 +132,9 @@ TLS (tcp-echo and http):
                          the certificate's IP addresses and sends no SNI)
   --tls-no-verify        do not check the server's certificate or name (benchmarks
                          against a throwaway certificate only)
-  --tls-no-resume        a full handshake on every connection: each gets a client
-                         context of its own, so no session is offered again (by
-                         default a connection made again resumes the last session);
-                         that costs the client an SSL_CTX per connection: give
-                         --tls-ca (loading the system store each time is slow)
+  --tls-no-resume        a full handshake on every connection: no session is offered
+                         again (by default a connection made again resumes the
+                         last session)
 
 UDP loss:
   --loss-timeout SECONDS a datagram not echoed this long after its send is lost

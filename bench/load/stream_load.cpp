@@ -182,12 +182,12 @@ bool StreamLoad::run(std::string* why) {
   if (!ensure_descriptors(options_.connections, why, "--connections")) return false;
   if (options_.tls) {
     // One client context for every connection (OpenSSL's SSL_CTX is made once: its
-    // certificate store is the costly part); it offers each server's last session again.
-    // --tls-no-resume: a context of its own per connection (connect()), so every
-    // handshake is a full one.
+    // certificate store is the costly part); it offers each server's last session again,
+    // unless --tls-no-resume.
     TlsClientOptions& tls = tls_options_;
     tls.ca_file = options_.tls_ca;
     tls.verify_peer = options_.tls_verify;
+    tls.resume_sessions = options_.tls_resume;
     tls.handshake_timeout = kConnectTimeout;
     std::string tls_why;
     auto ctx = TlsClientContext::create(tls, &tls_why);
@@ -212,10 +212,6 @@ bool StreamLoad::run(std::string* why) {
 
 void StreamLoad::connect(size_t slot) {
   ++pending_;
-  if (options_.tls && !options_.tls_resume) {
-    // The shared context (made in run()) stays in place should this one fail.
-    if (auto ctx = TlsClientContext::create(tls_options_)) connect_options_.tls = std::move(*ctx);
-  }
   connector_.connect(options_.host, options_.port, workload_.make_session(*this, slot),
                      connect_options_);
 }
