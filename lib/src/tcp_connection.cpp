@@ -70,7 +70,9 @@ Result<void> TcpConnection::start() {
   }
   handshaking_ = true;
   if (!tls_->is_client()) close_quietly_until_begun();
-  handshake_timer_ = loop().run_after(tls_->handshake_timeout(), [this] {
+  Duration timeout = tls_->handshake_timeout();
+  if (handshake_cap_ > Duration::zero()) timeout = std::min(timeout, handshake_cap_);
+  handshake_timer_ = loop().run_after(timeout, [this] {
     handshake_timer_ = {};
     if (!handshaking_) return;
     tls_->handshake_timed_out();
@@ -99,6 +101,8 @@ void TcpConnection::drive_handshake() {
   handshaking_ = false;
   tls_ready_ = true;
   if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
+  // Closed while handshaking (a drain): it never opens, and its handler is not told.
+  if (state() != State::open) return;
   begin();  // on_open; the connection says what it wants through want_events()
   // Application data that came with the handshake's last flight is already read.
   if (conn_reads_ && tls_->has_buffered_input()) queue_tls_read();
@@ -123,8 +127,10 @@ void TcpConnection::handshake_failed() {
 // other direction (a write that must first read, a read that must first write).
 void TcpConnection::apply_tls_interest() {
   if (state() == State::closed) return;
+  // A read waiting to write is retried only while the connection reads (not paused).
   bool read = (conn_reads_ && !tls_->read_needs_write()) || tls_->write_needs_read();
-  bool write = (conn_writes_ && !tls_->write_needs_read()) || tls_->read_needs_write();
+  bool write = (conn_writes_ && !tls_->write_needs_read()) ||
+               (conn_reads_ && tls_->read_needs_write());
   watcher_.set_interest((read ? Interest::read : Interest::none) |
                         (write ? Interest::write : Interest::none));
 }
@@ -153,7 +159,7 @@ void TcpConnection::on_tls_io(uint32_t ready) {
   bool readable = ready & (ready::readable | ready::hangup | ready::error);
   bool writable = ready & ready::writable;
   // Each waiting call is retried on the event it waits for.
-  if (writable && tls_->read_needs_write()) on_readable();
+  if (writable && conn_reads_ && tls_->read_needs_write()) on_readable();
   if (done()) return;
   if (readable && tls_->write_needs_read()) on_writable();
   if (done()) return;

@@ -135,6 +135,7 @@ bool TcpListener::refuse(Fd& fd, const Address& peer) {
   connections_.push_back(std::move(conn));
   // Over TLS the refusal (an HTTP 503) is said after the handshake, or the client cannot
   // read it.
+  if (options_.tls) ref.cap_handshake_timeout(copt.close_timeout);  // 1 s at most, as the rest
   if (!secure(ref, raw) || !ref.start().ok()) release(ref);  // never reached its handler
   return true;
 }

@@ -806,3 +806,101 @@ TEST_CASE("tls: the server answers a client's close_notify with its own; 1.2 ses
   CHECK(second_shutdown == 1);  // the server's close_notify came
   CHECK(reused);
 }
+
+TEST_CASE("tls: half a record waiting in OpenSSL's buffer does not spin the loop") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  auto listener = tls_listener(*loop, server_ctx(p.leaf), slog);
+  std::atomic<bool> sent{false}, done{false};
+  std::thread t([&] {
+    RawTls c(p.pki.ca_file());
+    if (c.connect(listener->local_address())) {
+      c.write("a whole record");
+      // The header of an application-data record of 16 KiB, and nothing more.
+      const unsigned char header[] = {0x17, 0x03, 0x03, 0x40, 0x00, 0x01, 0x02};
+      ::send(c.sock.get(), header, sizeof header, MSG_NOSIGNAL);
+      sent = true;
+      while (!done) std::this_thread::sleep_for(5ms);
+    }
+    sent = true;
+  });
+  REQUIRE(run_until(*loop, [&] { return sent && slog.received == "a whole record"; }));
+  for (int i = 0; i < 5; ++i) loop->run_once(20);  // the header arrives and is taken
+  uint64_t before = loop->iterations();
+  auto until = SteadyClock::now() + 300ms;
+  while (SteadyClock::now() < until) loop->run_once(50);
+  uint64_t spent = loop->iterations() - before;
+  done = true;
+  t.join();
+  CHECK(slog.opens == 1);
+  CHECK(spent < 60);  // idle: a handful of 50 ms waits; a spinning loop makes thousands
+}
+
+TEST_CASE("tls: a close_notify in the same segment as the last data, no FIN, is still seen") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  auto listener = tls_listener(*loop, server_ctx(p.leaf), slog);
+  std::string echoed;
+  int theirs = -2;
+  with_client_thread(*loop, [&] {
+    RawTls c(p.pki.ca_file());
+    if (!c.connect(listener->local_address())) return;
+    int one = 1, zero = 0;
+    ::setsockopt(c.sock.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+    c.write("last words");
+    SSL_shutdown(c.ssl);  // our close_notify, corked with the data; the socket stays open
+    ::setsockopt(c.sock.get(), IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+    echoed = c.read_exactly(10);
+    theirs = SSL_shutdown(c.ssl);  // 1 once the server's close_notify came
+  });
+  CHECK(echoed == "last words");
+  CHECK(theirs == 1);
+  REQUIRE(run_until(*loop, [&] { return slog.closes == 1; }));
+  CHECK(slog.infos[0].reason == CloseReason::peer);
+}
+
+TEST_CASE("tls: past the connection limit the refusal is said over TLS, and a silent one goes fast") {
+  Pki p;
+  auto loop = make_loop();
+  class Busy final : public StreamHandler {
+   public:
+    void on_open(Connection& c) override {
+      c.send("busy\n");
+      c.close();
+    }
+    void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+  };
+  ServerLog slog;
+  ListenerOptions lo;
+  lo.tls = server_ctx(p.leaf);  // handshake timeout 10 s
+  lo.limit = std::make_shared<ConnectionLimit>(1);
+  lo.refusal_factory = [] { return std::make_unique<Busy>(); };
+  auto l = TcpListener::listen(
+      *loop, Address::ipv4_loopback(0), [&] { return std::make_unique<LoggingEcho>(slog); }, lo);
+  REQUIRE(l);
+  const Address at = (*l)->local_address();
+  Sock holder = connect_to(at, {.timeout = 5s});  // takes the one slot (handshaking)
+  REQUIRE(run_until(*loop, [&] { return (*l)->connection_count() == 1; }));
+
+  Connector connector(*loop);
+  ClientLog refused = echo_once(*loop, connector, "127.0.0.1", at.port(), "",
+                                tls_connect(client_ctx(p.pki.ca_file())));
+  CHECK(refused.opens == 1);
+  CHECK(refused.echoed == "busy\n");
+
+  // A refused connection that never says a word is closed within the refusal's 1 s, not
+  // the context's 10 s handshake timeout.
+  Sock silent = connect_to(at, {.timeout = 5s});
+  set_nonblocking(silent.get());
+  bool closed = run_until(
+      *loop,
+      [&] {
+        char buf[64];
+        return ::recv(silent.get(), buf, sizeof buf, 0) == 0;
+      },
+      3s);
+  CHECK(closed);
+  CHECK((*l)->stats().refused == 2);
+}

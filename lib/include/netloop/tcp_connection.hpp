@@ -26,6 +26,9 @@ class TcpConnection final : public StreamConnection, private Transport {
   // Library-internal (TcpListener, Connector), before start(): the connection runs this
   // TLS session's handshake first and moves its bytes through it.
   void use_tls(std::unique_ptr<TlsLayer> layer) noexcept;
+  // ...with a shorter handshake timeout than the context's (a refusal's: it must not
+  // hold a descriptor for long).
+  void cap_handshake_timeout(Duration cap) noexcept { handshake_cap_ = cap; }
 
   // Registers with the loop and calls on_open (with TLS, once the handshake is done); an
   // error means nothing was registered.
@@ -59,6 +62,7 @@ class TcpConnection final : public StreamConnection, private Transport {
   TimerId handshake_timer_;
   bool handshaking_ = false;
   bool tls_ready_ = false;  // the handshake finished
+  Duration handshake_cap_{};
   bool tls_read_queued_ = false;
   bool conn_reads_ = false;   // what the connection asked for (want_events)
   bool conn_writes_ = false;

@@ -65,8 +65,17 @@ class OpenSslLayer final : public TlsLayer {
   bool is_client() const noexcept override { return client_; }
   Duration handshake_timeout() const noexcept override { return timeout_; }
 
+  // Reads whole records until the socket has nothing more (WANT_READ) or `into` is full.
+  // An end or a failure found after some bytes is kept and reported by the next call:
+  // has_buffered_input() says so, since no poller event may ever come for it (a
+  // close_notify that came in the same segment as the last data, with no FIN after it).
   IoResult read(void* into, size_t n) override {
     read_needs_write_ = false;
+    more_ = false;
+    if (held_end_) {
+      held_end_ = false;
+      return held_;
+    }
     if (failed_) return {0, EPROTO};
     size_t total = 0;
     auto* out = static_cast<char*>(into);
@@ -76,8 +85,10 @@ class OpenSslLayer final : public TlsLayer {
       int r = SSL_read_ex(ssl_, out + total, n - total, &got);
       if (r == 1) {
         total += got;
-        // Stop before a read that would only find the socket empty.
+        // Stop before a read that would only find the socket empty. Records (or part of
+        // one) already taken from the socket are read on: the poller cannot see them.
         if (!SSL_has_pending(ssl_)) break;
+        if (total == n) more_ = true;  // `into` is full: the caller reads again soon
         continue;
       }
       int e = SSL_get_error(ssl_, r);
@@ -86,13 +97,11 @@ class OpenSslLayer final : public TlsLayer {
         read_needs_write_ = true;
         break;
       }
-      if (total > 0) {
-        // What came before the end or the error is delivered first; the next read
-        // reports the rest (OpenSSL answers the same again).
-        if (e != SSL_ERROR_ZERO_RETURN) ERR_clear_error();
-        break;
-      }
-      return end_or_error(e);
+      IoResult end = end_or_error(e);
+      if (total == 0) return end;
+      held_ = end;  // the bytes before it go first
+      held_end_ = true;
+      break;
     }
     if (total > 0) return {total, 0};
     return {0, EAGAIN};
@@ -165,7 +174,7 @@ class OpenSslLayer final : public TlsLayer {
 
   bool read_needs_write() const noexcept override { return read_needs_write_; }
   bool write_needs_read() const noexcept override { return write_needs_read_; }
-  bool has_buffered_input() const noexcept override { return SSL_has_pending(ssl_) == 1; }
+  bool has_buffered_input() const noexcept override { return more_ || held_end_; }
 
   // The key a client's new sessions are kept under (remember_session reads it).
   void set_session_key(std::string key) {
@@ -192,6 +201,8 @@ class OpenSslLayer final : public TlsLayer {
 #ifdef SSL_OP_ENABLE_KTLS
     info_.ktls_send = BIO_get_ktls_send(SSL_get_wbio(ssl_)) == 1;
 #endif
+    // Application data that came with the handshake's last flight: read once.
+    more_ = SSL_has_pending(ssl_) == 1;
     counters_.handshakes.fetch_add(1, std::memory_order_relaxed);
     if (info_.resumed) counters_.resumed.fetch_add(1, std::memory_order_relaxed);
   }
@@ -223,7 +234,8 @@ class OpenSslLayer final : public TlsLayer {
     const char* words = err ? ERR_reason_error_string(err) : nullptr;
     failure_text_ = words ? words : (e == SSL_ERROR_SYSCALL ? "the peer closed the connection"
                                                              : "unknown reason");
-    if (client_ && handshaking && verify != X509_V_OK) {
+    bool verifying = SSL_get_verify_mode(ssl_) != SSL_VERIFY_NONE;
+    if (client_ && handshaking && verifying && verify != X509_V_OK) {
       bool name = verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH;
       failure_ = make_error(name ? TlsErrc::host_mismatch : TlsErrc::certificate_invalid);
       failure_text_ = std::string("certificate verify failed: ") +
@@ -252,6 +264,9 @@ class OpenSslLayer final : public TlsLayer {
   bool failed_ = false;
   bool read_needs_write_ = false;
   bool write_needs_read_ = false;
+  bool more_ = false;      // the last read stopped with bytes still inside OpenSSL
+  bool held_end_ = false;  // `held_` is what the next read returns
+  IoResult held_{};
 };
 
 // The session's socket I/O. OpenSSL's own socket BIO writes with write(2), which raises

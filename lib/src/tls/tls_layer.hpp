@@ -52,7 +52,10 @@ class TlsLayer {
   // it is readable.
   virtual bool read_needs_write() const noexcept = 0;
   virtual bool write_needs_read() const noexcept = 0;
-  // Bytes already taken from the socket and not yet read out (the poller cannot know).
+  // A read now would return something the poller cannot announce: the last read filled
+  // its buffer with more left inside OpenSSL, or found an end after its bytes (held for
+  // the next read), or application data came with the handshake. Never true for a
+  // partial record waiting for the rest from the socket (that would spin).
   virtual bool has_buffered_input() const noexcept = 0;
 };
 
