@@ -561,6 +561,7 @@ void StreamConnection::decide_close(CloseInfo info, bool reset) {
     close_info_ = std::move(info);
   reset_on_release_ = reset_on_release_ || reset;
   state_ = State::closing;
+  output_dropped_ = output_dropped_ || has_output();
   output_.clear();
   files_.clear();
   queued_bytes_ = 0;
@@ -611,6 +612,7 @@ void StreamConnection::shut_down() noexcept {
   // A close already decided (an abort waiting for the end of the batch) keeps its reason.
   if (state_ != State::closing) close_info_ = {CloseReason::shutdown, {}};
   state_ = State::closing;
+  output_dropped_ = output_dropped_ || has_output();
   // Asked from inside one of this connection's own handler calls (a client cancelling its
   // keep_connected() from on_data): on_close runs when that call returns, as for any close.
   if (depth_ > 0) return;

@@ -297,7 +297,8 @@ void TcpConnection::release_transport(bool reset) noexcept {
   // An orderly close that did not pass through our end of stream (the peer ended first,
   // or no linger): the TLS peer still gets our close_notify, which it may wait for (and
   // without which OpenSSL forgets the session).
-  if (tls_ && tls_ready_ && !reset) tls_->send_close_notify();
+  // Not after output was dropped: the peer must see that the stream was cut short.
+  if (tls_ && tls_ready_ && !reset && !output_dropped()) tls_->send_close_notify();
   handshaking_ = false;
   if (handshake_timer_) loop().cancel_timer(std::exchange(handshake_timer_, {}));
   if (reset) {

@@ -145,6 +145,9 @@ class StreamConnection : public Connection, public Disposable {
   // the handler, which never opened: for accepted connections with an opening stage.
   void close_quietly_until_begun() noexcept { quiet_close_ = true; }
   const ConnectionOptions& options() const noexcept { return options_; }
+  // The close dropped output that was never written: the peer must not take the end
+  // for a whole stream (TLS: no close_notify then).
+  bool output_dropped() const noexcept { return output_dropped_; }
   StreamHandler& handler_ref() noexcept { return *handler_; }
   // Told how the connection ended, just before the handler is (the in-memory transport
   // records it for tests).
@@ -218,7 +221,8 @@ class StreamConnection : public Connection, public Disposable {
   bool finish_queued_ = false;
   bool reset_on_release_ = false;
   bool started_ = false;  // counted in the loop's connections_open
-  bool quiet_close_ = false;  // a close before begin() is not told to the handler
+  bool quiet_close_ = false;
+  bool output_dropped_ = false;  // a close before begin() is not told to the handler
   bool want_read_ = false;
   bool want_write_ = false;
   int depth_ = 0;
