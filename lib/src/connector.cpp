@@ -401,7 +401,12 @@ void Connector::connected(Pending& p, Attempt& a) {
     keeper->connection = &c;
     keeper->connected_at = loop_.now();
   }
-  if (auto r = c.start(); !r) {
+  // start() may call the handler (on_open; over TLS a handshake failed at once), and a
+  // handler may destroy this connector.
+  std::weak_ptr<bool> alive = alive_;
+  auto r = c.start();
+  if (alive.expired()) return;
+  if (!r) {
     // Never registered, never opened (rare: the poller took this descriptor a moment ago):
     // the handler hears the failure as for any other connect.
     if (keeper) keeper->connection = nullptr;

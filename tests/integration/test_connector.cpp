@@ -551,3 +551,28 @@ TEST_CASE("connector: cancelling a keep_connected whose connection is up closes 
   CHECK(connector.connection_count() == 0);
   CHECK_FALSE(connector.cancel(id));
 }
+
+TEST_CASE("connector: a handler may destroy the connector from its on_open") {
+  auto loop = make_loop();
+  auto listener = echo_listener(*loop, Address::ipv4_loopback(0));
+  auto connector = std::make_unique<Connector>(*loop);
+  class Destroyer final : public StreamHandler {
+   public:
+    Destroyer(std::unique_ptr<Connector>& c, bool& opened) : c_(c), opened_(opened) {}
+    void on_open(Connection&) override {
+      opened_ = true;
+      c_.reset();  // this handler's own connection closes (shutdown) when this returns
+    }
+    void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
+
+   private:
+    std::unique_ptr<Connector>& c_;
+    bool& opened_;
+  };
+  bool opened = false;
+  connector->connect("127.0.0.1", listener->local_address().port(),
+                     std::make_unique<Destroyer>(connector, opened));
+  REQUIRE(run_until(*loop, [&] { return connector == nullptr; }));
+  CHECK(opened);
+  loop->run_once(10);
+}
