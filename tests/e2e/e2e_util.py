@@ -362,6 +362,27 @@ def main(tests, argv):
 # The TCP proxy (--tcp-proxy): the tests of it against netloop's echo, redis and nginx
 
 
+def read_metrics(port):
+    """{'name{labels}': value} from GET /metrics on 127.0.0.1:`port` (plain sockets, no
+    proxy settings)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200"), "GET /metrics: %r" % head[:100])
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 class ProxyDemo(Closing):
     """netloop-demo proxying LISTEN (default 127.0.0.1:0) to `upstreams` ("HOST:PORT"
     strings), with a --metrics endpoint; `port` is the proxy's, `metrics_port` the
@@ -383,23 +404,7 @@ class ProxyDemo(Closing):
         return self.demo.proc.poll() is None
 
     def metrics(self):
-        """{'name{labels}': value} from GET /metrics (plain sockets, no proxy settings)."""
-        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
-            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        check(head.startswith(b"HTTP/1.1 200"), "GET /metrics: %r" % head[:100])
-        out = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return read_metrics(self.metrics_port)
 
     def upstream_metric(self, name, upstream, **labels):
         """One per-upstream proxy counter, e.g. upstream_metric("connects", "127.0.0.1:7007")."""

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from e2e_util import Demo, Failure, check, run_demo, wait_banner
+from e2e_util import Demo, Failure, check, read_metrics, run_demo, wait_banner
 
 SKIP_EXIT = 77
 
@@ -195,22 +195,7 @@ class TlsDemo:
             time.sleep(0.05)
 
     def metrics(self):
-        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as s:
-            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        check(head.startswith(b"HTTP/1.1 200"), "GET /metrics: %r" % head[:100])
-        out = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return read_metrics(self.metrics_port)
 
     def tls_metric(self, name, context):
         key = 'netloop_tls_%s_total{context="%s"}' % (name, context)
