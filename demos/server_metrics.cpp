@@ -121,6 +121,9 @@ void render_tls(std::string& out, const MetricsSources& s) {
          [](const TlsStats& t) { return t.handshake_failures; });
   family("netloop_tls_handshake_timeouts_total", "TLS handshakes not finished in time.",
          [](const TlsStats& t) { return t.handshake_timeouts; });
+  family("netloop_tls_close_notify_unsent_total",
+         "Orderly TLS closes whose close_notify found the send buffer full.",
+         [](const TlsStats& t) { return t.close_notify_unsent; });
 }
 
 void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help,

@@ -399,7 +399,6 @@ void Connector::connected(Pending& p, Attempt& a) {
   if (keeper) {
     keeper->pending = 0;
     keeper->connection = &c;
-    keeper->connected_at = loop_.now();
   }
   // start() may call the handler (on_open; over TLS a handshake failed at once), and a
   // handler may destroy this connector.
@@ -411,14 +410,21 @@ void Connector::connected(Pending& p, Attempt& a) {
     // the handler hears the failure as for any other connect.
     if (keeper) keeper->connection = nullptr;
     std::unique_ptr<StreamHandler> h = c.take_unstarted_handler();
-    std::unique_ptr<Disposable> self = release(c);
+    std::unique_ptr<Disposable> self = remove(c);
     if (self) loop_.dispose_later(std::move(self));
     report_failure(std::move(h), keeper_id, peer, r.error(),
                    "connect to " + peer.to_string() + ": connected, but the socket cannot be "
                    "watched: " + r.error().message());
     return;
   }
+}
+
+// Counted here, not at the TCP connect: over TLS a connection is made once its handshake
+// is done (one that fails is a failed connect, and does not reset a keeper's backoff).
+void Connector::opened(StreamConnection& conn) noexcept {
   ++stats_.connected;
+  for (auto& k : keepers_)
+    if (k->connection == &conn) k->connected_at = loop_.now();
 }
 
 void Connector::fail(Pending& p, std::error_code ec) {
@@ -474,13 +480,19 @@ void Connector::finish(Pending& p) noexcept {
 }
 
 std::unique_ptr<Disposable> Connector::release(StreamConnection& conn) noexcept {
+  if (!conn.began()) ++stats_.failed;  // a TLS handshake that failed: on_close(connect_failed)
   for (auto& k : keepers_)
     if (k->connection == &conn) {
       k->connection = nullptr;
-      if (loop_.now() - k->connected_at >= k->backoff.options().stable_after) k->backoff.reset();
+      if (conn.began() && loop_.now() - k->connected_at >= k->backoff.options().stable_after)
+        k->backoff.reset();
       schedule_reconnect(*k);
       break;
     }
+  return remove(conn);
+}
+
+std::unique_ptr<Disposable> Connector::remove(StreamConnection& conn) noexcept {
   size_t slot = conn.owner_index();
   if (slot >= connections_.size() || connections_[slot].get() != &conn) return nullptr;
   std::unique_ptr<TcpConnection> out = std::move(connections_[slot]);

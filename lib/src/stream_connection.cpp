@@ -105,6 +105,7 @@ void StreamConnection::begin() {
   ++loop_.stats().connections_open;
   last_activity_ = loop_.now();
   update_interest();
+  if (owner_) owner_->opened(*this);
   CallbackGuard guard(*this);
   handler_->on_open(*this);
 }

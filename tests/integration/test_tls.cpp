@@ -904,3 +904,100 @@ TEST_CASE("tls: past the connection limit the refusal is said over TLS, and a si
   CHECK(closed);
   CHECK((*l)->stats().refused == 2);
 }
+
+TEST_CASE("tls: a connect whose handshake fails is a failed connect; a keeper keeps backing off") {
+  Pki p;
+  auto loop = make_loop();
+  // A TCP server that accepts and never says a word: every handshake times out.
+  struct Silent final : StreamHandler {
+    void on_data(Connection &, Buffer &in) override { in.consume(in.size()); }
+  };
+  auto silent = TcpListener::listen(*loop, Address::ipv4_loopback(0),
+                                    [] { return std::make_unique<Silent>(); });
+  REQUIRE(silent);
+  TlsClientOptions co;
+  co.ca_file = p.pki.ca_file();
+  co.handshake_timeout = 150ms;  // longer than stable_after below
+  std::string why;
+  auto tls = TlsClientContext::create(co, &why);
+  REQUIRE_MESSAGE(tls, why);
+  Connector connector(*loop);
+  std::vector<TimePoint> failures;
+  struct Kept final : StreamHandler {
+    std::vector<TimePoint> &failures;
+    explicit Kept(std::vector<TimePoint> &f) : failures(f) {}
+    void on_data(Connection &, Buffer &in) override { in.consume(in.size()); }
+    void on_close(Connection &c, const CloseInfo &i) override {
+      if (i.reason == CloseReason::connect_failed) failures.push_back(c.now());
+    }
+  };
+  ReconnectOptions r;
+  r.initial = 20ms;
+  r.max = 10s;
+  r.jitter = 0;
+  r.stable_after = 50ms;
+  ConnectId id = connector.keep_connected(
+      "127.0.0.1", (*silent)->local_address().port(),
+      [&] { return std::make_unique<Kept>(failures); }, r, tls_connect(*tls));
+  // 150 ms handshakes after waits of 20, 40, 80, 160 ms...; a backoff reset by each
+  // handshake (it lasted past stable_after) would wait 20 ms every time.
+  REQUIRE(run_until(*loop, [&] { return failures.size() >= 5; }, 5s));
+  connector.cancel(id);
+  CHECK(connector.stats().connected.get() == 0);
+  CHECK(connector.stats().failed.get() >= 5);
+  Duration last_gap = failures[4] - failures[3];
+  CHECK(last_gap >= 150ms + 160ms - 20ms);
+}
+
+TEST_CASE("tls: ticket keys rotate: an old key's tickets resume for one more period, then not") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  TlsServerOptions so;
+  so.certificates = {{p.leaf.cert, p.leaf.key}};
+  so.ticket_key_rotation = 300ms;
+  auto listener = tls_listener(*loop, server_ctx(so), slog);
+  const uint16_t port = listener->local_address().port();
+  Connector connector(*loop);
+  auto a = client_ctx(p.pki.ca_file());
+  auto b = client_ctx(p.pki.ca_file());
+  auto once = [&](std::shared_ptr<TlsClientContext> &ctx) {
+    return echo_once(*loop, connector, "127.0.0.1", port, "x", tls_connect(ctx));
+  };
+  CHECK_FALSE(once(a).resumed);  // A's ticket: under the first key
+  CHECK(once(a).resumed);
+  run_until(*loop, [] { return false; }, 350ms);
+  CHECK_FALSE(once(b).resumed);  // B's new ticket comes under a second key
+  CHECK(once(a).resumed);        // the first key still reads A's ticket, for one more period
+  run_until(*loop, [] { return false; }, 700ms);
+  CHECK_FALSE(once(a).resumed);  // every key A's tickets were under is past its two periods
+  CHECK(once(a).resumed);
+}
+
+TEST_CASE("tls: with mutual TLS a reload forgets the tickets issued before it") {
+  Pki p;
+  auto loop = make_loop();
+  ServerLog slog;
+  TestCertificate client_cert = p.pki.issue("client", {"client"});
+  TlsServerOptions so;
+  so.certificates = {{p.leaf.cert, p.leaf.key}};
+  so.client_ca_file = p.pki.ca_file();
+  auto ctx = server_ctx(so);
+  auto listener = tls_listener(*loop, ctx, slog);
+  const uint16_t port = listener->local_address().port();
+  Connector connector(*loop);
+  TlsClientOptions co;
+  co.ca_file = p.pki.ca_file();
+  co.client_certificate = TlsCertificateFiles{client_cert.cert, client_cert.key};
+  std::string why;
+  auto tls = TlsClientContext::create(co, &why);
+  REQUIRE_MESSAGE(tls, why);
+  auto once = [&] {
+    return echo_once(*loop, connector, "127.0.0.1", port, "x", tls_connect(*tls));
+  };
+  CHECK_FALSE(once().resumed);
+  CHECK(once().resumed);
+  REQUIRE(ctx->reload(&why));
+  CHECK_FALSE(once().resumed);  // verified again under the roots the reload read
+  CHECK(once().resumed);
+}

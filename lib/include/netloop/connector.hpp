@@ -164,6 +164,8 @@ class Connector final : ConnectionOwner {
   void arm_keeper(Keeper& k, Duration wait);
   void keeper_connection_closed(Keeper& k);
   std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept override;
+  void opened(StreamConnection& conn) noexcept override;
+  std::unique_ptr<Disposable> remove(StreamConnection& conn) noexcept;  // from connections_
 
   EventLoop& loop_;
   Resolver resolver_;

@@ -52,6 +52,9 @@ class StreamConnection;
 class ConnectionOwner {
  public:
   virtual std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept = 0;
+  // The connection has opened (its transport's opening, a TLS handshake, is done): just
+  // before the handler's on_open.
+  virtual void opened(StreamConnection&) noexcept {}
 
  protected:
   ~ConnectionOwner() = default;
@@ -90,6 +93,8 @@ class StreamConnection : public Connection, public Disposable {
   // peer, so closing now loses nothing. A drain need not wait for such a connection.
   bool delivered_all() const noexcept;
   State state() const noexcept { return state_; }
+  // It opened: the handler heard on_open (a TLS connection whose handshake failed never did).
+  bool began() const noexcept { return started_; }
 
   // --- Connection -----------------------------------------------------------------------
   EventLoop& loop() const noexcept override { return loop_; }

@@ -85,6 +85,9 @@ struct TlsServerOptions {
   // Mutual TLS: clients must present a certificate issued by these roots (PEM); empty:
   // no client certificate is asked for.
   std::string client_ca_file{};
+  // Session tickets are encrypted with random keys made by this process (never stored);
+  // each key issues tickets for this long and reads them for as long again.
+  Duration ticket_key_rotation = std::chrono::hours(1);
 };
 
 struct TlsClientOptions {
@@ -118,6 +121,7 @@ struct TlsStats {
   uint64_t resumed = 0;             // ...of which resumed a session
   uint64_t handshake_failures = 0;  // broken off, refused, or failed verification
   uint64_t handshake_timeouts = 0;
+  uint64_t close_notify_unsent = 0;  // our close_notify found no room in the send buffer
 };
 
 class TlsServerContext {
@@ -130,8 +134,9 @@ class TlsServerContext {
 
   // Reads the certificate and key files again (SIGHUP): connections accepted from now on
   // use the new ones, connections already open keep theirs, and tickets issued before
-  // stay valid. On failure the old certificates stay in use and `why` says what failed.
-  // Any thread.
+  // stay valid (with mutual TLS they do not: the trusted roots may have changed, so
+  // every client verifies again). On failure the old certificates stay in use and `why`
+  // says what failed. Any thread.
   Result<void> reload(std::string* why = nullptr);
 
   const TlsServerOptions& options() const noexcept;

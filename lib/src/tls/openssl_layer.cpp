@@ -25,6 +25,8 @@ namespace {
 
 constexpr size_t kRecord = 16 * 1024;  // the largest TLS record's plaintext
 
+bool make_room_for_alert(int fd) noexcept;
+
 bool is_address(const std::string& name) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET, name.c_str(), buf) == 1 || ::inet_pton(AF_INET6, name.c_str(), buf) == 1;
@@ -32,9 +34,14 @@ bool is_address(const std::string& name) {
 
 class OpenSslLayer final : public TlsLayer {
  public:
-  OpenSslLayer(SSL* ssl, bool client, TlsCounters& counters, Duration timeout,
+  OpenSslLayer(SSL* ssl, int fd, bool client, TlsCounters& counters, Duration timeout,
                std::shared_ptr<const void> keep)
-      : ssl_(ssl), counters_(counters), timeout_(timeout), keep_(std::move(keep)), client_(client) {}
+      : ssl_(ssl),
+        counters_(counters),
+        timeout_(timeout),
+        keep_(std::move(keep)),
+        fd_(fd),
+        client_(client) {}
   ~OpenSslLayer() override { SSL_free(ssl_); }
 
   Step handshake() override {
@@ -165,10 +172,18 @@ class OpenSslLayer final : public TlsLayer {
   }
 
   void send_close_notify() noexcept override {
-    if (failed_ || !SSL_is_init_finished(ssl_)) return;
-    if (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) return;  // once (a second call would read)
+    if (failed_ || close_notify_tried_ || !SSL_is_init_finished(ssl_)) return;
+    close_notify_tried_ = true;  // once: a second SSL_shutdown would wait for the peer's
     ERR_clear_error();
-    SSL_shutdown(ssl_);  // sends ours; the peer's is not waited for
+    int r = SSL_shutdown(ssl_);  // sends ours; the peer's is not waited for
+    if (r < 0 && SSL_get_error(ssl_, r) == SSL_ERROR_WANT_WRITE && make_room_for_alert(fd_)) {
+      ERR_clear_error();
+      r = SSL_shutdown(ssl_);  // writes the alert OpenSSL kept
+    }
+    if (r < 0) {
+      counters_.close_notify_unsent.fetch_add(1, std::memory_order_relaxed);
+      log_debug("TLS: close_notify not sent: the socket's send buffer stayed full");
+    }
     ERR_clear_error();
   }
 
@@ -255,6 +270,7 @@ class OpenSslLayer final : public TlsLayer {
   TlsCounters& counters_;
   Duration timeout_;
   std::shared_ptr<const void> keep_;  // the context's state, alive while this session is
+  int fd_;                            // the socket (the connection's: never closed here)
   TlsInfo info_{};
   std::error_code failure_{};
   std::string failure_text_{};
@@ -262,6 +278,7 @@ class OpenSslLayer final : public TlsLayer {
   std::string session_key_{};
   bool client_;
   bool failed_ = false;
+  bool close_notify_tried_ = false;
   bool read_needs_write_ = false;
   bool write_needs_read_ = false;
   bool more_ = false;      // the last read stopped with bytes still inside OpenSSL
@@ -331,6 +348,22 @@ const BIO_METHOD* socket_method() {
   return method;
 }
 
+// Our end of stream comes when every byte before it is in the kernel, which may leave the
+// send buffer full: the close_notify alert (tens of bytes) would then be lost, and the peer
+// would see a truncated stream. Nothing is written after it, and the socket closes soon, so
+// the buffer is simply made larger by a few records (a buffer the kernel has grown past the
+// setsockopt cap is left alone: shrinking it would make no room).
+bool make_room_for_alert(int fd) noexcept {
+  int size = 0;
+  socklen_t len = sizeof size;
+  if (::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) < 0) return false;
+  int wanted = size / 2 + 8192;  // Linux doubles what it is given (for its bookkeeping)
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &wanted, sizeof wanted) < 0) return false;
+  int now = 0;
+  len = sizeof now;
+  return ::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &now, &len) == 0 && now > size;
+}
+
 bool attach_socket(SSL* ssl, int fd, bool ktls) {
   if (ktls) {
     static std::once_flag once;
@@ -368,7 +401,7 @@ std::unique_ptr<TlsLayer> make_server_layer(TlsServerContext& ctx, int fd) {
     return nullptr;
   }
   SSL_set_accept_state(ssl);
-  return std::make_unique<OpenSslLayer>(ssl, false, impl->counters, impl->options.handshake_timeout,
+  return std::make_unique<OpenSslLayer>(ssl, fd, false, impl->counters, impl->options.handshake_timeout,
                                         std::move(keep));
 }
 
@@ -384,7 +417,7 @@ std::unique_ptr<TlsLayer> make_client_layer(TlsClientContext& ctx, int fd,
     return nullptr;
   }
   SSL_set_connect_state(ssl);
-  auto layer = std::make_unique<OpenSslLayer>(ssl, true, impl->counters,
+  auto layer = std::make_unique<OpenSslLayer>(ssl, fd, true, impl->counters,
                                               impl->options.handshake_timeout, impl);
   if (!server_name.empty()) {
     layer->set_server_name(server_name);

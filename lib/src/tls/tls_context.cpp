@@ -174,7 +174,8 @@ std::string_view tls_library_version() noexcept { return OpenSSL_version(OPENSSL
 TlsStats TlsCounters::snapshot() const noexcept {
   return {handshakes.load(std::memory_order_relaxed), resumed.load(std::memory_order_relaxed),
           handshake_failures.load(std::memory_order_relaxed),
-          handshake_timeouts.load(std::memory_order_relaxed)};
+          handshake_timeouts.load(std::memory_order_relaxed),
+          close_notify_unsent.load(std::memory_order_relaxed)};
 }
 
 // --- Server ------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ std::error_code TlsServerContext::Impl::load(std::shared_ptr<CertificateSet>& ou
     SSL_CTX_sess_set_cache_size(ctx, long(options.session_cache_size));
     SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
     // Every context and every reload encrypts tickets with this process's keys.
-    if (SSL_CTX_set_tlsext_ticket_keys(ctx, ticket_keys, sizeof ticket_keys) != 1)
+    if (!tickets->install(ctx))
       return failed(why, TlsErrc::bad_option, "ticket keys refused: " + openssl_reason());
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, this);
     if (!options.client_ca_file.empty()) {
@@ -231,7 +232,12 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::create(const TlsServ
   auto impl = std::make_shared<Impl>();
   impl->options = options;
   if (auto ec = alpn_wire(options.alpn, impl->alpn, why)) return ec;
-  if (RAND_bytes(impl->ticket_keys, sizeof impl->ticket_keys) != 1)
+  if (options.ticket_key_rotation <= Duration::zero()) {
+    if (why) *why = "the ticket key rotation period must be positive";
+    return make_error(TlsErrc::bad_option);
+  }
+  impl->tickets = std::make_unique<TicketKeys>(options.ticket_key_rotation);
+  if (!impl->tickets->init())
     return failed(why, TlsErrc::bad_option, "no randomness for ticket keys: " + openssl_reason());
   if (auto ec = impl->load(impl->certificates, why)) return ec;
   impl->ktls_possible = options.ktls && kernel_has_ktls();
@@ -250,6 +256,10 @@ TlsServerContext::~TlsServerContext() = default;
 Result<void> TlsServerContext::reload(std::string* why) {
   std::shared_ptr<CertificateSet> fresh;
   if (auto ec = impl_->load(fresh, why)) return ec;
+  // Mutual TLS: the trusted roots may have changed, and a ticket carries the verdict on
+  // the client's certificate made under the old ones. Those clients verify again.
+  if (!impl_->options.client_ca_file.empty() && !impl_->tickets->forget_all())
+    return failed(why, TlsErrc::bad_option, "no randomness for ticket keys: " + openssl_reason());
   std::lock_guard lock(impl_->mutex);
   impl_->certificates = std::move(fresh);
   return {};

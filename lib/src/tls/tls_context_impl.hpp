@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "netloop/tls.hpp"
+#include "tls/ticket_keys.hpp"
 
 namespace netloop {
 
@@ -20,6 +21,7 @@ struct TlsCounters {
   std::atomic<uint64_t> resumed{0};
   std::atomic<uint64_t> handshake_failures{0};
   std::atomic<uint64_t> handshake_timeouts{0};
+  std::atomic<uint64_t> close_notify_unsent{0};
   TlsStats snapshot() const noexcept;
 };
 
@@ -36,7 +38,7 @@ struct CertificateSet {
 struct TlsServerContext::Impl {
   TlsServerOptions options;
   std::vector<unsigned char> alpn;  // wire format
-  unsigned char ticket_keys[80];    // name, HMAC and AES keys: this process's own
+  std::unique_ptr<TicketKeys> tickets;  // this process's own, rotated
   bool ktls_possible = false;
   TlsCounters counters;
   mutable std::mutex mutex;  // guards `certificates` (reload() from any thread)
