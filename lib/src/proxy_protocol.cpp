@@ -8,10 +8,10 @@
 //
 // Where the spec leaves a choice:
 // - v2 family byte: only the seven combinations the spec lists (0x00, 0x11, 0x12, 0x21,
-//   0x22, 0x31, 0x32); it says other values must be rejected. LOCAL is parsed like PROXY
-//   (family checked, address block of the family's size, then TLVs); only
-//   carries_client_address() tells them apart. UNSPEC has no address block: TLVs follow
-//   the 16 fixed bytes.
+//   0x22, 0x31, 0x32); it says other values must be rejected. LOCAL is accepted whatever
+//   follows its length (the spec: "discard the protocol block including the family which
+//   is ignored"): family unspec, no addresses, no TLVs read. UNSPEC under PROXY has no
+//   address block: TLVs follow the 16 fixed bytes.
 // - A second ALPN, AUTHORITY, CRC32C, UNIQUE_ID, SSL or NETNS TLV, or a second SSL
 //   sub-TLV of one kind, makes the header invalid: a header saying two things about one
 //   fact is trusted with neither. NOOP may repeat. SSL sub-TLVs without a field in SslInfo
@@ -357,6 +357,16 @@ ParseResult parse_v2(std::span<const uint8_t> bytes, Header& out, const ParseOpt
     if (version != 2) return invalid(kBadVersion[version]);
     if (command > 1) return invalid("v2: command neither LOCAL nor PROXY");
     out.command = command == 0 ? Command::local : Command::proxy;
+  }
+  if (fixed > 12 && out.command == Command::local) {
+    // The proxy's own connection (a health check): the spec says to accept it and discard
+    // the protocol block, family included, so nothing after the length is read.
+    if (fixed < kV2FixedLength) return kNeedMore;
+    size_t total = kV2FixedLength + be16(bytes.data() + 14);
+    if (total > options.v2_max_length) return invalid("v2: header longer than the limit");
+    if (bytes.size() < total) return kNeedMore;
+    out.length = total;
+    return {Status::done, {}};
   }
   if (fixed > 13) {
     if (std::string_view err = read_family(bytes[13], out); !err.empty()) return invalid(err);
