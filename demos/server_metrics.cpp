@@ -216,6 +216,10 @@ std::string one_line_summary(const MetricsSources& s) {
       s.server->loop_count(), t.connections_open, t.accepted, t.refused, t.tcp_bytes_in,
       t.tcp_bytes_out, t.closed_local, t.closed_peer, t.closed_reset, t.closed_error,
       t.closed_aborted, t.closed_shutdown, t.closed_protocol, t.closed_idle, t.datagrams_in, t.datagrams_out, t.datagrams_dropped);
+  if (const auto& p = t.proxy_protocol;
+      p.accepted + p.untrusted + p.invalid + p.timeouts + p.aborted > 0)
+    line += fmt::format("; proxy-protocol accepted={} untrusted={} invalid={} timeouts={} aborted={}",
+                        p.accepted, p.untrusted, p.invalid, p.timeouts, p.aborted);
   if (!s.http.empty()) {
     HttpTotals h = http_totals(s);
     line += fmt::format("; http requests={} 2xx={} 3xx={} 4xx={} 5xx={} timeouts={}", h.requests,

@@ -156,6 +156,43 @@ def test_untrusted_peer_closed(exe):
         check("192.0.2.7" not in srv.log(), "the untrusted header's address reached the log")
 
 
+def test_header_before_tls(exe):
+    """--https --proxy-protocol: the header first, then the handshake on what follows."""
+    import tls_util  # only here: the other checks need no openssl
+    why = tls_util.tls_missing(exe)
+    if why:
+        return "SKIP " + why
+    pki = tls_util.Pki()
+    try:
+        cert, key = pki.leaf("leaf")
+        demo = Demo(exe, ["--https", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+                          "--access-log", "--proxy-protocol", "--log-level", "info"])
+        try:
+            _, port, _ = wait_banner(demo, "https")
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            raw.sendall(b"PROXY TCP4 192.0.2.9 198.51.100.1 40009 443\r\n")
+            ctx = tls_util.client_context(pki.ca)
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(REQUEST)
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            check(data.startswith(b"HTTP/1.1 200"), "GET over TLS after the header: %r" % data[:80])
+            def lines():
+                demo.err_file.seek(0)
+                return [l for l in demo.err_file.read().decode(errors="replace").splitlines()
+                        if '"GET ' in l]
+            check(wait_for(lambda: len(lines()) == 1), "access log: %r" % lines())
+            check("192.0.2.9:40009 " in lines()[0], "access log: %r" % lines())
+        finally:
+            demo.close()
+    finally:
+        pki.close()
+
+
 def test_bad_options_refused(exe):
     for args, words in [
         (["--proxy-protocol", "--proxy-trusted", "10.0.0.1/8"], "10.0.0.1/8"),
@@ -175,6 +212,7 @@ TESTS = [
      test_good_headers_logged_with_their_client),
     ("hostile headers closed, never logged, server unharmed", test_hostile_headers_closed_unlogged),
     ("an untrusted peer is closed", test_untrusted_peer_closed),
+    ("--https: the header, then the TLS handshake", test_header_before_tls),
     ("bad --proxy-trusted values exit 2 with one line", test_bad_options_refused),
 ]
 

@@ -1,7 +1,7 @@
 // What a listener expecting a PROXY protocol header (ListenerOptions::proxy_protocol)
 // needs to know: which peers may send one, how long the header may take, and the parser's
-// limits. Kept apart from proxy_protocol.hpp so that listener users do not pull in the
-// parser's types.
+// limits. A header of its own: tcp_listener.hpp only declares ProxyProtocolOptions, so
+// code that does not use the PROXY protocol does not include the parser's types.
 #pragma once
 
 #include <array>
