@@ -139,6 +139,13 @@ def test_hostile_headers_closed_unlogged(exe):
         check(wait_for(lambda: len(srv.access_lines()) == 1), "access log: %r" % srv.access_lines())
         check("192.0.2.7:40001 " in srv.access_lines()[0], "access log: %r" % srv.access_lines())
         check(srv.demo.proc.poll() is None, "the demo exited")
+        # A drain does not wait for a connection still in its header: it is closed unopened.
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as waiting:
+            waiting.sendall(GOOD_V2[:10])
+            time.sleep(0.1)
+            code = srv.demo.stop()
+            check(code == 0, "exit %d after SIGTERM (want 0); stderr: %r" % (code, srv.demo.stderr_text()))
+            check(wait_ended(waiting, 5.0) in ("eof", "reset"), "the waiting connection stayed open")
 
 
 def test_untrusted_peer_closed(exe):
