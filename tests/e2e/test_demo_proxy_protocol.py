@@ -114,6 +114,18 @@ def test_good_headers_logged_with_their_client(exe):
         check(srv.metric("netloop_proxy_protocol_accepted_total") == 2, "accepted counter")
 
 
+def test_every_loop_reads_headers(exe):
+    with ProxiedHttp(exe, ["--threads", "2"]) as srv:
+        for i in range(8):
+            r = srv.request(b"PROXY TCP4 192.0.2.%d 198.51.100.1 %d 80\r\n" % (10 + i, 41000 + i))
+            check(r.startswith(b"HTTP/1.1 200"), "request %d: %r" % (i, r[:80]))
+        check(wait_for(lambda: len(srv.access_lines()) == 8), "access log: %r" % srv.access_lines())
+        logged = sorted(l.split()[2] for l in srv.access_lines())
+        want = sorted("192.0.2.%d:%d" % (10 + i, 41000 + i) for i in range(8))
+        check(logged == want, "access log clients %r, want %r" % (logged, want))
+        check(srv.metric("netloop_proxy_protocol_accepted_total") == 8, "accepted counter")
+
+
 def test_hostile_headers_closed_unlogged(exe):
     with ProxiedHttp(exe) as srv:
         for name, data in HOSTILE:
@@ -217,6 +229,7 @@ def test_bad_options_refused(exe):
 TESTS = [
     ("good v1 and v2 headers: the header's client in the access log",
      test_good_headers_logged_with_their_client),
+    ("--threads 2: every loop reads the headers", test_every_loop_reads_headers),
     ("hostile headers closed, never logged, server unharmed", test_hostile_headers_closed_unlogged),
     ("an untrusted peer is closed", test_untrusted_peer_closed),
     ("--https: the header, then the TLS handshake", test_header_before_tls),
