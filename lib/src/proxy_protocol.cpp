@@ -5,6 +5,20 @@
 // has them: a prefix that no header can start with is invalid at once, and need_more is
 // only answered while every byte seen can still belong to a valid header (the listener
 // takes all of them off the socket).
+//
+// Where the spec leaves a choice:
+// - v2 family byte: only the seven combinations the spec lists (0x00, 0x11, 0x12, 0x21,
+//   0x22, 0x31, 0x32); it says other values must be rejected. LOCAL is parsed like PROXY
+//   (family checked, address block of the family's size, then TLVs); only
+//   carries_client_address() tells them apart. UNSPEC has no address block: TLVs follow
+//   the 16 fixed bytes.
+// - A second ALPN, AUTHORITY, CRC32C, UNIQUE_ID, SSL or NETNS TLV, or a second SSL
+//   sub-TLV of one kind, makes the header invalid: a header saying two things about one
+//   fact is trusted with neither. NOOP may repeat. SSL sub-TLVs without a field in SslInfo
+//   (0x26 and up) are length-checked and skipped.
+// - v1: port 0 is allowed (the spec's range is 0..65535); IPv6 text is whatever
+//   inet_pton(AF_INET6) takes, at most 45 characters; after "UNKNOWN" comes CRLF or a
+//   space and any bytes but CR and LF, then CRLF.
 #include "netloop/proxy_protocol.hpp"
 
 #include <arpa/inet.h>
@@ -384,7 +398,7 @@ ParseResult parse_v2(std::span<const uint8_t> bytes, Header& out, const ParseOpt
           case kSsl: bit = 32; break;
           default: out.other_tlvs.push_back(Tlv{type, as_string(v)}); return {};
         }
-        // A header saying two things about one fact is not trusted with either.
+        // A second one of these is invalid (see the top of the file).
         if (seen & bit) return "v2: duplicate TLV";
         seen |= bit;
         if (field) {

@@ -8,13 +8,13 @@
 //   result, and every proper prefix of it is need_more (all of them for short headers);
 // - need_more: every proper prefix is need_more too, and the bytes fit within the limits;
 // - invalid: a reason is given and the Header is left empty;
-// - for short inputs (default cap), the input grown one byte at a time gives need_more ... then the same
-//   answer (same header, or same reason) for every longer prefix: a byte never changes
-//   what earlier bytes decided;
+// - for short inputs (default cap), the input grown one byte at a time through one Header
+//   gives need_more ... then the same answer (same header, or same reason) for every
+//   longer prefix: a byte never changes what earlier bytes decided;
 // - crc32c over the input in two runs equals one run.
 #include <cstddef>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
