@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "demo_protocol.hpp"
+#include "demo_proxy_protocol.hpp"
 #include "demo_tls.hpp"
 #include "netloop/byte_size.hpp"
 #include "option_table.hpp"
@@ -129,6 +130,7 @@ std::vector<OptionGroup> all_groups() {
   for (const DemoProtocol* p : demo_protocols())
     if (!p->options.empty()) groups.push_back({p->options_title, p->options});
   groups.push_back(tls_option_group());
+  groups.push_back(proxy_protocol_option_group());
   for (auto& g : common_groups()) groups.push_back(std::move(g));
   return groups;
 }
@@ -174,6 +176,7 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
       if (p->default_listener) o.listeners.push_back({p, *p->default_listener});
   }
   if (std::string why = check_tls_options(o); !why.empty()) return fail(why);
+  if (std::string why = check_proxy_protocol_options(o); !why.empty()) return fail(why);
   for (const DemoProtocol* p : demo_protocols()) {
     if (!p->check) continue;
     bool listening = false;

@@ -2,6 +2,7 @@
 // listeners, and the parse of argv into them (from the option tables).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include "proxy/proxy_options.hpp"
 #include "netloop/address.hpp"
 #include "netloop/log.hpp"
+#include "netloop/proxy_protocol_options.hpp"
 #include "netloop/tcp_connection.hpp"
 #include "netloop/tls.hpp"
 #include "netloop/udp_socket.hpp"
@@ -48,6 +50,11 @@ struct DemoOptions {
   proxy::ProxyOptions proxy_options;
   bool proxy_options_given = false;
   DemoTlsOptions tls;
+  // --proxy-protocol and --proxy-trusted; `proxy_protocol` is made from them after parsing.
+  bool proxy_protocol_wanted = false;
+  std::vector<Cidr> proxy_trusted;
+  bool proxy_trusted_given = false;
+  std::shared_ptr<const ProxyProtocolOptions> proxy_protocol;
   std::string poller;  // empty: the default backend
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;

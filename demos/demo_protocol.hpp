@@ -20,6 +20,12 @@
 namespace netloop::demo {
 
 struct DemoOptions;
+struct DemoProtocol;
+struct DemoRun;
+// `setup` as it is, or, with --proxy-protocol and a service (not the metrics endpoint),
+// with PROXY protocol headers expected on the listener (demo_proxy_protocol.cpp).
+Server::StreamSetup expect_proxy_headers(const DemoRun& run, const DemoProtocol& protocol,
+                                         Server::StreamSetup setup);
 
 // What a protocol's setup works with.
 struct DemoRun {
@@ -68,7 +74,9 @@ struct DemoProtocol {
   // For setup: registers one stream listener the way this protocol wants (every loop or
   // loop 0 only).
   void add_stream(DemoRun& run, const Address& address, Server::StreamSetup setup) const {
-    run.server.add_stream(std::string(name), address, std::move(setup), shared ? Loops::first : Loops::every);
+    run.server.add_stream(std::string(name), address,
+                          expect_proxy_headers(run, *this, std::move(setup)),
+                          shared ? Loops::first : Loops::every);
   }
   void add_datagram(DemoRun& run, const Address& address, Server::DatagramSetup setup) const {
     run.server.add_datagram(std::string(name), address, std::move(setup),

@@ -132,6 +132,23 @@ void metric(std::string& out, std::string_view name, std::string_view type, std:
                  type, name, value);
 }
 
+// --proxy-protocol: headers read, and connections closed before their handler by reason.
+void render_proxy_protocol(std::string& out, const ServerTotals& t) {
+  metric(out, "netloop_proxy_protocol_accepted_total", "counter",
+         "PROXY protocol headers read whole and valid.", t.proxy_protocol.accepted);
+  out += "# HELP netloop_proxy_protocol_rejected_total Connections closed at their PROXY "
+         "protocol header, by reason.\n"
+         "# TYPE netloop_proxy_protocol_rejected_total counter\n";
+  const std::pair<const char*, uint64_t> rejected[] = {
+      {"untrusted", t.proxy_protocol.untrusted},
+      {"invalid", t.proxy_protocol.invalid},
+      {"timeout", t.proxy_protocol.timeouts},
+      {"aborted", t.proxy_protocol.aborted}};
+  for (const auto& [reason, n] : rejected)
+    fmt::format_to(std::back_inserter(out),
+                   "netloop_proxy_protocol_rejected_total{{reason=\"{}\"}} {}\n", reason, n);
+}
+
 }  // namespace
 
 std::string render_prometheus(const MetricsSources& s) {
@@ -162,6 +179,7 @@ std::string render_prometheus(const MetricsSources& s) {
       {"write_timeout", t.write_timeouts}, {"udp_peer", t.udp_peer_errors}};
   for (const auto& [kind, n] : errors)
     fmt::format_to(std::back_inserter(out), "netloop_errors_total{{kind=\"{}\"}} {}\n", kind, n);
+  render_proxy_protocol(out, t);
   metric(out, "netloop_datagrams_in_total", "counter", "UDP datagrams received.", t.datagrams_in);
   metric(out, "netloop_datagrams_out_total", "counter", "UDP datagrams sent.", t.datagrams_out);
   metric(out, "netloop_datagrams_dropped_total", "counter",
@@ -201,6 +219,10 @@ std::string one_line_summary(const MetricsSources& s) {
       s.server->loop_count(), t.connections_open, t.accepted, t.refused, t.tcp_bytes_in,
       t.tcp_bytes_out, t.closed_local, t.closed_peer, t.closed_reset, t.closed_error,
       t.closed_aborted, t.closed_shutdown, t.closed_protocol, t.closed_idle, t.datagrams_in, t.datagrams_out, t.datagrams_dropped);
+  if (const auto& p = t.proxy_protocol;
+      p.accepted + p.untrusted + p.invalid + p.timeouts + p.aborted > 0)
+    line += fmt::format("; proxy-protocol accepted={} untrusted={} invalid={} timeouts={} aborted={}",
+                        p.accepted, p.untrusted, p.invalid, p.timeouts, p.aborted);
   if (!s.http.empty()) {
     HttpTotals h = http_totals(s);
     line += fmt::format("; http requests={} 2xx={} 3xx={} 4xx={} 5xx={} timeouts={}", h.requests,

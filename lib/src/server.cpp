@@ -59,6 +59,11 @@ void add_listener_stats(ServerTotals& t, const ListenerStats& s) {
   t.refused += s.refused;
   t.accept_errors += s.accept_errors;
   t.dropped_no_fds += s.dropped_no_fds;
+  t.proxy_protocol.accepted += s.proxy_protocol.accepted;
+  t.proxy_protocol.untrusted += s.proxy_protocol.untrusted;
+  t.proxy_protocol.invalid += s.proxy_protocol.invalid;
+  t.proxy_protocol.timeouts += s.proxy_protocol.timeouts;
+  t.proxy_protocol.aborted += s.proxy_protocol.aborted;
 }
 
 void add_udp_stats(ServerTotals& t, const UdpStats& s) {
@@ -124,6 +129,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   lo.limit = services[0].unlimited ? nullptr : limit_;
   lo.refusal_factory = services[0].refusal_factory;
   lo.tls = services[0].tls;
+  if (services[0].proxy_protocol) lo.proxy_protocol = services[0].proxy_protocol;
   lo.reuse_port = n > 1 && options_.reuse_port;
   const std::string what = reg.name + " on " + reg.address.to_string();
 
@@ -364,6 +370,11 @@ ServerTotals& ServerTotals::operator+=(const ServerTotals& o) noexcept {
   datagrams_out += o.datagrams_out;
   datagrams_dropped += o.datagrams_dropped;
   udp_peer_errors += o.udp_peer_errors;
+  proxy_protocol.accepted += o.proxy_protocol.accepted;
+  proxy_protocol.untrusted += o.proxy_protocol.untrusted;
+  proxy_protocol.invalid += o.proxy_protocol.invalid;
+  proxy_protocol.timeouts += o.proxy_protocol.timeouts;
+  proxy_protocol.aborted += o.proxy_protocol.aborted;
   return *this;
 }
 

@@ -16,6 +16,7 @@
 
 #include "netloop/log.hpp"
 #include "netloop/result.hpp"
+#include "proxy_stage.hpp"
 #include "tls/tls_layer.hpp"
 
 namespace netloop {
@@ -64,9 +65,18 @@ Result<void> TcpConnection::start() {
   ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
   if (auto r = watcher_.start(fd, Interest::read); !r) return r.error();
+  if (proxy_) {
+    start_proxy_stage();  // then open_transport()
+    return {};
+  }
+  open_transport();
+  return {};
+}
+
+void TcpConnection::open_transport() {
   if (!tls_) {
     begin();
-    return {};
+    return;
   }
   handshaking_ = true;
   if (!tls_->is_client()) close_quietly_until_begun();
@@ -79,7 +89,6 @@ Result<void> TcpConnection::start() {
     handshake_failed();
   });
   drive_handshake();  // a client speaks first
-  return {};
 }
 
 // --- TLS -----------------------------------------------------------------------------------
@@ -180,6 +189,10 @@ void TcpConnection::on_tls_io(uint32_t ready) {
 }
 
 void TcpConnection::on_io(uint32_t ready) {
+  if (proxy_ && !proxy_->passed()) {
+    on_proxy_io(ready);
+    return;
+  }
   if ((ready & ready::error) && watcher_.error()) {  // the poller refused an interest change
     if (handshaking_) {
       handshaking_ = false;

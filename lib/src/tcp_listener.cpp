@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "netloop/log.hpp"
+#include "proxy_stage.hpp"
 #include "tls/tls_layer.hpp"
 
 namespace netloop {
@@ -136,6 +137,7 @@ bool TcpListener::refuse(Fd& fd, const Address& peer) {
   // Over TLS the refusal (an HTTP 503) is said after the handshake, or the client cannot
   // read it.
   if (options_.tls) ref.cap_handshake_timeout(copt.close_timeout);  // 1 s at most, as the rest
+  expect_proxy_header(ref);
   if (!secure(ref, raw) || !ref.start().ok()) release(ref);  // never reached its handler
   return true;
 }
@@ -149,6 +151,12 @@ bool TcpListener::secure(TcpConnection& conn, int fd) {
   }
   conn.use_tls(std::move(layer));
   return true;
+}
+
+void TcpListener::expect_proxy_header(TcpConnection& conn) {
+  if (!options_.proxy_protocol) return;
+  conn.use_proxy_protocol(
+      std::make_unique<ProxyStage>(loop_, options_.proxy_protocol, &stats_.proxy_protocol));
 }
 
 void TcpListener::stop_accepting() noexcept {
@@ -238,6 +246,10 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   // Bound to one address, the local address is the listener's; only a wildcard listener
   // needs to ask the kernel which of its addresses the peer reached.
   Address local = wildcard_ ? Address::local_of(fd.get(), local_) : local_;
+  // Only a trusted peer's bytes may be read as a PROXY header; nobody else's are read.
+  if (options_.proxy_protocol &&
+      !proxy_peer_trusted(*options_.proxy_protocol, stats_.proxy_protocol, peer, local))
+    return;
   if (options_.limit && !options_.limit->try_acquire()) {
     refuse(fd, peer);
     return;
@@ -255,6 +267,7 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
   ref.attach(this, options_.limit.get());  // gives the slot back when it closes
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
+  expect_proxy_header(ref);
   if (!secure(ref, raw)) {
     release(ref);
     return;

@@ -19,6 +19,11 @@
 #include "netloop/fd.hpp"
 #include "netloop/timer_queue.hpp"
 
+// Declared only: handlers that read the PROXY header include netloop/proxy_protocol.hpp.
+namespace netloop::proxy_protocol {
+struct Header;
+}
+
 namespace netloop {
 
 enum class CloseReason : uint8_t {
@@ -135,6 +140,11 @@ class Connection {
   // What the TLS handshake settled (version, cipher, ALPN, SNI name), or null when the
   // connection is not TLS. Valid until on_close returns.
   virtual const TlsInfo* tls() const noexcept { return nullptr; }
+  // The PROXY protocol header the load balancer sent before the client's bytes
+  // (ListenerOptions::proxy_protocol), or null when the listener expects none. When it
+  // names the client, peer_address() is already its source; the rest (ALPN, authority,
+  // unique ID, SSL facts, custom TLVs) is read here. Valid until on_close returns.
+  virtual const proxy_protocol::Header* proxy_header() const noexcept { return nullptr; }
 };
 
 class StreamHandler {

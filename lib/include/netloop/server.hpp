@@ -48,6 +48,9 @@ struct StreamService {
   StreamHandlerFactory refusal_factory{};  // optional: answers connections past the limit
   bool unlimited = false;  // outside max_connections (an admin endpoint: metrics)
   std::shared_ptr<TlsServerContext> tls{};  // TLS on this listener (ListenerOptions::tls)
+  // PROXY protocol headers expected on this listener (ListenerOptions::proxy_protocol);
+  // null: ServerOptions::listener's.
+  std::shared_ptr<const ProxyProtocolOptions> proxy_protocol{};
 };
 
 // Which loops serve a registration.
@@ -72,6 +75,10 @@ struct ServerTotals {
   uint64_t datagrams_out = 0;
   uint64_t datagrams_dropped = 0;  // truncated, send buffer full, too large, send errors
   uint64_t udp_peer_errors = 0;
+  // PROXY protocol headers (ProxyProtocolStats): accepted, and rejected by reason.
+  struct ProxyProtocol {
+    uint64_t accepted = 0, untrusted = 0, invalid = 0, timeouts = 0, aborted = 0;
+  } proxy_protocol;
 
   ServerTotals& operator+=(const ServerTotals& o) noexcept;
 };

@@ -16,6 +16,7 @@
 namespace netloop {
 
 class TlsLayer;
+class ProxyStage;
 
 class TcpConnection final : public StreamConnection, private Transport {
  public:
@@ -30,14 +31,28 @@ class TcpConnection final : public StreamConnection, private Transport {
   // hold a descriptor for long).
   void cap_handshake_timeout(Duration cap) noexcept { handshake_cap_ = cap; }
 
+  // Library-internal (TcpListener), before start(): the connection first reads a PROXY
+  // protocol header with this stage (before TLS), and takes the client it names as its peer.
+  void use_proxy_protocol(std::unique_ptr<ProxyStage> stage) noexcept;
+
   // Registers with the loop and calls on_open (with TLS, once the handshake is done); an
   // error means nothing was registered.
   Result<void> start();
 
   const TlsInfo* tls() const noexcept override;
+  // The PROXY header's source when it named the client; the socket's peer otherwise.
+  const Address& peer_address() const noexcept override;
+  const proxy_protocol::Header* proxy_header() const noexcept override;
 
  private:
   void on_io(uint32_t ready);
+  // After the PROXY stage (if any): the TLS handshake, or on_open.
+  void open_transport();
+  // PROXY protocol (tcp_connection_proxy.cpp).
+  void start_proxy_stage();
+  void on_proxy_io(uint32_t ready);
+  void drive_proxy_stage();
+  void proxy_stage_failed(std::string_view why);
   // TLS: the handshake, then events mapped through what the session waits for.
   void drive_handshake();
   void handshake_failed();
@@ -59,6 +74,7 @@ class TcpConnection final : public StreamConnection, private Transport {
   IoWatcher watcher_;
   Fd fd_;
   std::unique_ptr<TlsLayer> tls_;
+  std::unique_ptr<ProxyStage> proxy_;
   TimerId handshake_timer_;
   bool handshaking_ = false;
   bool tls_ready_ = false;  // the handshake finished

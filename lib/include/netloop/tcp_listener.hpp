@@ -19,6 +19,8 @@
 
 namespace netloop {
 
+struct ProxyProtocolOptions;  // netloop/proxy_protocol_options.hpp
+
 struct ListenerOptions {
   int backlog = 4096;       // the kernel caps it at net.core.somaxconn
   bool reuse_port = false;  // SO_REUSEPORT: one listener per loop on the same port
@@ -37,6 +39,20 @@ struct ListenerOptions {
   // TLS: every accepted connection runs the handshake before its handler's on_open (a
   // handshake that fails or times out closes it without a word to the handler).
   std::shared_ptr<TlsServerContext> tls{};
+  // PROXY protocol (null: none expected): every accepted connection first reads the
+  // header a load balancer sends, before TLS and before on_open; its source becomes the
+  // connection's peer_address(). A peer outside the trusted networks, or a missing,
+  // invalid or late header, closes the connection without a word to the handler.
+  std::shared_ptr<const ProxyProtocolOptions> proxy_protocol{};
+};
+
+// ListenerOptions::proxy_protocol: what became of the headers.
+struct ProxyProtocolStats {
+  Counter accepted;   // read whole and valid: the connection went on
+  Counter untrusted;  // the peer is not trusted to send one: closed at accept, unread
+  Counter invalid;    // not a valid header (no header at all, say)
+  Counter timeouts;   // not whole within the header timeout
+  Counter aborted;    // the peer closed or reset before the header was whole
 };
 
 struct ListenerStats {
@@ -46,6 +62,7 @@ struct ListenerStats {
   Counter unwatchable;     // accepted, but the poller refused them (select: FD_SETSIZE)
   Counter refused;         // accepted and closed at once: past max_connections
   Counter factory_refused; // accepted and closed at once: the handler factory returned null
+  ProxyProtocolStats proxy_protocol;
 };
 
 class TcpListener final : ConnectionOwner {
@@ -87,6 +104,7 @@ class TcpListener final : ConnectionOwner {
   void adopt(Fd fd, const Address& peer);
   bool refuse(Fd& fd, const Address& peer);
   bool secure(TcpConnection& conn, int fd);  // ListenerOptions::tls: false when it cannot
+  void expect_proxy_header(TcpConnection& conn);  // ListenerOptions::proxy_protocol
   bool shed_one_connection();
   void pause_accepting();
   std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept override;

@@ -1,0 +1,76 @@
+// ProxyStage: the PROXY protocol header reader an accepted connection runs before TLS and
+// before its handler's on_open (ListenerOptions::proxy_protocol).
+//
+// It never reads past the header: it peeks (recv MSG_PEEK), lets the parser judge the
+// bytes seen so far, and takes off the socket only bytes the parser says belong to the
+// header. What follows the header (a ClientHello, the first request) stays in the socket
+// for the next stage, so no bytes are handed over between layers.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "netloop/address.hpp"
+#include "netloop/event_loop.hpp"
+#include "netloop/proxy_protocol.hpp"
+#include "netloop/proxy_protocol_options.hpp"
+
+namespace netloop {
+
+struct ProxyProtocolStats;
+
+class ProxyStage {
+ public:
+  enum class Step : uint8_t { want_read, done, failed };
+
+  ProxyStage(EventLoop& loop, std::shared_ptr<const ProxyProtocolOptions> options,
+             ProxyProtocolStats* stats) noexcept;
+  ~ProxyStage();
+  ProxyStage(const ProxyStage&) = delete;
+  ProxyStage& operator=(const ProxyStage&) = delete;
+
+  // Arms the header timeout: `expired` runs if the header is not whole in time.
+  void arm_timeout(std::function<void()> expired);
+  // Reads what `fd` holds of the header. want_read: wait for readability and call again.
+  // `peer` and `local` (the socket's) name the connection in the log line of a failure.
+  Step advance(int fd, const Address& peer, const Address& local);
+  // The timeout expired: counts and logs it; the stage has failed.
+  void timed_out(const Address& peer, const Address& local);
+  // The socket cannot be watched any more: the stage has failed (counted as aborted).
+  void abandon() noexcept;
+
+  bool passed() const noexcept { return state_ == State::done; }
+  bool running() const noexcept { return state_ == State::running; }
+  // Once passed(): the header, and the client it names (null for LOCAL, UNSPEC, UNIX).
+  const proxy_protocol::Header* header() const noexcept { return passed() ? &header_ : nullptr; }
+  const Address* client() const noexcept { return has_client_ ? &client_ : nullptr; }
+
+ private:
+  enum class State : uint8_t { running, done, failed };
+  enum class Why : uint8_t { invalid, aborted, timeout };
+  Step fail(Why why, std::string_view error, const Address& peer, const Address& local);
+  Step finish();
+  void cancel_timer() noexcept;
+
+  EventLoop& loop_;
+  std::shared_ptr<const ProxyProtocolOptions> options_;
+  ProxyProtocolStats* stats_;
+  State state_ = State::running;
+  bool has_client_ = false;
+  TimerId timer_;
+  std::vector<uint8_t> seen_;  // header bytes taken off the socket, then what was peeked
+  proxy_protocol::Header header_;
+  Address client_;
+};
+
+// Accept-time check of a listener expecting headers: whether `peer` may send one. An
+// untrusted peer is counted and logged (rate-limited); the caller closes it unread.
+bool proxy_peer_trusted(const ProxyProtocolOptions& options, ProxyProtocolStats& stats,
+                        const Address& peer, const Address& local);
+
+// The header's source as a socket address (inet or inet6 only).
+Address address_of(const proxy_protocol::Header& header) noexcept;
+
+}  // namespace netloop

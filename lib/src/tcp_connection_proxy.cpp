@@ -1,0 +1,71 @@
+// TcpConnection's PROXY protocol stage: the header read before TLS and on_open, and the
+// peer address it gives the connection. The reading itself is ProxyStage's.
+#include "netloop/tcp_connection.hpp"
+
+#include <string>
+
+#include "netloop/log.hpp"
+#include "netloop/proxy_protocol.hpp"
+#include "proxy_stage.hpp"
+
+namespace netloop {
+
+void TcpConnection::use_proxy_protocol(std::unique_ptr<ProxyStage> stage) noexcept {
+  proxy_ = std::move(stage);
+}
+
+const Address& TcpConnection::peer_address() const noexcept {
+  if (proxy_)
+    if (const Address* client = proxy_->client()) return *client;
+  return StreamConnection::peer_address();
+}
+
+const proxy_protocol::Header* TcpConnection::proxy_header() const noexcept {
+  return proxy_ ? proxy_->header() : nullptr;
+}
+
+void TcpConnection::start_proxy_stage() {
+  // An accepted connection that fails here (or is closed by a drain) never opened: its
+  // handler is not told, as for a failed TLS handshake.
+  close_quietly_until_begun();
+  proxy_->arm_timeout([this] {
+    if (state() != State::open || !proxy_->running()) return;
+    proxy_->timed_out(StreamConnection::peer_address(), local_address());
+    proxy_stage_failed("no PROXY header in time");
+  });
+  drive_proxy_stage();  // the header may be there already
+}
+
+void TcpConnection::on_proxy_io(uint32_t ready) {
+  if (state() != State::open || !proxy_->running()) return;
+  if ((ready & ready::error) && watcher_.error()) {  // the poller refused an interest change
+    proxy_->abandon();
+    proxy_stage_failed("the socket cannot be watched");
+    return;
+  }
+  drive_proxy_stage();
+}
+
+void TcpConnection::drive_proxy_stage() {
+  switch (proxy_->advance(fd_.get(), StreamConnection::peer_address(), local_address())) {
+    case ProxyStage::Step::want_read:
+      return;  // the watcher already waits for input
+    case ProxyStage::Step::failed:
+      proxy_stage_failed("invalid PROXY header");
+      return;
+    case ProxyStage::Step::done:
+      break;
+  }
+  // Closed while reading the header (a drain): it never opens.
+  if (state() != State::open) return;
+  open_transport();  // the bytes after the header are still in the socket
+}
+
+void TcpConnection::proxy_stage_failed(std::string_view why) {
+  watcher_.set_interest(Interest::none);
+  fail_unstarted({CloseReason::error, make_error(EPROTO),
+                  std::string(why) + " from " + StreamConnection::peer_address().to_string()},
+                 false);
+}
+
+}  // namespace netloop
