@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "demo_handover.hpp"
 #include "demo_protocol.hpp"
 #include "demo_tls.hpp"
 #include "netloop/byte_size.hpp"
@@ -129,6 +130,7 @@ std::vector<OptionGroup> all_groups() {
   for (const DemoProtocol* p : demo_protocols())
     if (!p->options.empty()) groups.push_back({p->options_title, p->options});
   groups.push_back(tls_option_group());
+  groups.push_back(handover_option_group());
   for (auto& g : common_groups()) groups.push_back(std::move(g));
   return groups;
 }

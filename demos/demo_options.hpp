@@ -49,6 +49,7 @@ struct DemoOptions {
   bool proxy_options_given = false;
   DemoTlsOptions tls;
   std::string poller;  // empty: the default backend
+  std::string handover_path;  // --handover: empty without it
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;
   UdpOptions udp;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "demo_handover.hpp"
 #include "demo_options.hpp"
 #include "demo_protocol.hpp"
 #include "demo_tls.hpp"
@@ -82,7 +83,9 @@ int main(int argc, char** argv) {
   so.max_connections = opt.max_connections;
   so.listener.connection = opt.connection;
   so.udp = opt.udp;
+  so.handover_source = !opt.handover_path.empty();
   Server server(so);
+  demo::DemoHandover handover(opt.handover_path);  // after the server: it uses loop 0
 
   demo::MetricsSources sources;
   sources.server = &server;
@@ -96,8 +99,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::vector<ListeningSocket> inherited;
+  if (std::string why = handover.receive(inherited); !why.empty()) {
+    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
+    return kExitUsage;
+  }
   std::string why;
-  if (auto ec = server.start(&why).error()) {
+  if (auto ec = server.start(std::move(inherited), &why).error()) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return kExitUsage;
   }
@@ -114,6 +122,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return 1;
   }
+  if (std::string why = handover.serve(server); !why.empty()) {
+    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
+    return kExitUsage;
+  }
   server.run();
   size_t datagram_index = 0;
   for (const auto& b : server.bound()) {
@@ -126,5 +138,5 @@ int main(int argc, char** argv) {
              st.dropped_send_error, st.peer_errors);
   }
   log_info("{}", demo::one_line_summary(sources));
-  return 0;
+  return handover.exit_code();
 }
