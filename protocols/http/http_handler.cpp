@@ -47,9 +47,9 @@ void HttpHandler::on_timer(Connection& conn) {
     // Draining, a response still going out is looked at again after the grace, not the
     // whole keep-alive timeout: the connection goes once it is out (and the grace over).
     const HttpOptions& o = responder_->options();
-    Duration again = draining_ ? std::clamp<Duration>(o.drain_idle_grace, milliseconds(50),
-                                                      o.keepalive_timeout)
-                               : o.keepalive_timeout;
+    Duration again = o.keepalive_timeout;
+    if (draining_)
+      again = std::max<Duration>(std::min(o.drain_idle_grace, again), milliseconds(50));
     TimePoint next = now < deadline_ ? deadline_ : now + again;
     timer_at_ = next;
     timer_fired_ = false;
