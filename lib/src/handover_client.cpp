@@ -84,8 +84,11 @@ Result<std::unique_ptr<HandoverClient>> HandoverClient::request(const std::strin
   // The request; a few bytes into an empty socket buffer.
   std::string request = std::string(wire::kRequest) + "\n";
   if (!wait_for(fd.get(), POLLOUT, deadline) ||
-      wire::send_with_fd(fd.get(), request, -1) != ssize_t(request.size()))
-    return fail(why, at + "cannot send the request: " + std::strerror(errno), last_error());
+      wire::send_with_fd(fd.get(), request, -1) != ssize_t(request.size())) {
+    // A refusal is said at once, and the connection closed: read it below.
+    if (errno != EPIPE && errno != ECONNRESET)
+      return fail(why, at + "cannot send the request: " + std::strerror(errno), last_error());
+  }
 
   std::string buffer, line;
   std::deque<Fd> fds;  // received, not yet matched to their socket line
