@@ -110,6 +110,11 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   for (auto& after : run.after_start) after();
+  // Listening at the --handover path (or taking it over) before the banner says "ready".
+  if (std::string why = handover.serve(server); !why.empty()) {
+    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
+    return kExitUsage;
+  }
   print_banner(server, run, std::string(server.loop(0).backend_name()));
 
   if (auto ec = server.handle_signals([&sources] {
@@ -121,10 +126,6 @@ int main(int argc, char** argv) {
   if (std::string why = demo::handle_tls_reload(server, run); !why.empty()) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return 1;
-  }
-  if (std::string why = handover.serve(server); !why.empty()) {
-    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
-    return kExitUsage;
   }
   server.run();
   size_t datagram_index = 0;
