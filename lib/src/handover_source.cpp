@@ -222,7 +222,9 @@ bool HandoverSource::read_session_input() {
     if (s.phase == Session::Phase::request && line == wire::kRequest) {
       auto sockets = provide_();
       if (!sockets) {
-        say(s.fd.get(), "error " + sockets.error().message());
+        say(s.fd.get(), sockets.error() == std::errc::operation_canceled
+                            ? "error draining: this instance is stopping"
+                            : "error " + sockets.error().message());
         end_session("cannot pass the sockets: " + sockets.error().message());
         return false;
       }

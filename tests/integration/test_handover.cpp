@@ -534,3 +534,44 @@ TEST_CASE("listening_sockets: only with handover_source, and not once draining")
   h.drain();
   CHECK(h.listening_sockets().error() == std::errc::operation_canceled);
 }
+
+TEST_CASE("handover to another configuration: new listeners bind, dropped ones are closed") {
+  Server a(source_opts(2));
+  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  std::string why;
+  REQUIRE(a.start(&why).ok());
+  const Address tcp = a.bound()[0].address;
+  auto inherited = a.listening_sockets();
+  REQUIRE(inherited);
+  const size_t fds_before = open_fds();
+  {
+    Server b(source_opts(2));
+    b.add_stream("echo", tcp, [](netloop::EventLoop&, size_t) {  // the same, by its port
+      return StreamService{.factory = netloop::echo::tcp_echo_factory()};
+    });
+    b.add_stream("echo-2", Address::ipv4_loopback(0), [](netloop::EventLoop&, size_t) {
+      return StreamService{.factory = netloop::echo::tcp_echo_factory()};
+    });
+    REQUIRE_MESSAGE(b.start(std::move(*inherited), &why).ok(), why);
+    REQUIRE(b.bound().size() == 2);
+    CHECK(b.bound()[0].address == tcp);
+    CHECK(b.bound()[1].address.port() != 0);
+    CHECK(b.bound()[1].address.port() != tcp.port());
+    // Its own copies (handover_source) and listeners: 2 x 2 for echo, 2 x 2 for echo-2;
+    // the two UDP sockets it had no registration for are closed (the inherited echo ones
+    // became its listeners).
+    auto mine = b.listening_sockets();
+    REQUIRE(mine);
+    CHECK(mine->size() == 4);
+    mine->clear();
+    Running run_b(b);
+    Sock s = connect_to(b.bound()[1].address, {.timeout = 5s});
+    REQUIRE(s.valid());
+    CHECK(echo_once(s.get(), "new") == "new");
+    Sock t = connect_to(tcp, {.timeout = 5s});
+    REQUIRE(t.valid());
+    CHECK(echo_once(t.get(), "old") == "old");
+  }
+  // Everything B had is closed with it; the passed duplicates of A's sockets too.
+  CHECK(wait_until([&] { return open_fds() + 4 == fds_before; }, 5s));
+}
