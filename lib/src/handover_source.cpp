@@ -117,6 +117,7 @@ HandoverSource::~HandoverSource() {
     session_->watcher.stop();
     if (session_->timer) loop_.cancel_timer(session_->timer);
   }
+  if (retry_timer_) loop_.cancel_timer(retry_timer_);
   watcher_.stop();
   // A successor renamed its own socket over the path: that one is not ours to remove.
   struct stat st{};
@@ -134,7 +135,15 @@ void HandoverSource::on_accept() {
 #endif
     if (!c) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN; or EMFILE and such: the next readiness tries again
+      if (errno != EAGAIN && errno != EWOULDBLOCK && !retry_timer_) {
+        // EMFILE and such: the listener stays readable; look again in a moment, not at once.
+        watcher_.set_interest(Interest::none);
+        retry_timer_ = loop_.run_after(milliseconds(100), [this] {
+          retry_timer_ = {};
+          watcher_.set_interest(Interest::read);
+        });
+      }
+      return;
     }
     if (!same_user(c.get())) {
       log_warn("handover {}: a process of another user asked for the sockets; refused", path_);

@@ -127,6 +127,7 @@ class HandoverSource {
   dev_t dev_ = 0;  // of the socket file at path_, to tell it from a successor's
   ino_t ino_ = 0;
   bool handed_over_ = false;
+  TimerId retry_timer_;  // accepting paused after a failure (EMFILE)
   std::unique_ptr<Session> session_;
 };
 
