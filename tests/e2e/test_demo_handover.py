@@ -171,7 +171,7 @@ def wrk_swaps(exe):
             load = subprocess.Popen([wrk, "-t2", "-c50", "-d4s", "http://127.0.0.1:%d/" % port],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
-            for threads in (2, 3):  # A -> B, then B -> C (with one loop more)
+            for threads in (3, 1):  # A (2 loops) -> B (3), then B -> C (1: serves all 3 sockets)
                 time.sleep(1.2)
                 old = demos[-1]
                 demos.append(start(exe, port, path, threads=threads))
