@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "demo_handover.hpp"
 #include "demo_protocol.hpp"
 #include "demo_proxy_protocol.hpp"
 #include "demo_tls.hpp"
@@ -131,6 +132,7 @@ std::vector<OptionGroup> all_groups() {
     if (!p->options.empty()) groups.push_back({p->options_title, p->options});
   groups.push_back(tls_option_group());
   groups.push_back(proxy_protocol_option_group());
+  groups.push_back(handover_option_group());
   for (auto& g : common_groups()) groups.push_back(std::move(g));
   return groups;
 }

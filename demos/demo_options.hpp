@@ -56,6 +56,7 @@ struct DemoOptions {
   bool proxy_trusted_given = false;
   std::shared_ptr<const ProxyProtocolOptions> proxy_protocol;
   std::string poller;  // empty: the default backend
+  std::string handover_path;  // --handover: empty without it
   LogLevel log_level = LogLevel::info;
   ConnectionOptions connection;
   UdpOptions udp;

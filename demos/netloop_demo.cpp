@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "demo_handover.hpp"
 #include "demo_options.hpp"
 #include "demo_protocol.hpp"
 #include "demo_tls.hpp"
@@ -82,7 +83,9 @@ int main(int argc, char** argv) {
   so.max_connections = opt.max_connections;
   so.listener.connection = opt.connection;
   so.udp = opt.udp;
+  so.handover_source = !opt.handover_path.empty();
   Server server(so);
+  demo::DemoHandover handover(opt.handover_path);  // after the server: it uses loop 0
 
   demo::MetricsSources sources;
   sources.server = &server;
@@ -96,12 +99,22 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::vector<ListeningSocket> inherited;
+  if (std::string why = handover.receive(inherited); !why.empty()) {
+    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
+    return kExitUsage;
+  }
   std::string why;
-  if (auto ec = server.start(&why).error()) {
+  if (auto ec = server.start(std::move(inherited), &why).error()) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return kExitUsage;
   }
   for (auto& after : run.after_start) after();
+  // Listening at the --handover path (or taking it over) before the banner says "ready".
+  if (std::string why = handover.serve(server); !why.empty()) {
+    std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
+    return kExitUsage;
+  }
   print_banner(server, run, std::string(server.loop(0).backend_name()));
 
   if (auto ec = server.handle_signals([&sources] {
@@ -126,5 +139,5 @@ int main(int argc, char** argv) {
              st.dropped_send_error, st.peer_errors);
   }
   log_info("{}", demo::one_line_summary(sources));
-  return 0;
+  return handover.exit_code();
 }

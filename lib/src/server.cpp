@@ -2,7 +2,9 @@
 // drain and stop, signals, and counter totals.
 #include "netloop/server.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <mutex>
@@ -97,8 +99,21 @@ void Server::add_datagram(std::string name, Address address, DatagramSetup setup
   datagrams_.push_back({std::move(name), address, std::move(setup), loops == Loops::every});
 }
 
-Result<void> Server::start(std::string* why) {
+Result<void> Server::start(std::string* why) { return start({}, why); }
+
+Result<void> Server::start(std::vector<ListeningSocket> inherited, std::string* why) {
   if (started_.exchange(true)) return make_error(EALREADY);
+  inherited_ = std::move(inherited);
+  // Whatever is left of them when start() returns, taken or not, is closed then.
+  struct CloseLeft {
+    std::vector<ListeningSocket>& left;
+    ~CloseLeft() {
+      for (const auto& s : left)
+        log_warn("inherited {} socket {} on {} (loop {}): no registration here takes it; "
+                 "closed", s.datagram ? "datagram" : "stream", s.name, s.address, s.loop);
+      left.clear();
+    }
+  } close_left{inherited_};
   for (size_t i = 0; i < options_.threads; ++i) {
     std::string reason;
     auto loop = EventLoop::create(options_.poller, &reason);
@@ -130,66 +145,109 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   lo.refusal_factory = services[0].refusal_factory;
   lo.tls = services[0].tls;
   if (services[0].proxy_protocol) lo.proxy_protocol = services[0].proxy_protocol;
-  lo.reuse_port = n > 1 && options_.reuse_port;
+  lo.reuse_port = (n > 1 || options_.handover_source) && options_.reuse_port;
   const std::string what = reg.name + " on " + reg.address.to_string();
+  std::vector<Fd> inherited = take_inherited(reg.name, false, reg.address);
+  auto options_for = [&](size_t i) {
+    ListenerOptions li = lo;
+    li.refusal_factory = services[i].refusal_factory;
+    li.tls = services[i].tls;
+    return li;
+  };
 
-  auto first = TcpListener::listen(*loops_[0]->loop, reg.address, services[0].factory, lo);
-  if (!first && lo.reuse_port && (first.error().value() == ENOPROTOOPT ||
-                                  first.error().value() == ENOTSUP)) {
-    log_warn("{}: SO_REUSEPORT is not available ({}); one acceptor hands connections to "
-             "the loops", what, first.error().message());
-    lo.reuse_port = false;
-    options_.reuse_port = false;
+  Result<std::unique_ptr<TcpListener>> first = make_error(EINVAL);
+  if (!inherited.empty()) {
+    Address local = Address::local_of(inherited[0].get(), reg.address);
+    if (n > 1 && !options_.reuse_port) {  // the inherited sockets become the acceptors
+      bound_.push_back({reg.name, local, false});
+      return hand_off_to_loops(n, services, lo, local, std::move(inherited), reg, why);
+    }
+    first = TcpListener::from_descriptor(*loops_[0]->loop, std::move(inherited[0]),
+                                         services[0].factory, lo);
+    if (!first) return fail_with(why, "cannot serve the inherited socket (" + what + ")",
+                                 first.error());
+  } else {
     first = TcpListener::listen(*loops_[0]->loop, reg.address, services[0].factory, lo);
+    if (!first && lo.reuse_port && (first.error().value() == ENOPROTOOPT ||
+                                    first.error().value() == ENOTSUP)) {
+      log_warn("{}: SO_REUSEPORT is not available ({}); one acceptor hands connections to "
+               "the loops", what, first.error().message());
+      lo.reuse_port = false;
+      options_.reuse_port = false;
+      first = TcpListener::listen(*loops_[0]->loop, reg.address, services[0].factory, lo);
+    }
+    if (!first) return fail_with(why, "cannot listen (" + what + ")", first.error());
   }
-  if (!first) return fail_with(why, "cannot listen (" + what + ")", first.error());
   Address local = (*first)->local_address();
   bound_.push_back({reg.name, local, false});
 
   if (n > 1 && !lo.reuse_port) {
-    // One acceptor (loop 0) and an adopter per loop: connections go round the loops.
-    first->reset();  // listens again below, as the acceptor
-    auto targets = std::make_shared<std::vector<std::pair<Loop*, TcpListener*>>>();
-    ListenerOptions acceptor = lo;
-    acceptor.limit = nullptr;  // the adopters count
-    acceptor.hand_off = [targets, next = size_t(0)](Fd fd, const Address& peer) mutable {
-      auto [target, adopter] = (*targets)[next++ % targets->size()];
-      if (target->index == 0) {  // this loop: no hop
-        adopter->adopt_accepted(std::move(fd), peer);
-        return;
-      }
-      int raw = fd.release();
-      target->loop->post([target = target, adopter = adopter, raw, peer] {
-        if (target->finished) {  // that loop is shutting down: its adopter is gone
-          ::close(raw);
-          return;
-        }
-        adopter->adopt_accepted(Fd(raw), peer);
-      });
-    };
-    auto acc = TcpListener::listen(*loops_[0]->loop, local, services[0].factory, acceptor);
-    if (!acc) return fail_with(why, "cannot listen (" + what + ")", acc.error());
-    loops_[0]->listeners.push_back(std::move(*acc));
-    for (size_t i = 0; i < n; ++i) {
-      ListenerOptions ao = lo;
-      ao.refusal_factory = services[i].refusal_factory;
-      ao.tls = services[i].tls;
-      auto a = TcpListener::adopter(*loops_[i]->loop, local, services[i].factory, ao);
-      targets->emplace_back(loops_[i].get(), a.get());
-      loops_[i]->listeners.push_back(std::move(a));
-    }
-    return {};
+    first->reset();  // listens again, as the acceptor
+    return hand_off_to_loops(n, services, lo, local, {}, reg, why);
   }
 
+  if (auto ec = keep_copy(reg.name, 0, false, (*first)->descriptor()))
+    return fail_with(why, "cannot keep a copy (" + what + ")", ec);
   loops_[0]->listeners.push_back(std::move(*first));
-  for (size_t i = 1; i < n; ++i) {
-    ListenerOptions li = lo;
-    li.refusal_factory = services[i].refusal_factory;
-    li.tls = services[i].tls;
-    auto l = TcpListener::listen(*loops_[i]->loop, local, services[i].factory, li);
+  // Inherited socket k on loop k % n; loops left without one bind their own.
+  for (size_t k = 1; k < std::max(n, inherited.size()); ++k) {
+    size_t i = k % n;
+    auto l = k < inherited.size()
+                 ? TcpListener::from_descriptor(*loops_[i]->loop, std::move(inherited[k]),
+                                                services[i].factory, options_for(i))
+                 : TcpListener::listen(*loops_[i]->loop, local, services[i].factory,
+                                       options_for(i));
     if (!l) return fail_with(why, "cannot listen (" + what + ", loop " + std::to_string(i) + ")",
                              l.error());
+    if (auto ec = keep_copy(reg.name, i, false, (*l)->descriptor()))
+      return fail_with(why, "cannot keep a copy (" + what + ")", ec);
     loops_[i]->listeners.push_back(std::move(*l));
+  }
+  return {};
+}
+
+// One acceptor (loop 0) and an adopter per loop: connections go round the loops. The
+// acceptors are `acceptors` (inherited) or, without them, a new listener on `local`.
+std::error_code Server::hand_off_to_loops(size_t n, const std::vector<StreamService>& services,
+                                          const ListenerOptions& lo, const Address& local,
+                                          std::vector<Fd> acceptors, const StreamReg& reg,
+                                          std::string* why) {
+  const std::string what = reg.name + " on " + reg.address.to_string();
+  auto targets = std::make_shared<std::vector<std::pair<Loop*, TcpListener*>>>();
+  ListenerOptions acceptor = lo;
+  acceptor.limit = nullptr;  // the adopters count
+  acceptor.hand_off = [targets, next = size_t(0)](Fd fd, const Address& peer) mutable {
+    auto [target, adopter] = (*targets)[next++ % targets->size()];
+    if (target->index == 0) {  // this loop: no hop
+      adopter->adopt_accepted(std::move(fd), peer);
+      return;
+    }
+    int raw = fd.release();
+    target->loop->post([target = target, adopter = adopter, raw, peer] {
+      if (target->finished) {  // that loop is shutting down: its adopter is gone
+        ::close(raw);
+        return;
+      }
+      adopter->adopt_accepted(Fd(raw), peer);
+    });
+  };
+  for (size_t k = 0; k < std::max<size_t>(acceptors.size(), 1); ++k) {
+    auto acc = acceptors.empty()
+                   ? TcpListener::listen(*loops_[0]->loop, local, services[0].factory, acceptor)
+                   : TcpListener::from_descriptor(*loops_[0]->loop, std::move(acceptors[k]),
+                                                  services[0].factory, acceptor);
+    if (!acc) return fail_with(why, "cannot listen (" + what + ")", acc.error());
+    if (auto ec = keep_copy(reg.name, 0, false, (*acc)->descriptor()))
+      return fail_with(why, "cannot keep a copy (" + what + ")", ec);
+    loops_[0]->listeners.push_back(std::move(*acc));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    ListenerOptions ao = lo;
+    ao.refusal_factory = services[i].refusal_factory;
+    ao.tls = services[i].tls;
+    auto a = TcpListener::adopter(*loops_[i]->loop, local, services[i].factory, ao);
+    targets->emplace_back(loops_[i].get(), a.get());
+    loops_[i]->listeners.push_back(std::move(a));
   }
   return {};
 }
@@ -198,9 +256,10 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
   // Without SO_REUSEPORT a UDP port is served by loop 0 alone.
   size_t n = reg.every_loop && options_.reuse_port ? loops_.size() : 1;
   UdpOptions uo = options_.udp;
-  uo.reuse_port = n > 1;
+  uo.reuse_port = (n > 1 || options_.handover_source) && options_.reuse_port;
   const std::string what = reg.name + " on " + reg.address.to_string();
   const size_t registration = size_t(&reg - datagrams_.data());
+  std::vector<Fd> inherited = take_inherited(reg.name, true, reg.address);
 
   // Linux gives a UDP socket with SO_REUSEPORT that binds port 0 a port other SO_REUSEPORT
   // sockets of the same user may already hold (TCP never does): this server would join
@@ -208,10 +267,16 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
   // loop 0 binds it at once. (Between the two another process's SO_REUSEPORT socket
   // could still take the port and go unnoticed; an exclusive one makes our bind fail, and
   // we pick again. No socket API closes that window of a few microseconds entirely.)
-  const bool pick = n > 1 && reg.address.port() == 0;
+  const bool pick = uo.reuse_port && reg.address.port() == 0;
   Address address = reg.address;
   Result<std::unique_ptr<UdpSocket>> first = make_error(EADDRINUSE);
-  for (int attempt = 0; attempt < 16; ++attempt) {
+  if (!inherited.empty()) {
+    first = UdpSocket::from_descriptor(*loops_[0]->loop, std::move(inherited[0]),
+                                       reg.setup(*loops_[0]->loop, 0), uo);
+    if (!first) return fail_with(why, "cannot serve the inherited socket (" + what + ")",
+                                 first.error());
+  }
+  for (int attempt = 0; attempt < 16 && inherited.empty(); ++attempt) {
     if (pick) {
       auto port = pick_free_udp_port(reg.address);
       if (!port) return fail_with(why, "cannot bind (" + what + ")", port.error());
@@ -223,15 +288,78 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
   if (!first) return fail_with(why, "cannot bind (" + what + ")", first.error());
   address = (*first)->local_address();
   bound_.push_back({reg.name, address, true});
+  if (auto ec = keep_copy(reg.name, 0, true, (*first)->descriptor()))
+    return fail_with(why, "cannot keep a copy (" + what + ")", ec);
   loops_[0]->sockets.push_back({registration, std::move(*first)});
 
-  for (size_t i = 1; i < n; ++i) {
-    auto s = UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
+  // Inherited socket k on loop k % n; loops left without one bind their own.
+  for (size_t k = 1; k < std::max(n, inherited.size()); ++k) {
+    size_t i = k % n;
+    auto s = k < inherited.size()
+                 ? UdpSocket::from_descriptor(*loops_[i]->loop, std::move(inherited[k]),
+                                              reg.setup(*loops_[i]->loop, i), uo)
+                 : UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
     if (!s) return fail_with(why, "cannot bind (" + what + ", loop " + std::to_string(i) + ")",
                              s.error());
+    if (auto ec = keep_copy(reg.name, i, true, (*s)->descriptor()))
+      return fail_with(why, "cannot keep a copy (" + what + ")", ec);
     loops_[i]->sockets.push_back({registration, std::move(*s)});
   }
   return {};
+}
+
+std::vector<Fd> Server::take_inherited(const std::string& name, bool datagram,
+                                       const Address& at) {
+  auto matches = [&](const ListeningSocket& s) {
+    if (s.name != name || s.datagram != datagram || !s.fd) return false;
+    if (at.port() == 0) return s.address.family() == at.family() && s.address.host() == at.host();
+    return s.address == at;
+  };
+  std::vector<ListeningSocket> mine;
+  for (auto it = inherited_.begin(); it != inherited_.end();) {
+    if (matches(*it)) {
+      mine.push_back(std::move(*it));
+      it = inherited_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::stable_sort(mine.begin(), mine.end(),
+                   [](const ListeningSocket& a, const ListeningSocket& b) { return a.loop < b.loop; });
+  std::vector<Fd> out;
+  for (auto& s : mine) out.push_back(std::move(s.fd));
+  return out;
+}
+
+std::error_code Server::keep_copy(const std::string& name, size_t loop, bool datagram, int fd) {
+  if (!options_.handover_source) return {};
+  Fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy) return last_error();
+  Address local = Address::local_of(copy.get(), Address());
+  std::lock_guard<std::mutex> lock(copies_mutex_);
+  copies_.push_back({name, local, loop, datagram, std::move(copy)});
+  return {};
+}
+
+void Server::drop_copies() {
+  std::vector<ListeningSocket> copies;
+  std::lock_guard<std::mutex> lock(copies_mutex_);
+  copies_closed_ = true;
+  copies.swap(copies_);
+}
+
+Result<std::vector<ListeningSocket>> Server::listening_sockets() const {
+  if (!options_.handover_source) return make_error(ENOTSUP);
+  std::lock_guard<std::mutex> lock(copies_mutex_);
+  if (copies_closed_ || draining()) return make_error(ECANCELED);
+  if (!started_.load() || copies_.empty()) return make_error(ENOTCONN);
+  std::vector<ListeningSocket> out;
+  for (const auto& c : copies_) {
+    Fd fd(::fcntl(c.fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) return last_error();
+    out.push_back({c.name, c.address, c.loop, c.datagram, std::move(fd)});
+  }
+  return out;
 }
 
 void Server::run() {
@@ -251,6 +379,7 @@ void Server::run() {
 }
 
 void Server::stop() {
+  drop_copies();
   for (auto& lp : loops_) {
     Loop* l = lp.get();
     l->loop->post([this, l] { finish(*l); });
@@ -259,6 +388,7 @@ void Server::stop() {
 
 void Server::drain() {
   if (draining_.exchange(true)) return;
+  drop_copies();  // the copies of the listening sockets must not keep them open
   for (auto& lp : loops_) {
     Loop* l = lp.get();
     l->loop->post([this, l] { begin_drain(*l); });

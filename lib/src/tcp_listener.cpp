@@ -58,6 +58,27 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const 
   return l;
 }
 
+Result<std::unique_ptr<TcpListener>> TcpListener::from_descriptor(EventLoop& loop, Fd fd,
+                                                                  StreamHandlerFactory factory,
+                                                                  const ListenerOptions& options) {
+  int type = 0, listening = 0;
+  socklen_t len = sizeof type;
+  if (!fd || ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+    return make_error(EINVAL);
+  len = sizeof listening;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+    return make_error(EINVAL);
+  if (!set_nonblocking_cloexec(fd.get())) return last_error();
+  // On a listening socket listen() only sets the backlog: the queue is kept.
+  if (::listen(fd.get(), options.backlog) < 0) return last_error();
+  Address local = Address::local_of(fd.get(), Address());
+  if (local.family() != AF_INET && local.family() != AF_INET6) return make_error(EINVAL);
+  std::unique_ptr<TcpListener> l(
+      new TcpListener(loop, std::move(fd), local, std::move(factory), options));
+  if (auto r = l->watcher_.start(l->fd_.get(), Interest::read); !r) return r.error();
+  return l;
+}
+
 std::unique_ptr<TcpListener> TcpListener::adopter(EventLoop& loop, const Address& local,
                                                   StreamHandlerFactory factory,
                                                   const ListenerOptions& options) {

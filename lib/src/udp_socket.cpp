@@ -116,6 +116,30 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::bind(EventLoop& loop, const Addres
   return start(loop, std::move(*fd), local, Address(), std::move(handler), options);
 }
 
+Result<std::unique_ptr<UdpSocket>> UdpSocket::from_descriptor(
+    EventLoop& loop, Fd fd, std::unique_ptr<DatagramHandler> handler, const UdpOptions& options) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (!fd || ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM)
+    return make_error(EINVAL);
+  // The same checks of the options as bind() (open_socket), without a new socket.
+  if (options.batch == 0 || options.batch > 1024 || options.max_datagram == 0 ||
+      options.max_datagram > 65535)
+    return make_error(EINVAL);
+  const size_t nbuf = options.completion_buffers;
+  if (options.completion && (nbuf < 2 || nbuf > 32768 || (nbuf & (nbuf - 1)) != 0))
+    return make_error(EINVAL);
+  Address local = Address::local_of(fd.get(), Address());
+  if ((local.family() != AF_INET && local.family() != AF_INET6) || local.port() == 0)
+    return make_error(EINVAL);  // not an IP socket, or never bound
+  sockaddr_storage ss{};
+  len = sizeof ss;
+  if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    return make_error(EINVAL);  // connected: a client's socket, not a server's
+  if (!set_nonblocking_cloexec(fd.get())) return last_error();
+  return start(loop, std::move(fd), local, Address(), std::move(handler), options);
+}
+
 Result<std::unique_ptr<UdpSocket>> UdpSocket::connect(EventLoop& loop, const Address& remote,
                                                       std::unique_ptr<DatagramHandler> handler,
                                                       const UdpOptions& options,

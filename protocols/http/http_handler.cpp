@@ -1,6 +1,8 @@
 // HttpHandler: the per-connection state machine.
 #include "http/http_handler.hpp"
 
+#include <algorithm>
+
 #include "netloop/log.hpp"
 
 namespace netloop::http {
@@ -42,13 +44,19 @@ void HttpHandler::on_timer(Connection& conn) {
   if (now < deadline_ || conn.pending_output() > 0) {
     // Not yet, or the peer is reading a response (the connection's write timeout guards
     // that): look again later.
-    TimePoint next = now < deadline_ ? deadline_ : now + responder_->options().keepalive_timeout;
+    // Draining, a response still going out is looked at again after the grace, not the
+    // whole keep-alive timeout: the connection goes once it is out (and the grace over).
+    const HttpOptions& o = responder_->options();
+    Duration again = o.keepalive_timeout;
+    if (draining_)
+      again = std::max<Duration>(std::min(o.drain_idle_grace, again), milliseconds(50));
+    TimePoint next = now < deadline_ ? deadline_ : now + again;
     timer_at_ = next;
     timer_fired_ = false;
     conn.restart_timer(timer_, next - now);
     return;
   }
-  ++responder_->stats().timeouts;
+  if (!(draining_ && phase_ == Phase::idle)) ++responder_->stats().timeouts;  // not a grace's end
   if (phase_ == Phase::request) {
     log_debug("http {}: request not received within the header timeout; 408",
               conn.peer_address());
@@ -203,16 +211,17 @@ void HttpHandler::on_drain(Connection& conn) {
 }
 
 void HttpHandler::on_server_draining(Connection& conn) {
-  // Idle (between requests, nothing waiting): close now. Otherwise the request in
-  // progress is answered with Connection: close, and the connection goes after it.
+  // The request in progress, or the next one, is answered with Connection: close, and
+  // the connection goes after it. Idle (between requests, nothing waiting), it is closed
+  // after a short grace without one: a client that had just sent a request sees it
+  // answered rather than its connection cut.
   if (phase_ == Phase::closing) return;
+  draining_ = true;
   bool busy = input_waiting_ || body_left_ > 0 || parser_.in_progress();
   if (!busy) {
-    phase_ = Phase::closing;
-    conn.close();  // writes any response still buffered first
-    return;
+    const HttpOptions& o = responder_->options();
+    set_deadline(conn, conn.now() + std::min(o.drain_idle_grace, o.keepalive_timeout));
   }
-  draining_ = true;
 }
 
 void HttpHandler::on_close(Connection&, const CloseInfo&) { timer_ = {}; }

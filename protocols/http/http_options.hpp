@@ -20,6 +20,11 @@ struct HttpOptions {
   Duration header_timeout = seconds(10);
   // How long a keep-alive connection may sit idle between requests.
   Duration keepalive_timeout = seconds(30);
+  // When the server drains, a keep-alive connection idle between requests gets this long
+  // (at most keepalive_timeout) for one more request, answered with Connection: close,
+  // before it is closed: closing it at once races with the request a busy client (wrk,
+  // a proxy's pool) is already sending, which would then see its connection cut.
+  Duration drain_idle_grace = seconds(1);
   // A request body (we serve only GET and HEAD) up to this size is read and discarded so
   // the connection stays in step; past it a 413 and close.
   uint64_t max_discarded_body = 64 * 1024;

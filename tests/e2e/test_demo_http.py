@@ -485,8 +485,9 @@ def test_ab(exe):
 
 
 def test_sigterm(exe):
-    # SIGTERM drains: the idle keep-alive client is closed at once; the one mid-request is
-    # given until --drain-timeout to finish it, and closed then.
+    # SIGTERM drains: the idle keep-alive client is closed after a short grace (1 s, as
+    # long as the drain timeout here); the one mid-request is given until
+    # --drain-timeout to finish it, and closed then.
     with Site() as site, HttpDemo(exe, site.root, extra=["--drain-timeout", "1"]) as d:
         idle = d.connect()
         r = Raw(idle)

@@ -273,3 +273,33 @@ TEST_CASE("the built-in page without a root") {
   CHECK(rs[0].body.find("netloop") != std::string::npos);
   CHECK(rs[1].status == 404);
 }
+
+TEST_CASE("a drain gives an idle keep-alive connection a grace for one more request") {
+  Site site;
+  auto r = responder_for(&site);
+  SUBCASE("a request in the grace is answered with Connection: close, then closed") {
+    auto c = connection(r);
+    c->feed(kGet);
+    CHECK(split_responses(c->take_output()).size() == 1);
+    c->server_drain();
+    CHECK_FALSE(c->closed());  // closing now would cut a request already on its way
+    c->advance(milliseconds(500));
+    c->feed(kGet);
+    auto rs = split_responses(c->take_output());
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].status == 200);
+    CHECK(rs[0].head.find("Connection: close\r\n") != std::string::npos);
+    CHECK(c->closed());
+  }
+  SUBCASE("no request: closed when the grace ends, not at the keep-alive timeout") {
+    auto c = connection(r);
+    c->feed(kGet);
+    c->take_output();
+    c->server_drain();
+    c->advance(milliseconds(900));
+    CHECK_FALSE(c->closed());
+    c->advance(milliseconds(200));
+    CHECK(c->closed());
+    CHECK(c->output().empty());
+  }
+}

@@ -38,6 +38,21 @@ struct ServerOptions {
   bool reuse_port = true;
   ListenerOptions listener{};  // backlog, connection options (reuse_port and limit are set here)
   UdpOptions udp{};
+  // Keep a copy of every listening socket, so that listening_sockets() can hand them to
+  // a new instance (netloop/handover.hpp). Every socket then has SO_REUSEPORT, one loop
+  // or many, so a successor with more loops can add its own on the same port. The copies
+  // close when the server drains or stops.
+  bool handover_source = false;
+};
+
+// A listening socket (TCP listener or UDP socket) of one registration on one loop, as
+// passed from a running Server to its successor.
+struct ListeningSocket {
+  std::string name;       // the registration's name
+  Address address;        // as bound
+  size_t loop = 0;        // the loop that served it
+  bool datagram = false;  // a UDP socket; else a TCP listener
+  Fd fd;
 };
 
 // What a stream protocol needs on one loop; made once per loop, so per-loop state (a
@@ -102,6 +117,15 @@ class Server {
   // Creates the loops and binds everything. Port 0 is picked by loop 0's socket and the
   // other loops bind that same port. The error (and `why`) names the listener.
   Result<void> start(std::string* why = nullptr);
+  // The same, serving `inherited` sockets (from a handover) instead of binding new ones.
+  // A registration takes those of its kind and name whose address is its own (its port 0
+  // matches any port on its host), in their loop order: socket k goes to loop k % n of
+  // its n loops, so one with fewer loops than before still accepts on every socket (what
+  // is queued on them is not lost), and one with more binds SO_REUSEPORT sockets of its
+  // own on the same address for the rest. Inherited sockets no registration takes are
+  // closed at once: connections still queued on them are reset once the old instance
+  // has closed its copies too (a listener removed in the new configuration ends).
+  Result<void> start(std::vector<ListeningSocket> inherited, std::string* why = nullptr);
   // Runs the loops, loop 0 on the calling thread, until stop() or a finished drain.
   void run();
   // Any thread. Stops now: open connections close with CloseReason::shutdown.
@@ -122,6 +146,10 @@ class Server {
     bool datagram;
   };
   const std::vector<Bound>& bound() const noexcept { return bound_; }
+  // Any thread, after start(): a duplicate of every listening socket, for a successor
+  // (ServerOptions::handover_source; else ENOTSUP). ECANCELED once draining or stopping:
+  // the sockets are closing then.
+  Result<std::vector<ListeningSocket>> listening_sockets() const;
   size_t loop_count() const noexcept { return loops_.size(); }
   EventLoop& loop(size_t i) noexcept;
   // Any thread.
@@ -146,6 +174,13 @@ class Server {
   };
 
   std::error_code bind_stream(const StreamReg& reg, std::string* why);
+  std::error_code hand_off_to_loops(size_t n, const std::vector<StreamService>& services,
+                                    const ListenerOptions& lo, const Address& local,
+                                    std::vector<Fd> acceptors, const StreamReg& reg,
+                                    std::string* why);
+  std::vector<Fd> take_inherited(const std::string& name, bool datagram, const Address& at);
+  std::error_code keep_copy(const std::string& name, size_t loop, bool datagram, int fd);
+  void drop_copies();
   std::error_code bind_datagram(const DatagramReg& reg, std::string* why);
   void begin_drain(Loop& l);
   void finish(Loop& l);
@@ -157,6 +192,10 @@ class Server {
   std::vector<DatagramReg> datagrams_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<Bound> bound_;
+  std::vector<ListeningSocket> inherited_;  // during start() only
+  mutable std::mutex copies_mutex_;
+  std::vector<ListeningSocket> copies_;  // handover_source: until draining or stopping
+  bool copies_closed_ = false;
   mutable std::mutex retired_udp_mutex_;
   std::vector<UdpStats> retired_udp_;  // by datagram registration: sockets already closed
   std::atomic<bool> draining_{false};

@@ -71,6 +71,12 @@ class TcpListener final : ConnectionOwner {
   static Result<std::unique_ptr<TcpListener>> listen(EventLoop& loop, const Address& address,
                                                      StreamHandlerFactory factory,
                                                      const ListenerOptions& options = {});
+  // Serves an already listening TCP socket (one inherited in a handover): EINVAL when
+  // `fd` is not a listening stream socket. Its backlog is set to options.backlog;
+  // options.reuse_port is not looked at (it was set, or not, before the socket was bound).
+  static Result<std::unique_ptr<TcpListener>> from_descriptor(EventLoop& loop, Fd fd,
+                                                              StreamHandlerFactory factory,
+                                                              const ListenerOptions& options = {});
   // A listener without a socket, for connections accepted elsewhere (hand_off).
   static std::unique_ptr<TcpListener> adopter(EventLoop& loop, const Address& local,
                                               StreamHandlerFactory factory,
@@ -81,6 +87,8 @@ class TcpListener final : ConnectionOwner {
   void adopt_accepted(Fd fd, const Address& peer);
 
   const Address& local_address() const noexcept { return local_; }
+  // The listening socket (-1 once it stopped accepting, or for an adopter): to pass on.
+  int descriptor() const noexcept { return fd_.get(); }
   size_t connection_count() const noexcept { return connections_.size(); }
   // Connections that still have something to deliver (see TcpConnection::delivered_all).
   size_t busy_connection_count() const noexcept;

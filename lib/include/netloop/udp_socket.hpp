@@ -72,6 +72,12 @@ class UdpSocket final : public DatagramSocket {
   static Result<std::unique_ptr<UdpSocket>> bind(EventLoop& loop, const Address& address,
                                                  std::unique_ptr<DatagramHandler> handler,
                                                  const UdpOptions& options = {});
+  // Serves an already bound, unconnected UDP socket (one inherited in a handover) as
+  // bind() would: EINVAL when `fd` is not one. Datagrams already queued on it are kept.
+  // options' buffer sizes and reuse_port are not applied (the socket has its own).
+  static Result<std::unique_ptr<UdpSocket>> from_descriptor(EventLoop& loop, Fd fd,
+                                                            std::unique_ptr<DatagramHandler> handler,
+                                                            const UdpOptions& options = {});
   // A client socket: connect(2)ed to `remote` (IPv4 or IPv6), bound first to `local` if
   // given (else the kernel picks the local address and port). It sends with send() (or
   // send_to the peer), receives from `remote` alone (the kernel drops datagrams from
@@ -94,6 +100,7 @@ class UdpSocket final : public DatagramSocket {
   bool output_full() const noexcept override { return output_full_; }
   bool is_open() const noexcept override { return open_; }
   const Address& local_address() const noexcept override { return local_; }
+  int descriptor() const noexcept { return fd_.get(); }  // the socket: to pass on
   // The peer as the kernel has it (getpeername) after connect; unset (AF_UNSPEC) for a
   // socket from bind().
   const Address& peer_address() const noexcept override { return peer_; }
