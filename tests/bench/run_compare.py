@@ -95,6 +95,12 @@ def plan(name):
             skipped.append("nginx (not installed)")
         return (["--quick", "--idle", "50"],
                 ["config", "servers", "unavailable", "died", "skipped", "rounds", "medians", "ratios"], skipped)
+    if name == "lb":
+        missing = [t for t in ("wrk", "haproxy") if tool(t) is None]
+        if missing:
+            return None, [], [f"every case ({', '.join(missing)} not installed)"]
+        return (["--rounds", "1", "--warmup", "0", "--duration", "1", "--connections", "4"],
+                ["config", "rounds", "medians", "ratios_proxyv2_over_plain"], skipped)
     raise SystemExit(f"run_compare.py: no plan for compare-{name}")
 
 
