@@ -32,7 +32,7 @@ std::string parse_rate(const std::string& v, double& out) {
 }
 
 OptionGroup per_client_group() {
-  return {"Per-client limits (a client: an IPv4 address, or an IPv6 /64)",
+  return {"Per-client limits (a client: an IPv4 address, or an IPv6 network, /64 by default)",
           {
               {"--max-connections-per-ip", "N", "a number",
                "connections one client may hold at once across all listeners;\n"

@@ -1,5 +1,5 @@
 // ClientConnectionLimit: how many connections each client (ClientKey) may hold at once,
-// shared by listeners on several loops; ClientSlot: one connection's share of it.
+// shared by listeners on several loops.
 #pragma once
 
 #include <array>
@@ -12,6 +12,7 @@
 
 #include "netloop/address.hpp"
 #include "netloop/client_key.hpp"
+#include "netloop/client_slot.hpp"
 
 namespace netloop {
 
@@ -58,28 +59,6 @@ class ClientConnectionLimit {
   int prefix_;
   ClientKeyHash hash_;
   std::array<Shard, kShards> shards_;
-};
-
-// One connection's count in a ClientConnectionLimit, given back exactly once: by release()
-// or by the destructor, whichever comes first. Empty (nothing held) by default.
-class ClientSlot {
- public:
-  ClientSlot() noexcept = default;
-  // Takes a count for `peer`'s client; an empty slot when it is at its limit.
-  static ClientSlot acquire(ClientConnectionLimit& limit, const Address& peer) noexcept;
-  ClientSlot(ClientSlot&& o) noexcept : limit_(o.limit_), key_(o.key_) { o.limit_ = nullptr; }
-  ClientSlot& operator=(ClientSlot&& o) noexcept;
-  ClientSlot(const ClientSlot&) = delete;
-  ClientSlot& operator=(const ClientSlot&) = delete;
-  ~ClientSlot() { release(); }
-
-  explicit operator bool() const noexcept { return limit_ != nullptr; }
-  const ClientKey& key() const noexcept { return key_; }
-  void release() noexcept;
-
- private:
-  ClientConnectionLimit* limit_ = nullptr;
-  ClientKey key_{};
 };
 
 }  // namespace netloop

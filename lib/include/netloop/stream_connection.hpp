@@ -19,7 +19,7 @@
 #include <memory>
 #include <vector>
 
-#include "netloop/client_limit.hpp"
+#include "netloop/client_slot.hpp"
 #include "netloop/event_loop.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/protocol.hpp"
