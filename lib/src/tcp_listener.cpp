@@ -113,20 +113,25 @@ void TcpListener::drain() {
   for (TcpConnection* c : snapshot) c->request_drain();
 }
 
-// Past the connection limit: a refusal handler (with a short linger, so its answer is
-// read rather than reset) or, without one, a close at once. False: `fd` is closed.
-bool TcpListener::refuse(Fd& fd, const Address& peer, Refusal why) {
+void TcpListener::count_refusal(const Address& peer, Refusal why) {
   if (why == Refusal::per_client) {
     uint64_t n = ++stats_.refused_per_client;
     if (n == 1 || n % 1000 == 0)
       log_warn("listener {}: {} holds {} connections, the per-client limit; refusing more "
-               "({} so far)", local_, peer.host(), options_.client_limit->per_client(), n);
+               "({} so far)", local_, peer.host(),
+               options_.client_limit ? options_.client_limit->per_client() : 0, n);
   } else {
     ++stats_.refused;
     if (stats_.refused == 1 || stats_.refused % 1000 == 0)
       log_warn("listener {}: {} connections open, the limit; refusing new ones ({} so far)",
-               local_, options_.limit->max(), stats_.refused);
+               local_, options_.limit ? options_.limit->max() : 0, stats_.refused);
   }
+}
+
+// Past a connection limit: a refusal handler (with a short linger, so its answer is
+// read rather than reset) or, without one, a close at once. False: `fd` is closed.
+bool TcpListener::refuse(Fd& fd, const Address& peer, Refusal why) {
+  count_refusal(peer, why);
   if (!options_.refusal_factory) return false;
   auto handler = options_.refusal_factory();
   if (!handler) return false;

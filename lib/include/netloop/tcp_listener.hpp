@@ -79,6 +79,10 @@ class TcpListener final : ConnectionOwner {
   // success `slot` holds the count (hand it to the connection: hold_client_slot) and is
   // empty when there is no limit; false when the client is at its limit: refuse it.
   bool admit_client(const Address& peer, ClientSlot& slot) noexcept;
+  // Counts (and now and then logs) a refusal: refuse() does, and so must whoever refuses
+  // a connection admit_client() turned down after accept.
+  enum class Refusal : uint8_t { max_connections, per_client };
+  void count_refusal(const Address& peer, Refusal why);
   // Closes the listening socket; live connections go on.
   void stop_accepting() noexcept;
   // Graceful shutdown: stops accepting and tells every connection's handler the server
@@ -96,7 +100,6 @@ class TcpListener final : ConnectionOwner {
               const ListenerOptions& options);
   void on_readable();
   void adopt(Fd fd, const Address& peer);
-  enum class Refusal : uint8_t { max_connections, per_client };
   bool refuse(Fd& fd, const Address& peer, Refusal why);
   bool secure(TcpConnection& conn, int fd);  // ListenerOptions::tls: false when it cannot
   bool shed_one_connection();
