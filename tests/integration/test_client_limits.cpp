@@ -11,6 +11,7 @@
 #include "http/http_responder.hpp"
 #include "netloop/client_limit.hpp"
 #include "netloop/rate_limit.hpp"
+#include "netloop/server.hpp"
 
 using namespace nltest;
 using netloop::Address;
@@ -243,4 +244,44 @@ TEST_CASE("HTTP rate limit: past the burst a 429 with Retry-After, the connectio
   REQUIRE(send_all(other.get(), get));
   CHECK(recv_exact(other.get(), 12) == "HTTP/1.1 200");
   CHECK((*responder)->stats().rate_limited == 1);
+}
+
+TEST_CASE("Server: one client table for every loop (SO_REUSEPORT and the acceptor)") {
+  for (bool reuse_port : {true, false}) {
+    CAPTURE(reuse_port);
+    netloop::ServerOptions o;
+    o.threads = 4;
+    o.reuse_port = reuse_port;
+    o.max_connections_per_client = 3;
+    netloop::Server server(o);
+    server.add_stream("echo", Address::ipv4_loopback(0), [](netloop::EventLoop&, size_t) {
+      return netloop::StreamService{.factory = netloop::echo::tcp_echo_factory()};
+    });
+    std::string why;
+    REQUIRE_MESSAGE(server.start(&why).ok(), why);
+    const Address addr = server.bound()[0].address;
+    std::thread runner([&] { server.run(); });
+    // Twelve connections from 127.0.0.1, spread over four loops: three served in all,
+    // whichever loops they landed on; a table per loop would serve up to twelve.
+    std::vector<Sock> socks;
+    size_t served = 0;
+    for (int i = 0; i < 12; ++i) {
+      socks.push_back(connect_ok(addr));
+      served += echoes(socks.back());
+    }
+    CHECK(served == 3);
+    Sock other = connect_from("127.0.0.2", addr);
+    CHECK(echoes(other));
+    CHECK(wait_until([&] { return server.totals().refused_per_client == 9; }, 5s));
+    CHECK(server.totals().refused == 0);
+    socks.clear();
+    other.reset();
+    CHECK(wait_until([&] { return server.totals().connections_open == 0; }, 5s));
+    // Room again for 127.0.0.1 once its connections are gone.
+    Sock again = connect_ok(addr);
+    CHECK(echoes(again));
+    again.reset();
+    server.stop();
+    runner.join();
+  }
 }
