@@ -2,7 +2,11 @@
 // made from the protocol list, and the checks that look at the options as a whole.
 #include "demo_options.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 
 #include "demo_handover.hpp"
 #include "demo_protocol.hpp"
@@ -13,6 +17,68 @@
 
 namespace netloop::demo {
 namespace {
+
+// "R/s" (or a bare R): requests per second, above 0 and at most a million.
+std::string parse_rate(const std::string& v, double& out) {
+  std::string number = v;
+  if (number.size() > 2 && number.compare(number.size() - 2, 2, "/s") == 0)
+    number.resize(number.size() - 2);
+  char* end = nullptr;
+  double r = number.empty() || !(std::isdigit(static_cast<unsigned char>(number[0])) || number[0] == '.')
+                 ? 0
+                 : std::strtod(number.c_str(), &end);
+  if (!end || *end != '\0' || !(r > 0) || r > 1e6)
+    return "--rate-limit " + v + ": expected requests per second above 0, such as 5/s";
+  out = r;
+  return {};
+}
+
+OptionGroup per_client_group() {
+  return {"Per-client limits (a client: an IPv4 address, or an IPv6 network, /64 by default)",
+          {
+              {"--max-connections-per-ip", "N", "a number",
+               "connections one client may hold at once across all listeners;\n"
+               "past it new ones are refused at once (HTTP: 503) and counted\n"
+               "(default 0: no limit; behind a load balancer every client shares\n"
+               "its address)",
+               [](DemoOptions& o, const std::string& v) -> std::string {
+                 if (!parse_count(v, 0, 10'000'000, o.max_connections_per_ip))
+                   return "--max-connections-per-ip " + v +
+                          ": expected a whole number from 0 (no limit) to 10000000";
+                 return {};
+               }},
+              {"--client-ipv6-prefix", "BITS", "a prefix length",
+               "IPv6 clients are grouped by this many leading bits, 32 to 128\n"
+               "(default 64: one subscriber's network)",
+               [](DemoOptions& o, const std::string& v) -> std::string {
+                 size_t n = 0;
+                 if (!parse_count(v, 32, 128, n))
+                   return "--client-ipv6-prefix " + v + ": expected a prefix length from 32 to 128";
+                 o.client_ipv6_prefix = int(n);
+                 return {};
+               }},
+              {"--rate-limit", "R/s", "a rate such as 5/s",
+               "HTTP requests per second per client; past it a 429 with\n"
+               "Retry-After, the connection kept (default: no limit)",
+               [](DemoOptions& o, const std::string& v) { return parse_rate(v, o.rate_limit); }},
+              {"--rate-burst", "B", "a number",
+               "requests a client may make at once after a quiet spell\n"
+               "(default: the rate, rounded up)",
+               [](DemoOptions& o, const std::string& v) -> std::string {
+                 if (!parse_count(v, 1, 1'000'000, o.rate_burst))
+                   return "--rate-burst " + v + ": expected a whole number from 1 to 1000000";
+                 return {};
+               }},
+              {"--rate-limit-clients", "N", "a number",
+               "clients whose request rate is remembered; past it the least\n"
+               "recently seen is forgotten (default 65536)",
+               [](DemoOptions& o, const std::string& v) -> std::string {
+                 if (!parse_count(v, 16, 10'000'000, o.rate_limit_clients))
+                   return "--rate-limit-clients " + v + ": expected a whole number from 16 to 10000000";
+                 return {};
+               }},
+          }};
+}
 
 std::vector<OptionGroup> common_groups() {
   return {
@@ -134,6 +200,7 @@ std::vector<OptionGroup> all_groups() {
   groups.push_back(proxy_protocol_option_group());
   groups.push_back(handover_option_group());
   for (auto& g : common_groups()) groups.push_back(std::move(g));
+  groups.insert(groups.end() - 2, per_client_group());  // after Reactor, before Limits
   return groups;
 }
 
@@ -171,6 +238,9 @@ ParseOutcome parse_demo_options(const std::vector<std::string>& args) {
     if (o.low_water_given) return fail("--low-water must not exceed --high-water");
     o.connection.low_water = o.connection.high_water / 4;  // only --high-water was lowered
   }
+  if (o.rate_burst > 0 && o.rate_limit == 0) return fail("--rate-burst needs --rate-limit");
+  if (o.rate_limit > 0 && o.rate_burst == 0)
+    o.rate_burst = std::max<size_t>(1, size_t(std::ceil(o.rate_limit)));
   bool any_service = false;
   for (const auto& l : o.listeners) any_service = any_service || l.protocol->is_service;
   if (!any_service) {

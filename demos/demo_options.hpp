@@ -40,6 +40,13 @@ struct DemoOptions {
   size_t threads = 1;
   Duration drain_timeout = seconds(10);
   size_t max_connections = 10'000;
+  // Per client (an IPv4 address, an IPv6 network of client_ipv6_prefix bits): connections
+  // at once (0: no limit) and, for HTTP, requests per second (0: no limit).
+  size_t max_connections_per_ip = 0;
+  int client_ipv6_prefix = 64;
+  double rate_limit = 0;
+  size_t rate_burst = 0;  // 0: the rate rounded up (at least 1)
+  size_t rate_limit_clients = 65'536;
   http::HttpOptions http_options;
   size_t metrics_max_connections = 8;
   // --tcp-proxy: one route per flag, in order (their listen addresses are in `listeners`

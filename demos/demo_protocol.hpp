@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "netloop/address.hpp"
+#include "netloop/rate_limit.hpp"
 #include "netloop/server.hpp"
 #include "netloop/tls.hpp"
 #include "option_table.hpp"
@@ -36,6 +37,9 @@ struct DemoRun {
   std::vector<std::function<void()>> after_start;
   // The TLS server contexts made (one per TLS protocol): reloaded on SIGHUP.
   std::vector<std::pair<std::string, std::shared_ptr<TlsServerContext>>> tls_servers{};
+  // --rate-limit: one table for every HTTP and HTTPS listener on every loop, so a client
+  // gets the rate whichever loop and listener its requests reach.
+  std::shared_ptr<RateLimiter> rate_limiter{};
 };
 
 struct DemoProtocol {

@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
   so.poller = opt.poller;
   so.drain_timeout = opt.drain_timeout;
   so.max_connections = opt.max_connections;
+  so.max_connections_per_client = opt.max_connections_per_ip;
+  so.client_ipv6_prefix = opt.client_ipv6_prefix;
   so.listener.connection = opt.connection;
   so.udp = opt.udp;
   so.handover_source = !opt.handover_path.empty();

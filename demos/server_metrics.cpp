@@ -11,7 +11,7 @@ namespace {
 
 struct HttpTotals {
   uint64_t requests = 0, bad = 0, timeouts = 0, refused = 0, files = 0, cache_hits = 0,
-           not_modified = 0, partial = 0;
+           not_modified = 0, partial = 0, rate_limited = 0;
   uint64_t by_class[6] = {};
 };
 
@@ -26,6 +26,7 @@ HttpTotals http_totals(const MetricsSources& s) {
     t.cache_hits += h->cache_hits;
     t.not_modified += h->not_modified;
     t.partial += h->partial;
+    t.rate_limited += h->rate_limited;
     for (int c = 1; c < 6; ++c) t.by_class[c] += h->responses[c];
   }
   return t;
@@ -160,7 +161,14 @@ std::string render_prometheus(const MetricsSources& s) {
   metric(out, "netloop_connections_accepted_total", "counter", "TCP connections accepted.",
          t.accepted);
   metric(out, "netloop_connections_refused_total", "counter",
-         "TCP connections refused past --max-connections.", t.refused);
+         "TCP connections refused at accept, for any reason (see netloop_refused_total).",
+         t.refused + t.refused_per_client);
+  out += "# HELP netloop_refused_total TCP connections refused at accept, by reason.\n"
+         "# TYPE netloop_refused_total counter\n";
+  fmt::format_to(std::back_inserter(out),
+                 "netloop_refused_total{{reason=\"max_connections\"}} {}\n"
+                 "netloop_refused_total{{reason=\"per_client\"}} {}\n",
+                 t.refused, t.refused_per_client);
   metric(out, "netloop_tcp_bytes_in_total", "counter", "Bytes read from TCP peers.", t.tcp_bytes_in);
   metric(out, "netloop_tcp_bytes_out_total", "counter", "Bytes written to TCP peers.",
          t.tcp_bytes_out);
@@ -203,6 +211,8 @@ std::string render_prometheus(const MetricsSources& s) {
            "HTTP 304 responses (conditional requests whose validator matched).", h.not_modified);
     metric(out, "netloop_http_partial_total", "counter", "HTTP 206 responses (Range requests).",
            h.partial);
+    metric(out, "netloop_http_rate_limited_total", "counter",
+           "HTTP 429 responses: requests past the client's --rate-limit.", h.rate_limited);
   }
   if (!s.proxy.empty()) render_proxy(out, s);
   if (!s.tls.empty()) render_tls(out, s);
@@ -212,11 +222,13 @@ std::string render_prometheus(const MetricsSources& s) {
 std::string one_line_summary(const MetricsSources& s) {
   ServerTotals t = s.server->totals();
   std::string line = fmt::format(
-      "stats: loops={} connections open={} accepted={} refused={}; tcp bytes in={} out={}; "
+      "stats: loops={} connections open={} accepted={} refused={} per_client={}; "
+      "tcp bytes in={} out={}; "
       "closed local={} peer={} reset={} error={} aborted={} shutdown={} protocol={} idle={}; "
       "udp in={} out={} "
       "dropped={}",
-      s.server->loop_count(), t.connections_open, t.accepted, t.refused, t.tcp_bytes_in,
+      s.server->loop_count(), t.connections_open, t.accepted, t.refused, t.refused_per_client,
+      t.tcp_bytes_in,
       t.tcp_bytes_out, t.closed_local, t.closed_peer, t.closed_reset, t.closed_error,
       t.closed_aborted, t.closed_shutdown, t.closed_protocol, t.closed_idle, t.datagrams_in, t.datagrams_out, t.datagrams_dropped);
   if (const auto& p = t.proxy_protocol;
@@ -225,8 +237,9 @@ std::string one_line_summary(const MetricsSources& s) {
                         p.accepted, p.untrusted, p.invalid, p.timeouts, p.aborted);
   if (!s.http.empty()) {
     HttpTotals h = http_totals(s);
-    line += fmt::format("; http requests={} 2xx={} 3xx={} 4xx={} 5xx={} timeouts={}", h.requests,
-                        h.by_class[2], h.by_class[3], h.by_class[4], h.by_class[5], h.timeouts);
+    line += fmt::format("; http requests={} 2xx={} 3xx={} 4xx={} 5xx={} timeouts={} rate_limited={}",
+                        h.requests, h.by_class[2], h.by_class[3], h.by_class[4], h.by_class[5],
+                        h.timeouts, h.rate_limited);
   }
   if (!s.proxy.empty()) {
     uint64_t clients = 0, connects = 0, failures = 0, no_upstream = 0;

@@ -59,6 +59,7 @@ Result<uint16_t> pick_free_udp_port(const Address& address) {
 void add_listener_stats(ServerTotals& t, const ListenerStats& s) {
   t.accepted += s.accepted;
   t.refused += s.refused;
+  t.refused_per_client += s.refused_per_client;
   t.accept_errors += s.accept_errors;
   t.dropped_no_fds += s.dropped_no_fds;
   t.proxy_protocol.accepted += s.proxy_protocol.accepted;
@@ -128,6 +129,9 @@ Result<void> Server::start(std::vector<ListeningSocket> inherited, std::string* 
   }
   if (options_.max_connections > 0)
     limit_ = std::make_shared<ConnectionLimit>(options_.max_connections);
+  if (options_.max_connections_per_client > 0)
+    client_limit_ = std::make_shared<ClientConnectionLimit>(options_.max_connections_per_client,
+                                                            options_.client_ipv6_prefix);
   for (const auto& reg : streams_)
     if (auto ec = bind_stream(reg, why)) return ec;
   retired_udp_.resize(datagrams_.size());
@@ -142,6 +146,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   for (size_t i = 0; i < n; ++i) services.push_back(reg.setup(*loops_[i]->loop, i));
   ListenerOptions lo = options_.listener;
   lo.limit = services[0].unlimited ? nullptr : limit_;
+  lo.client_limit = services[0].unlimited ? nullptr : client_limit_;
   lo.refusal_factory = services[0].refusal_factory;
   lo.tls = services[0].tls;
   if (services[0].proxy_protocol) lo.proxy_protocol = services[0].proxy_protocol;
@@ -483,6 +488,7 @@ ServerTotals& ServerTotals::operator+=(const ServerTotals& o) noexcept {
   connections_open += o.connections_open;
   accepted += o.accepted;
   refused += o.refused;
+  refused_per_client += o.refused_per_client;
   accept_errors += o.accept_errors;
   dropped_no_fds += o.dropped_no_fds;
   tcp_bytes_in += o.tcp_bytes_in;

@@ -655,6 +655,7 @@ void StreamConnection::finish_close() noexcept {
   // The handler hears on_close just after, so for that moment the budget's next
   // connection and this handler may both be alive.
   if (limit_) std::exchange(limit_, nullptr)->release();
+  client_slot_.release();
   if (started_) {
     loop_.stats().connections_open.sub();
     count_close(close_info_.reason);

@@ -135,13 +135,25 @@ void TcpListener::drain() {
   for (TcpConnection* c : snapshot) c->request_drain();
 }
 
-// Past the connection limit: a refusal handler (with a short linger, so its answer is
+void TcpListener::count_refusal(const Address& peer, Refusal why) {
+  if (why == Refusal::per_client) {
+    uint64_t n = ++stats_.refused_per_client;
+    if (n == 1 || n % 1000 == 0)
+      log_warn("listener {}: {} holds {} connections, the per-client limit; refusing more "
+               "({} so far)", local_, peer.host(),
+               options_.client_limit ? options_.client_limit->per_client() : 0, n);
+  } else {
+    ++stats_.refused;
+    if (stats_.refused == 1 || stats_.refused % 1000 == 0)
+      log_warn("listener {}: {} connections open, the limit; refusing new ones ({} so far)",
+               local_, options_.limit ? options_.limit->max() : 0, stats_.refused);
+  }
+}
+
+// Past a connection limit: a refusal handler (with a short linger, so its answer is
 // read rather than reset) or, without one, a close at once. False: `fd` is closed.
-bool TcpListener::refuse(Fd& fd, const Address& peer) {
-  ++stats_.refused;
-  if (stats_.refused == 1 || stats_.refused % 1000 == 0)
-    log_warn("listener {}: {} connections open, the limit; refusing new ones ({} so far)",
-             local_, options_.limit->max(), stats_.refused);
+bool TcpListener::refuse(Fd& fd, const Address& peer, Refusal why) {
+  count_refusal(peer, why);
   if (!options_.refusal_factory) return false;
   auto handler = options_.refusal_factory();
   if (!handler) return false;
@@ -272,7 +284,13 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
       !proxy_peer_trusted(*options_.proxy_protocol, stats_.proxy_protocol, peer, local))
     return;
   if (options_.limit && !options_.limit->try_acquire()) {
-    refuse(fd, peer);
+    refuse(fd, peer, Refusal::max_connections);
+    return;
+  }
+  ClientSlot client;  // given back by its destructor on every early return below
+  if (!admit_client(peer, client)) {
+    if (options_.limit) options_.limit->release();  // a refusal holds no slot
+    refuse(fd, peer, Refusal::per_client);
     return;
   }
   auto handler = factory_();
@@ -286,6 +304,7 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
                                               std::move(handler), options_.connection);
   TcpConnection& ref = *conn;
   ref.attach(this, options_.limit.get());  // gives the slot back when it closes
+  ref.hold_client_slot(std::move(client));  // and the client's count
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
   expect_proxy_header(ref);
@@ -302,6 +321,13 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
     auto self = release(ref);
     return;  // destroyed here: it never reached its handler
   }
+}
+
+bool TcpListener::admit_client(const Address& peer, ClientSlot& slot) noexcept {
+  slot.release();
+  if (!options_.client_limit) return true;
+  slot = ClientSlot::acquire(*options_.client_limit, peer);
+  return bool(slot);
 }
 
 std::unique_ptr<Disposable> TcpListener::release(StreamConnection& conn) noexcept {

@@ -41,11 +41,20 @@ std::string setup_http(DemoRun& run, const DemoProtocol& protocol,
   std::shared_ptr<TlsServerContext> tls;
   if (protocol.tls)
     if (std::string why = make_tls_server(run, protocol, tls); !why.empty()) return why;
+  const DemoOptions& o = run.options;
+  if (o.rate_limit > 0 && !run.rate_limiter)
+    run.rate_limiter = std::make_shared<RateLimiter>(
+        RateLimitConfig{o.rate_limit, double(o.rate_burst)}, o.rate_limit_clients,
+        o.client_ipv6_prefix);
+  // The metrics endpoint copies the options too, but is never rate limited: only these get
+  // the limiter.
+  auto served = std::make_shared<http::HttpOptions>(ho);
+  served->rate_limiter = run.rate_limiter;
   auto responders = std::make_shared<Responders>(run.options.threads);
   for (const auto& a : addresses)
-    protocol.add_stream(run, a, [&ho, responders, tls](EventLoop&, size_t i) {
+    protocol.add_stream(run, a, [served, responders, tls](EventLoop&, size_t i) {
       auto& r = (*responders)[i];
-      if (!r) r = *http::HttpResponder::create(ho);  // the root was checked
+      if (!r) r = *http::HttpResponder::create(*served);  // the root was checked
       return StreamService{.factory = r->factory(), .refusal_factory = http::refusal_factory(r),
                            .tls = tls};
     });

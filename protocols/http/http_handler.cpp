@@ -76,6 +76,16 @@ void HttpHandler::reject(uint16_t status, std::string_view reason) {
   phase_ = Phase::closing;
 }
 
+// HttpOptions::rate_limiter: 0 when the request may go on, else the seconds its client
+// must wait (a 429). Counted per request (pipelined ones too), by the connection's peer
+// as it is now (behind a PROXY header, the client it names).
+uint32_t HttpHandler::rate_limit_wait(Connection& conn, TimePoint now) {
+  RateLimiter* limiter = responder_->options().rate_limiter.get();
+  if (!limiter) return 0;
+  RateDecision d = limiter->take(limiter->key_of(conn.peer_address()), now);
+  return d.allowed ? 0 : d.retry_after_seconds();
+}
+
 void HttpHandler::flush(Connection& conn) {
   Buffer& out = responder_->staging();
   if (!out.empty()) conn.send(out.view());
@@ -156,7 +166,8 @@ void HttpHandler::on_data(Connection& conn, Buffer& input) {
       break;
     }
     size_t out_before = out.size();
-    Responder::Reply reply = r.respond(req, now, out);
+    uint32_t wait = rate_limit_wait(conn, now);
+    Responder::Reply reply = wait ? r.too_many_requests(req, wait, out) : r.respond(req, now, out);
     if (r.options().access_log) {
       log_info("{} \"{} {} HTTP/1.{}\" {} {}", conn.peer_address(), req.method_name,
                req.target, req.version_minor, reply.status,

@@ -32,6 +32,7 @@ class HttpHandler final : public StreamHandler {
   void on_timer(Connection& conn);
   void set_deadline(Connection& conn, TimePoint deadline);
   void flush(Connection& conn);
+  uint32_t rate_limit_wait(Connection& conn, TimePoint now);
   void reject(uint16_t status, std::string_view reason);
   void send_reply(Connection& conn, Responder::Reply& reply);
 

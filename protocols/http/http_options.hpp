@@ -4,10 +4,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "http/request_parser.hpp"
 #include "netloop/clock.hpp"
+#include "netloop/rate_limit.hpp"
 
 namespace netloop::http {
 
@@ -45,6 +47,10 @@ struct HttpOptions {
   bool precompressed = true;
   // Added as "Cache-Control: VALUE" to file responses (200, 206, 304) when not empty.
   std::string cache_control;
+  // Requests per client (RateLimiter's key: an IPv4 address, an IPv6 /64) past this
+  // limit get a 429 with Retry-After and the connection stays open. Shared by the
+  // responders of every loop. Null: no limit.
+  std::shared_ptr<RateLimiter> rate_limiter;
 };
 
 }  // namespace netloop::http

@@ -53,6 +53,17 @@ void Responder::write_error(uint16_t status, std::string_view detail, bool head,
   out.append("\n");
 }
 
+Responder::Reply Responder::too_many_requests(const Request& req, uint32_t seconds,
+                                              Buffer& out) {
+  ++stats_.rate_limited;
+  char field[40] = "Retry-After: ";
+  auto [end, ec] = std::to_chars(field + 13, field + sizeof field - 2, seconds);
+  *end++ = '\r';
+  *end++ = '\n';
+  return fail(429, "request rate limit; retry later", req, out,
+              std::string_view(field, size_t(end - field)));
+}
+
 Responder::Reply Responder::fail(uint16_t status, std::string_view detail, const Request& req,
                                  Buffer& out, std::string_view extra_fields) {
   write_error(status, detail, req.method == Method::head, req.keep_alive, req.version_minor, out,

@@ -31,6 +31,7 @@ struct HttpStats {
   Counter refused;       // 503s: past --max-connections (or the endpoint's own cap)
   Counter not_modified;  // 304s
   Counter partial;       // 206s
+  Counter rate_limited;  // 429s: past the client's request rate (HttpOptions::rate_limiter)
 };
 
 class Responder : public std::enable_shared_from_this<Responder> {
@@ -69,6 +70,9 @@ class Responder : public std::enable_shared_from_this<Responder> {
   // (whole lines, CRLF-ended) go into its head.
   void write_error(uint16_t status, std::string_view detail, bool head, bool keep_alive,
                    uint8_t version_minor, Buffer& out, std::string_view extra_fields = {});
+
+  // A 429 for a client past its request rate: Retry-After `seconds`, the connection kept.
+  Reply too_many_requests(const Request& req, uint32_t seconds, Buffer& out);
 
   // Makes one HttpHandler per connection, all answering through this responder.
   StreamHandlerFactory factory();

@@ -18,6 +18,7 @@ std::string_view status_line(uint16_t status) noexcept {
     case 412: return "HTTP/1.1 412 Precondition Failed\r\n";
     case 414: return "HTTP/1.1 414 URI Too Long\r\n";
     case 416: return "HTTP/1.1 416 Range Not Satisfiable\r\n";
+    case 429: return "HTTP/1.1 429 Too Many Requests\r\n";
     case 431: return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
     case 500: return "HTTP/1.1 500 Internal Server Error\r\n";
     case 501: return "HTTP/1.1 501 Not Implemented\r\n";

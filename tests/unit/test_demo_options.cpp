@@ -947,3 +947,50 @@ TEST_CASE("demo options: usage describes the TLS listeners, options and SIGHUP")
     CHECK(usage.find(s) != std::string::npos);
   }
 }
+
+TEST_CASE("demo options: per-client limits") {
+  DemoOptions d = parse_ok({});
+  CHECK(d.max_connections_per_ip == 0);  // off: behind a balancer every client shares one address
+  CHECK(d.client_ipv6_prefix == 64);
+  CHECK(d.rate_limit == 0);
+  CHECK(d.rate_limit_clients == 65'536);
+  DemoOptions o = parse_ok({"--max-connections-per-ip", "3", "--client-ipv6-prefix=48",
+                            "--rate-limit", "5/s", "--rate-limit-clients", "1000"});
+  CHECK(o.max_connections_per_ip == 3);
+  CHECK(o.client_ipv6_prefix == 48);
+  CHECK(o.rate_limit == 5);
+  CHECK(o.rate_burst == 5);  // the rate, rounded up
+  CHECK(o.rate_limit_clients == 1000);
+  CHECK(parse_ok({"--rate-limit", "0.5"}).rate_burst == 1);
+  CHECK(parse_ok({"--rate-limit", "2.5/s", "--rate-burst", "10"}).rate_burst == 10);
+  CHECK(parse_ok({"--rate-limit", "2.5/s"}).rate_limit == 2.5);
+  struct Bad {
+    Args args;
+    const char* says;
+  };
+  const Bad cases[] = {
+      {{"--max-connections-per-ip", "abc"}, "--max-connections-per-ip abc"},
+      {{"--max-connections-per-ip", "-1"}, "--max-connections-per-ip"},
+      {{"--client-ipv6-prefix", "200"}, "from 32 to 128"},
+      {{"--client-ipv6-prefix", "31"}, "--client-ipv6-prefix"},
+      {{"--rate-limit", "0/s"}, "above 0"},
+      {{"--rate-limit", "abc"}, "--rate-limit abc"},
+      {{"--rate-limit", "5/m"}, "--rate-limit"},
+      {{"--rate-limit", "/s"}, "--rate-limit"},
+      {{"--rate-limit", "-5/s"}, "--rate-limit"},
+      {{"--rate-limit", "nan"}, "--rate-limit"},
+      {{"--rate-limit", "inf"}, "--rate-limit"},
+      {{"--rate-limit", "2e6"}, "--rate-limit"},
+      {{"--rate-limit", ""}, "--rate-limit"},
+      {{"--rate-burst", "0", "--rate-limit", "1"}, "--rate-burst"},
+      {{"--rate-burst", "4"}, "needs --rate-limit"},
+      {{"--rate-limit-clients", "1"}, "--rate-limit-clients"},
+  };
+  for (const auto& c : cases) {
+    auto out = parse_demo_options(c.args);
+    INFO(join(c.args) << " -> " << out.error);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.find(c.says) != std::string::npos);
+    CHECK(out.error.find('\n') == std::string::npos);
+  }
+}

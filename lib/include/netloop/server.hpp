@@ -33,6 +33,10 @@ struct ServerOptions {
   std::string poller{};                  // backend name; "" = the default
   Duration drain_timeout = seconds(10);  // a drain closes what is left after this
   size_t max_connections = 0;            // across all loops and listeners; 0 = no limit
+  // Connections one client (an IPv4 address, an IPv6 network of client_ipv6_prefix bits)
+  // may hold at once across all loops; 0 = no limit.
+  size_t max_connections_per_client = 0;
+  int client_ipv6_prefix = 64;
   // SO_REUSEPORT listeners on every loop; false (or where the platform lacks it): one
   // acceptor on loop 0 hands connections to the loops in turn.
   bool reuse_port = true;
@@ -79,6 +83,7 @@ struct ServerTotals {
   uint64_t connections_open = 0;
   uint64_t accepted = 0;
   uint64_t refused = 0;          // past max_connections
+  uint64_t refused_per_client = 0;  // past max_connections_per_client
   uint64_t accept_errors = 0;    // accept failures that paused accepting
   uint64_t dropped_no_fds = 0;   // accepted and closed: out of descriptors
   uint64_t tcp_bytes_in = 0;
@@ -188,6 +193,7 @@ class Server {
 
   ServerOptions options_;
   std::shared_ptr<ConnectionLimit> limit_;
+  std::shared_ptr<ClientConnectionLimit> client_limit_;  // one table for every loop
   std::vector<StreamReg> streams_;
   std::vector<DatagramReg> datagrams_;
   std::vector<std::unique_ptr<Loop>> loops_;

@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "netloop/client_slot.hpp"
 #include "netloop/event_loop.hpp"
 #include "netloop/fd.hpp"
 #include "netloop/protocol.hpp"
@@ -80,6 +81,8 @@ class StreamConnection : public Connection, public Disposable {
   // --- For the owner (a listener) -------------------------------------------------------
   // Who hears of the close, and the shared budget this connection counts in until then.
   void attach(ConnectionOwner* owner, ConnectionLimit* limit) noexcept;
+  // The client's count (ClientConnectionLimit) this connection holds until it closes.
+  void hold_client_slot(ClientSlot slot) noexcept { client_slot_ = std::move(slot); }
   size_t owner_index() const noexcept { return owner_index_; }  // the owner's bookkeeping
   void set_owner_index(size_t i) noexcept { owner_index_ = i; }
   // Closes now (reason shutdown): the owner is going away.
@@ -253,6 +256,7 @@ class StreamConnection : public Connection, public Disposable {
   ConnectionOwner* owner_ = nullptr;
   size_t owner_index_ = 0;
   ConnectionLimit* limit_ = nullptr;
+  ClientSlot client_slot_;  // released with limit_
   Address peer_;
   Address local_;
 };

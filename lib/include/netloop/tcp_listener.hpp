@@ -12,6 +12,7 @@
 #include "netloop/event_loop.hpp"
 #include "netloop/io_watcher.hpp"
 #include "netloop/fd.hpp"
+#include "netloop/client_limit.hpp"
 #include "netloop/connection_limit.hpp"
 #include "netloop/protocol.hpp"
 #include "netloop/tcp_connection.hpp"
@@ -32,6 +33,9 @@ struct ListenerOptions {
   // one; counted in stats().refused.
   std::shared_ptr<ConnectionLimit> limit{};
   StreamHandlerFactory refusal_factory{};
+  // Past client_limit->per_client() connections from one client (an IPv4 address, an IPv6
+  // /64), refused the same way; counted in stats().refused_per_client. Null: no limit.
+  std::shared_ptr<ClientConnectionLimit> client_limit{};
   // When set, accepted descriptors go here instead of becoming connections of this
   // listener: one acceptor feeding several loops where SO_REUSEPORT is missing (the
   // receiving loop's listener takes them with adopt_accepted()).
@@ -61,6 +65,7 @@ struct ListenerStats {
   Counter dropped_no_fds;  // accepted and closed at once because of EMFILE/ENFILE
   Counter unwatchable;     // accepted, but the poller refused them (select: FD_SETSIZE)
   Counter refused;         // accepted and closed at once: past max_connections
+  Counter refused_per_client;  // accepted and closed at once: past the client's limit
   Counter factory_refused; // accepted and closed at once: the handler factory returned null
   ProxyProtocolStats proxy_protocol;
 };
@@ -93,6 +98,16 @@ class TcpListener final : ConnectionOwner {
   // Connections that still have something to deliver (see TcpConnection::delivered_all).
   size_t busy_connection_count() const noexcept;
   const ListenerStats& stats() const noexcept { return stats_; }
+  // The per-client limit's one check (ListenerOptions::client_limit): counts a connection
+  // against the client `peer` names, which is the address the connection reports as its
+  // peer when this runs (the accepted one; behind a PROXY header, the one it gives). On
+  // success `slot` holds the count (hand it to the connection: hold_client_slot) and is
+  // empty when there is no limit; false when the client is at its limit: refuse it.
+  bool admit_client(const Address& peer, ClientSlot& slot) noexcept;
+  // Counts (and now and then logs) a refusal: refuse() does, and so must whoever refuses
+  // a connection admit_client() turned down after accept.
+  enum class Refusal : uint8_t { max_connections, per_client };
+  void count_refusal(const Address& peer, Refusal why);
   // Closes the listening socket; live connections go on.
   void stop_accepting() noexcept;
   // Graceful shutdown: stops accepting and tells every connection's handler the server
@@ -110,7 +125,7 @@ class TcpListener final : ConnectionOwner {
               const ListenerOptions& options);
   void on_readable();
   void adopt(Fd fd, const Address& peer);
-  bool refuse(Fd& fd, const Address& peer);
+  bool refuse(Fd& fd, const Address& peer, Refusal why);
   bool secure(TcpConnection& conn, int fd);  // ListenerOptions::tls: false when it cannot
   void expect_proxy_header(TcpConnection& conn);  // ListenerOptions::proxy_protocol
   bool shed_one_connection();
