@@ -99,6 +99,17 @@ void StreamConnection::attach(ConnectionOwner* owner, ConnectionLimit* limit) no
   limit_ = limit;
 }
 
+void StreamConnection::become_refusal(std::unique_ptr<StreamHandler> handler,
+                                      Duration cap) noexcept {
+  assert(!started_ && "become_refusal: the connection has begun");
+  handler_ = std::move(handler);
+  refusal_ = true;
+  if (limit_) std::exchange(limit_, nullptr)->release();  // a refusal holds no budget
+  client_slot_.release();
+  options_.linger_timeout = std::min(options_.linger_timeout, cap);
+  options_.close_timeout = std::min(options_.close_timeout, cap);
+}
+
 void StreamConnection::begin() {
   loop_.assert_in_loop_thread();
   started_ = true;

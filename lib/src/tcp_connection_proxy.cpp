@@ -58,6 +58,13 @@ void TcpConnection::drive_proxy_stage() {
   }
   // Closed while reading the header (a drain): it never opens.
   if (state() != State::open) return;
+  // The owner counts clients by the header's address (per-client limits): it may turn
+  // the connection down, or into a refusal, now that it knows who this is.
+  if (!admitted_by_owner()) {
+    watcher_.set_interest(Interest::none);
+    fail_unstarted({CloseReason::shutdown, {}, "refused: per-client limit"}, false);
+    return;
+  }
   open_transport();  // the bytes after the header are still in the socket
 }
 

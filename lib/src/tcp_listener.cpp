@@ -165,6 +165,7 @@ bool TcpListener::refuse(Fd& fd, const Address& peer, Refusal why) {
                                               std::move(handler), copt);
   TcpConnection& ref = *conn;
   ref.attach(this, nullptr);
+  ref.mark_refusal();
   ref.set_owner_index(connections_.size());
   connections_.push_back(std::move(conn));
   // Over TLS the refusal (an HTTP 503) is said after the handshake, or the client cannot
@@ -288,7 +289,9 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
     return;
   }
   ClientSlot client;  // given back by its destructor on every early return below
-  if (!admit_client(peer, client)) {
+  // Behind a PROXY header the client is not the peer: counted once the header names it
+  // (admit(), below).
+  if (!options_.proxy_protocol && !admit_client(peer, client)) {
     if (options_.limit) options_.limit->release();  // a refusal holds no slot
     refuse(fd, peer, Refusal::per_client);
     return;
@@ -321,6 +324,24 @@ void TcpListener::adopt(Fd fd, const Address& peer) {
     auto self = release(ref);
     return;  // destroyed here: it never reached its handler
   }
+}
+
+// After a PROXY header: the per-client limit, counted by the client it names. Past it the
+// connection becomes a refusal (the refusal handler's answer, an HTTP 503), or closes.
+bool TcpListener::admit(StreamConnection& conn) noexcept {
+  if (!options_.client_limit || conn.is_refusal()) return true;
+  ClientSlot client;
+  if (admit_client(conn.peer_address(), client)) {
+    conn.hold_client_slot(std::move(client));
+    return true;
+  }
+  count_refusal(conn.peer_address(), Refusal::per_client);
+  std::unique_ptr<StreamHandler> handler = options_.refusal_factory ? options_.refusal_factory() : nullptr;
+  if (!handler) return false;
+  constexpr Duration kRefusalCap = seconds(1);  // as refuse() gives its connections
+  conn.become_refusal(std::move(handler), kRefusalCap);
+  if (options_.tls) static_cast<TcpConnection&>(conn).cap_handshake_timeout(kRefusalCap);
+  return true;
 }
 
 bool TcpListener::admit_client(const Address& peer, ClientSlot& slot) noexcept {

@@ -10,6 +10,7 @@
 #include "http/http_handler.hpp"
 #include "http/http_responder.hpp"
 #include "netloop/client_limit.hpp"
+#include "netloop/proxy_protocol_options.hpp"
 #include "netloop/rate_limit.hpp"
 #include "netloop/server.hpp"
 
@@ -284,4 +285,37 @@ TEST_CASE("Server: one client table for every loop (SO_REUSEPORT and the accepto
     server.stop();
     runner.join();
   }
+}
+
+TEST_CASE("per-client limit behind PROXY headers counts the client each header names") {
+  auto limit = std::make_shared<ClientConnectionLimit>(2);
+  ServerThread srv;
+  ServerThread::Config cfg;
+  cfg.options.client_limit = limit;
+  cfg.options.proxy_protocol = std::make_shared<netloop::ProxyProtocolOptions>();
+  cfg.options.refusal_factory = [] { return std::make_unique<Busy>(); };
+  REQUIRE(!srv.start(cfg));
+  // Every connection comes from 127.0.0.1 (the balancer); the headers name the clients.
+  auto as_client = [&](const char* client) {
+    Sock s = connect_ok(srv.address());
+    std::string header = std::string("PROXY TCP4 ") + client + " 127.0.0.1 40000 7\r\n";
+    REQUIRE(send_all(s.get(), header));
+    return s;
+  };
+  std::vector<Sock> seven;
+  for (int i = 0; i < 2; ++i) {
+    seven.push_back(as_client("192.0.2.7"));
+    CHECK(echoes(seven.back()));
+  }
+  Sock third = as_client("192.0.2.7");
+  CHECK(recv_exact(third.get(), 5) == "busy\n");  // the refusal handler's answer
+  CHECK(refused_at_once(third));
+  Sock other = as_client("192.0.2.8");  // another client behind the same balancer
+  CHECK(echoes(other));
+  CHECK(srv.stats().refused_per_client == 1);
+  CHECK(limit->clients() == 2);
+  seven.clear();
+  third.reset();
+  other.reset();
+  CHECK(wait_until([&] { return limit->open_total() == 0 && limit->clients() == 0; }, 5s));
 }

@@ -56,6 +56,10 @@ class ConnectionOwner {
   // The connection has opened (its transport's opening, a TLS handshake, is done): just
   // before the handler's on_open.
   virtual void opened(StreamConnection&) noexcept {}
+  // A transport stage has named the client (a PROXY header: peer_address() is now the
+  // client's): may the connection go on? False closes it unopened, without a word to its
+  // handler; the owner may instead have made it a refusal (become_refusal) and say true.
+  virtual bool admit(StreamConnection&) noexcept { return true; }
 
  protected:
   ~ConnectionOwner() = default;
@@ -83,6 +87,11 @@ class StreamConnection : public Connection, public Disposable {
   void attach(ConnectionOwner* owner, ConnectionLimit* limit) noexcept;
   // The client's count (ClientConnectionLimit) this connection holds until it closes.
   void hold_client_slot(ClientSlot slot) noexcept { client_slot_ = std::move(slot); }
+  // Before it opens: it answers with `handler` instead (a refusal, an HTTP 503), counts in
+  // no connection budget, and gets at most `cap` to linger and to flush its answer.
+  void become_refusal(std::unique_ptr<StreamHandler> handler, Duration cap) noexcept;
+  void mark_refusal() noexcept { refusal_ = true; }  // made as a refusal (the owner's word)
+  bool is_refusal() const noexcept { return refusal_; }
   size_t owner_index() const noexcept { return owner_index_; }  // the owner's bookkeeping
   void set_owner_index(size_t i) noexcept { owner_index_ = i; }
   // Closes now (reason shutdown): the owner is going away.
@@ -152,6 +161,8 @@ class StreamConnection : public Connection, public Disposable {
   // A close before begin() (a listener going away during a TLS handshake) is not told to
   // the handler, which never opened: for accepted connections with an opening stage.
   void close_quietly_until_begun() noexcept { quiet_close_ = true; }
+  // A stage named the client: the owner's word on it (ConnectionOwner::admit).
+  bool admitted_by_owner() noexcept { return !owner_ || owner_->admit(*this); }
   const ConnectionOptions& options() const noexcept { return options_; }
   // The close dropped output that was never written: the peer must not take the end
   // for a whole stream (TLS: no close_notify then).
@@ -231,6 +242,7 @@ class StreamConnection : public Connection, public Disposable {
   bool started_ = false;  // counted in the loop's connections_open
   bool quiet_close_ = false;
   bool output_dropped_ = false;  // a close before begin() is not told to the handler
+  bool refusal_ = false;         // answers a refused connection (become_refusal)
   bool want_read_ = false;
   bool want_write_ = false;
   int depth_ = 0;

@@ -130,6 +130,7 @@ class TcpListener final : ConnectionOwner {
   void expect_proxy_header(TcpConnection& conn);  // ListenerOptions::proxy_protocol
   bool shed_one_connection();
   void pause_accepting();
+  bool admit(StreamConnection& conn) noexcept override;
   std::unique_ptr<Disposable> release(StreamConnection& conn) noexcept override;
 
   EventLoop& loop_;
