@@ -61,6 +61,8 @@ struct DemoOptions {
   bool proxy_protocol_wanted = false;
   std::vector<Cidr> proxy_trusted;
   bool proxy_trusted_given = false;
+  Duration proxy_header_timeout = seconds(5);
+  bool proxy_header_timeout_given = false;
   std::shared_ptr<const ProxyProtocolOptions> proxy_protocol;
   std::string poller;  // empty: the default backend
   std::string handover_path;  // --handover: empty without it

@@ -32,15 +32,26 @@ OptionGroup proxy_protocol_option_group() {
                  o.proxy_trusted_given = true;
                  return {};
                }},
+              {"--proxy-header-timeout", "DURATION", "a duration, e.g. 5s",
+               "from the accept to a whole PROXY header, else the\n"
+               "connection is closed (default 5s; also 2.5, 500ms)",
+               [](DemoOptions& o, const std::string& v) -> std::string {
+                 o.proxy_header_timeout_given = true;
+                 return parse_duration("--proxy-header-timeout", v, o.proxy_header_timeout);
+               }},
           }};
 }
 
 std::string check_proxy_protocol_options(DemoOptions& o) {
   if (o.proxy_trusted_given && !o.proxy_protocol_wanted)
     return "--proxy-trusted applies to --proxy-protocol: add it, or drop --proxy-trusted";
+  if (o.proxy_header_timeout_given && !o.proxy_protocol_wanted)
+    return "--proxy-header-timeout applies to --proxy-protocol: add it, or drop "
+           "--proxy-header-timeout";
   if (!o.proxy_protocol_wanted) return {};
   auto options = std::make_shared<ProxyProtocolOptions>();
   if (o.proxy_trusted_given) options->trusted = o.proxy_trusted;
+  options->header_timeout = o.proxy_header_timeout;
   o.proxy_protocol = std::move(options);
   return {};
 }

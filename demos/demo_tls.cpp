@@ -10,25 +10,6 @@
 namespace netloop::demo {
 namespace {
 
-// "10", "10s", "0.5", "500ms": seconds, or milliseconds with "ms".
-std::string parse_duration(std::string_view name, const std::string& v, Duration& out) {
-  std::string number = v;
-  double scale = 1;
-  if (number.size() > 2 && number.ends_with("ms")) {
-    number.resize(number.size() - 2);
-    scale = 0.001;
-  } else if (number.size() > 1 && number.ends_with("s")) {
-    number.pop_back();
-  }
-  Duration d{};
-  if (!parse_timeout(name, number, false, d).empty())
-    return std::string(name) + " " + v + ": expected a duration above 0 up to a day, e.g. 10s, 0.5 or 500ms";
-  out = std::chrono::duration_cast<Duration>(d * scale);
-  if (out <= Duration::zero())
-    return std::string(name) + " " + v + ": expected a duration above 0 up to a day, e.g. 10s, 0.5 or 500ms";
-  return {};
-}
-
 std::string tls_listener_flags() {
   std::string out;
   for (const DemoProtocol* p : demo_protocols())

@@ -83,6 +83,25 @@ bool parse_count(const std::string& v, size_t min, size_t max, size_t& out) {
   return true;
 }
 
+// "10", "10s", "0.5", "500ms": seconds, or milliseconds with "ms".
+std::string parse_duration(std::string_view name, const std::string& v, Duration& out) {
+  std::string number = v;
+  double scale = 1;
+  if (number.size() > 2 && number.ends_with("ms")) {
+    number.resize(number.size() - 2);
+    scale = 0.001;
+  } else if (number.size() > 1 && number.ends_with("s")) {
+    number.pop_back();
+  }
+  Duration d{};
+  if (!parse_timeout(name, number, false, d).empty())
+    return std::string(name) + " " + v + ": expected a duration above 0 up to a day, e.g. 10s, 0.5 or 500ms";
+  out = std::chrono::duration_cast<Duration>(d * scale);
+  if (out <= Duration::zero())
+    return std::string(name) + " " + v + ": expected a duration above 0 up to a day, e.g. 10s, 0.5 or 500ms";
+  return {};
+}
+
 std::string parse_timeout(std::string_view name, const std::string& v, bool zero_ok, Duration& out) {
   double secs = -1;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);

@@ -43,6 +43,8 @@ bool parse_count(const std::string& v, size_t min, size_t max, size_t& out);
 // Seconds as a decimal number up to a day ("60", "0.5"), above 0 unless `zero_ok`; the
 // error names the option and the range ("" when stored).
 std::string parse_timeout(std::string_view name, const std::string& v, bool zero_ok, Duration& out);
+// "10", "10s", "0.5", "500ms": a duration above 0 up to a day.
+std::string parse_duration(std::string_view name, const std::string& v, Duration& out);
 // A size above 0 ("65536", "64k", "1m"); the error names the option.
 std::string parse_positive_size(std::string_view name, const std::string& v, size_t& out);
 

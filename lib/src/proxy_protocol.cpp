@@ -240,6 +240,7 @@ enum TlvType : uint8_t {
   kNetns = 0x30,
 };
 constexpr size_t kMaxUniqueId = 128;
+constexpr size_t kMaxAuthority = 255;  // a host name
 constexpr size_t kSslFixedLength = 5;  // client u8, verify u32
 
 uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
@@ -394,7 +395,11 @@ ParseResult parse_v2(std::span<const uint8_t> bytes, Header& out, const ParseOpt
         switch (type) {
           case kNoop: return {};
           case kAlpn: field = &out.alpn; bit = 1; break;
-          case kAuthority: field = &out.authority; bit = 2; break;
+          case kAuthority:  // a host name (HAProxy caps it likewise)
+            if (v.size() > kMaxAuthority) return "v2: AUTHORITY longer than 255 bytes";
+            field = &out.authority;
+            bit = 2;
+            break;
           case kUniqueId:
             if (v.size() > kMaxUniqueId) return "v2: UNIQUE_ID longer than 128 bytes";
             field = &out.unique_id;

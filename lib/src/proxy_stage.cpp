@@ -44,7 +44,7 @@ void ProxyStage::cancel_timer() noexcept {
 
 void ProxyStage::arm_timeout(std::function<void()> expired) {
   cancel_timer();
-  timer_ = loop_.run_after(options_->header_timeout, [this, expired = std::move(expired)] {
+  timer_ = loop_.run_after(std::min(options_->header_timeout, cap_), [this, expired = std::move(expired)] {
     timer_ = {};
     expired();
   });
@@ -76,6 +76,11 @@ ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address&
     auto result = proxy_protocol::parse(seen_, header_, options_->parse);
     if (result.status == proxy_protocol::Status::invalid)
       return fail(Why::invalid, result.error, peer, local);
+    // A stream listener's client came over a stream: a DGRAM header names some other flow.
+    if (result.status == proxy_protocol::Status::done &&
+        header_.command == proxy_protocol::Command::proxy &&
+        header_.transport == proxy_protocol::Transport::datagram)
+      return fail(Why::invalid, "v2: a DGRAM header on a stream listener", peer, local);
     // need_more: every byte peeked is the header's (the parser's contract), so all of
     // them can be taken. done: only the header's, and the rest stays in the socket.
     size_t header_end =

@@ -33,12 +33,15 @@ class ProxyStage {
 
   // Arms the header timeout: `expired` runs if the header is not whole in time.
   void arm_timeout(std::function<void()> expired);
+  // A shorter timeout than the options' (a refusal's: it must not hold a descriptor long).
+  void cap_timeout(Duration cap) noexcept { cap_ = cap; }
   // Reads what `fd` holds of the header. want_read: wait for readability and call again.
   // `peer` and `local` (the socket's) name the connection in the log line of a failure.
   Step advance(int fd, const Address& peer, const Address& local);
   // The timeout expired: counts and logs it; the stage has failed.
   void timed_out(const Address& peer, const Address& local);
-  // The socket cannot be watched any more: the stage has failed (counted as aborted).
+  // The socket cannot be watched any more, or the connection closes (a drain, the listener
+  // going away) while the header is still awaited: the stage has failed (counted as aborted).
   void abandon() noexcept;
 
   bool passed() const noexcept { return state_ == State::done; }
@@ -60,6 +63,7 @@ class ProxyStage {
   State state_ = State::running;
   bool has_client_ = false;
   TimerId timer_;
+  Duration cap_ = Duration::max();
   std::vector<uint8_t> seen_;  // header bytes taken off the socket, then what was peeked
   proxy_protocol::Header header_;
   Address client_;

@@ -152,7 +152,8 @@ void StreamConnection::on_readable() {
     if (input_.empty()) {
       if (input_.capacity()) input_.release();
     } else if (input_.size() > options_.max_input && is_open()) {
-      log_debug("connection {}: {} unconsumed input bytes exceed the limit of {}", peer_,
+      log_debug("connection {}: {} unconsumed input bytes exceed the limit of {}",
+                peer_address(),
                 input_.size(), options_.max_input);
       // Reset: input is left unread (a socket would send one anyway), and the peer
       // should not take the end of the stream for an orderly one.
@@ -374,7 +375,8 @@ bool StreamConnection::write_file_now(QueuedFile& f, bool& progressed) {
     }
     if (r.would_block()) return true;
     if (r.error == 0) {
-      log_warn("connection {}: file ended {} bytes short of what was promised; resetting", peer_,
+      log_warn("connection {}: file ended {} bytes short of what was promised; resetting",
+               peer_address(),
                f.remaining);
       decide_close({CloseReason::error, make_error(EIO)}, true);
       return false;
@@ -469,7 +471,8 @@ void StreamConnection::watch_for_stall(bool progressed) {
   if (!stall_timer_) {
     stall_timer_ = loop_.run_after(options_.write_timeout, [this] {
       stall_timer_ = {};
-      log_debug("connection {}: {} buffered bytes made no progress for {} ms; resetting", peer_,
+      log_debug("connection {}: {} buffered bytes made no progress for {} ms; resetting",
+                peer_address(),
                 pending_output(),
                 std::chrono::duration_cast<milliseconds>(options_.write_timeout).count());
       ++loop_.stats().write_timeouts;
@@ -520,7 +523,8 @@ void StreamConnection::start_close(CloseInfo info) {
   update_interest();  // stop reading, keep writing
   close_timer_ = loop_.run_after(options_.close_timeout, [this] {
     close_timer_ = {};
-    log_debug("connection {}: output not drained within the close timeout; resetting", peer_);
+    log_debug("connection {}: output not drained within the close timeout; resetting",
+              peer_address());
     ++loop_.stats().write_timeouts;
     decide_close({CloseReason::error, make_error(ETIMEDOUT)}, true);
   });
@@ -761,7 +765,7 @@ void StreamConnection::on_idle_timer() {
     idle_timer_ = loop_.run_after(idle_timeout_ - idle_for, [this] { on_idle_timer(); });
     return;
   }
-  log_debug("connection {}: idle for {} ms; closing", peer_,
+  log_debug("connection {}: idle for {} ms; closing", peer_address(),
             std::chrono::duration_cast<milliseconds>(idle_for).count());
   CallbackGuard guard(*this);
   start_close({CloseReason::idle, make_error(ETIMEDOUT)});

@@ -307,6 +307,7 @@ void TcpConnection::want_events(bool read, bool write) {
 
 void TcpConnection::release_transport(bool reset) noexcept {
   watcher_.stop();
+  if (proxy_) proxy_->abandon();  // closed while its header was awaited: counted, timer gone
   // An orderly close that did not pass through our end of stream (the peer ended first,
   // or no linger): the TLS peer still gets our close_notify, which it may wait for (and
   // without which OpenSSL forgets the session).

@@ -171,7 +171,7 @@ bool TcpListener::refuse(Fd& fd, const Address& peer, Refusal why) {
   // Over TLS the refusal (an HTTP 503) is said after the handshake, or the client cannot
   // read it.
   if (options_.tls) ref.cap_handshake_timeout(copt.close_timeout);  // 1 s at most, as the rest
-  expect_proxy_header(ref);
+  expect_proxy_header(ref, copt.close_timeout);  // 1 s at most for its header too
   if (!secure(ref, raw) || !ref.start().ok()) release(ref);  // never reached its handler
   return true;
 }
@@ -187,10 +187,11 @@ bool TcpListener::secure(TcpConnection& conn, int fd) {
   return true;
 }
 
-void TcpListener::expect_proxy_header(TcpConnection& conn) {
+void TcpListener::expect_proxy_header(TcpConnection& conn, Duration cap) {
   if (!options_.proxy_protocol) return;
-  conn.use_proxy_protocol(
-      std::make_unique<ProxyStage>(loop_, options_.proxy_protocol, &stats_.proxy_protocol));
+  auto stage = std::make_unique<ProxyStage>(loop_, options_.proxy_protocol, &stats_.proxy_protocol);
+  stage->cap_timeout(cap);
+  conn.use_proxy_protocol(std::move(stage));
 }
 
 void TcpListener::stop_accepting() noexcept {

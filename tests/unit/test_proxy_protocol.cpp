@@ -326,6 +326,11 @@ std::vector<ValidCase> valid_cases() {
     cases.push_back({"v2 PROXY UNSPEC with a TLV", v2(0x21, 0x00, tlv(0x02, text("a"))), h});
   }
   {
+    Header h = v2_header(Command::proxy, Family::unspec, Transport::unspec);
+    h.authority = std::string(255, 'a');
+    cases.push_back({"v2 AUTHORITY of 255 bytes", v2(0x21, 0x00, tlv(0x02, repeat('a', 255))), h});
+  }
+  {
     Bytes ssl = Bytes{0x07} + u32be(0x01020304) + tlv(0x21, text("TLSv1.3")) +
                 tlv(0x22, text("client")) + tlv(0x23, text("TLS_AES_128_GCM_SHA256")) +
                 tlv(0x24, text("SHA256")) + tlv(0x25, text("RSA2048")) + tlv(0x2F, text("?"));
@@ -459,6 +464,8 @@ std::vector<InvalidCase> invalid_cases() {
        "v2: CRC32C TLV not 4 bytes"},
       {"v2 UNIQUE_ID of 129 bytes", v2(0x21, 0x11, inet + tlv(0x05, repeat('u', 129))), 160,
        "v2: UNIQUE_ID longer than 128 bytes"},
+      {"v2 AUTHORITY of 256 bytes", v2(0x21, 0x11, inet + tlv(0x02, repeat('a', 256))), 287,
+       "v2: AUTHORITY longer than 255 bytes"},
       {"v2 SSL shorter than 5 bytes", v2(0x21, 0x11, inet + tlv(0x20, {1, 0, 0, 0})), 35,
        "v2: SSL TLV shorter than 5 bytes"},
       {"v2 SSL sub-TLV overrunning",

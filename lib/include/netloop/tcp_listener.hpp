@@ -127,7 +127,8 @@ class TcpListener final : ConnectionOwner {
   void adopt(Fd fd, const Address& peer);
   bool refuse(Fd& fd, const Address& peer, Refusal why);
   bool secure(TcpConnection& conn, int fd);  // ListenerOptions::tls: false when it cannot
-  void expect_proxy_header(TcpConnection& conn);  // ListenerOptions::proxy_protocol
+  // ListenerOptions::proxy_protocol; `cap` shortens its header timeout (a refusal's).
+  void expect_proxy_header(TcpConnection& conn, Duration cap = Duration::max());
   bool shed_one_connection();
   void pause_accepting();
   bool admit(StreamConnection& conn) noexcept override;
