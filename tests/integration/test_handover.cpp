@@ -583,7 +583,8 @@ TEST_CASE("handover to another configuration: new listeners bind, dropped ones a
 namespace {
 
 // The outcome of confirming to a fake old instance running `script` (after the request).
-std::pair<HandoverClient::Outcome, std::string> confirm_to_fake(
+using Confirmed = std::pair<HandoverClient::Outcome, std::string>;
+Confirmed confirm_to_fake(
     const std::function<void(int)>& script) {
   TempDir dir("netloop-handover");
   const std::string path = (dir / "h.sock").string();
@@ -625,28 +626,28 @@ TEST_CASE("handover client: only an explicit refusal after the sockets means ste
     (void)::recv(c, buf, sizeof buf, 0);
   };
   SUBCASE("acknowledged") {
-    auto [o, why] = confirm_to_fake(sockets_then([&](int c) {
+    const Confirmed r = confirm_to_fake(sockets_then([&](int c) {
       wait_taken(c);
       send_line(c, "draining");
     }));
-    CHECK(o == Outcome::draining);
+    CHECK(r.first == Outcome::draining);
   }
   SUBCASE("refused") {
-    auto [o, why] = confirm_to_fake(sockets_then([&](int c) {
+    const Confirmed r = confirm_to_fake(sockets_then([&](int c) {
       wait_taken(c);
       send_line(c, "error protocol");
     }));
-    CHECK(o == Outcome::refused);
-    CHECK_MESSAGE(why.find("refused") != std::string::npos, why);
+    CHECK(r.first == Outcome::refused);
+    CHECK_MESSAGE(r.second.find("refused") != std::string::npos, r.second);
   }
   SUBCASE("the old instance exits after sending (SIGTERM): keep serving") {
-    auto [o, why] = confirm_to_fake(sockets_then([](int) {}));
-    CHECK_MESSAGE(o == Outcome::unclear, why);
+    const Confirmed r = confirm_to_fake(sockets_then([](int) {}));
+    CHECK_MESSAGE(r.first == Outcome::unclear, r.second);
   }
   SUBCASE("the old instance stalls after sending: keep serving") {
-    auto [o, why] = confirm_to_fake(sockets_then([](int) { std::this_thread::sleep_for(800ms); }));
-    CHECK_MESSAGE(o == Outcome::unclear, why);
-    CHECK_MESSAGE(why.find("within the timeout") != std::string::npos, why);
+    const Confirmed r = confirm_to_fake(sockets_then([](int) { std::this_thread::sleep_for(800ms); }));
+    CHECK_MESSAGE(r.first == Outcome::unclear, r.second);
+    CHECK_MESSAGE(r.second.find("within the timeout") != std::string::npos, r.second);
   }
 }
 
