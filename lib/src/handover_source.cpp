@@ -237,8 +237,8 @@ bool HandoverSource::read_session_input() {
       auto sockets = provide_();
       if (!sockets) {
         (void)say(s.fd.get(), sockets.error() == std::errc::operation_canceled
-                            ? "error draining: this instance is stopping"
-                            : "error " + sockets.error().message());
+                                  ? "error draining: this instance is stopping"
+                                  : "error " + sockets.error().message());
         end_session("cannot pass the sockets: " + sockets.error().message());
         return false;
       }

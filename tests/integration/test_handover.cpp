@@ -5,7 +5,11 @@
 // with more loops than A binds more SO_REUSEPORT sockets, with fewer serves the extra
 // ones from its loops. Failures (nothing at the path, a stale socket, a file, garbage,
 // a peer closing mid-transfer, a silent peer) are clear errors and leak no descriptor;
-// a new instance that never confirms leaves the old one serving.
+// a new instance that never confirms leaves the old one serving. Never both draining: an
+// old one gone or silent after sending is an unclear outcome (the new one serves on), a
+// new one gone before the acknowledgement leaves the old one serving. A fresh start is
+// refused while an instance holds PATH.lock; another user's socket file or process is
+// not trusted.
 //
 // A's loops are held (a posted task that waits) while clients connect, so that their
 // connections sit in the backlog when B takes over; the handover source runs on a loop
@@ -584,8 +588,7 @@ namespace {
 
 // The outcome of confirming to a fake old instance running `script` (after the request).
 using Confirmed = std::pair<HandoverClient::Outcome, std::string>;
-Confirmed confirm_to_fake(
-    const std::function<void(int)>& script) {
+Confirmed confirm_to_fake(const std::function<void(int)>& script) {
   TempDir dir("netloop-handover");
   const std::string path = (dir / "h.sock").string();
   FakeSource fake(path, script);
@@ -645,7 +648,8 @@ TEST_CASE("handover client: only an explicit refusal after the sockets means ste
     CHECK_MESSAGE(r.first == Outcome::unclear, r.second);
   }
   SUBCASE("the old instance stalls after sending: keep serving") {
-    const Confirmed r = confirm_to_fake(sockets_then([](int) { std::this_thread::sleep_for(800ms); }));
+    const Confirmed r =
+        confirm_to_fake(sockets_then([](int) { std::this_thread::sleep_for(800ms); }));
     CHECK_MESSAGE(r.first == Outcome::unclear, r.second);
     CHECK_MESSAGE(r.second.find("within the timeout") != std::string::npos, r.second);
   }
