@@ -31,6 +31,7 @@ std::string DemoHandover::receive(std::vector<ListeningSocket>& inherited) {
   auto client = HandoverClient::request(path_, {}, &why);
   if (!client) return "--handover " + why;
   client_ = std::move(*client);
+  lock_ = client_->take_lock();  // held while this instance runs
   if (!client_->found()) {
     client_.reset();
     return {};
@@ -46,17 +47,33 @@ std::string DemoHandover::serve(Server& server) {
   if (!client_) return listen(server);
   // Confirmed from loop 0 once it runs: the loops serve the sockets from then on.
   server.loop(0).post([this, &server] {
-    client_->confirm(server.loop(0), [this, &server](std::error_code ec, const std::string& why) {
+    if (server.draining()) {
+      // Stopping already (SIGTERM right after the start): unconfirmed, the old one
+      // sees the connection close and goes on serving.
+      log_warn("handover {}: stopping before confirming; the old instance goes on serving",
+               path_);
       client_.reset();
-      if (ec) {
-        // The old instance has not begun to drain (or is gone): stepping back leaves it
-        // serving as before.
+      return;
+    }
+    using Outcome = HandoverClient::Outcome;
+    client_->confirm(server.loop(0), [this, &server](Outcome outcome, const std::string& why) {
+      client_.reset();
+      if (outcome == Outcome::refused) {
+        // The old one said no: it goes on serving as before, this one steps back.
         log_error("handover {}: {}; stopping, the old instance goes on serving", path_, why);
         exit_code_ = 1;
         server.drain();
         return;
       }
-      log_info("handover {}: the old instance drains; this one serves", path_);
+      if (outcome == Outcome::unclear) {
+        // It may be draining, or gone: stepping back could leave nobody serving, while
+        // two instances serving the same sockets lose nothing.
+        log_warn("handover {}: {}; serving on (the old instance may be gone, or may "
+                 "still serve too until it is stopped)",
+                 path_, why);
+      } else {
+        log_info("handover {}: the old instance drains; this one serves", path_);
+      }
       if (std::string err = listen(server); !err.empty())
         log_error("{}; serving on, but the next restart cannot take over from this one", err);
     });

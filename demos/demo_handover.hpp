@@ -33,6 +33,7 @@ class DemoHandover {
   std::string listen(Server& server);
 
   std::string path_;
+  Fd lock_;  // PATH.lock, shared, for this instance's lifetime
   std::unique_ptr<HandoverClient> client_;
   std::unique_ptr<HandoverSource> source_;
   int exit_code_ = 0;

@@ -53,9 +53,10 @@ bool same_user(int fd) {
 #endif
 }
 
-void say(int fd, std::string_view line) {
+// False when the peer is gone (EPIPE, ECONNRESET): for refusals that is no matter.
+bool say(int fd, std::string_view line) {
   std::string text = std::string(line) + "\n";
-  (void)wire::send_with_fd(fd, text, -1);  // best effort: the peer may be gone
+  return wire::send_with_fd(fd, text, -1) == ssize_t(text.size());
 }
 
 }  // namespace
@@ -119,7 +120,9 @@ HandoverSource::~HandoverSource() {
   }
   if (retry_timer_) loop_.cancel_timer(retry_timer_);
   watcher_.stop();
-  // A successor renamed its own socket over the path: that one is not ours to remove.
+  // Once sockets went out, a successor may rename its own socket over the path at any
+  // moment (even between a stat() and an unlink()): leave the path to it.
+  if (passed_) return;
   struct stat st{};
   if (ino_ != 0 && ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
     ::unlink(path_.c_str());
@@ -147,15 +150,15 @@ void HandoverSource::on_accept() {
     }
     if (!same_user(c.get())) {
       log_warn("handover {}: a process of another user asked for the sockets; refused", path_);
-      say(c.get(), "error not the same user");
+      (void)say(c.get(), "error not the same user");
       continue;
     }
     if (handed_over_) {
-      say(c.get(), "error draining: the sockets went to another instance already");
+      (void)say(c.get(), "error draining: the sockets went to another instance already");
       continue;
     }
     if (session_) {
-      say(c.get(), "error busy: another handover is under way");
+      (void)say(c.get(), "error busy: another handover is under way");
       continue;
     }
     session_ = std::make_unique<Session>(loop_, std::move(c),
@@ -166,7 +169,9 @@ void HandoverSource::on_accept() {
     }
     session_->timer = loop_.run_after(options_.timeout, [this] {
       session_->timer = {};
-      end_session("no request within the timeout");
+      end_session(session_->phase == Session::Phase::request
+                      ? "no request within the timeout"
+                      : "the new instance did not take the sockets within the timeout");
     });
   }
 }
@@ -231,9 +236,9 @@ bool HandoverSource::read_session_input() {
     if (s.phase == Session::Phase::request && line == wire::kRequest) {
       auto sockets = provide_();
       if (!sockets) {
-        say(s.fd.get(), sockets.error() == std::errc::operation_canceled
-                            ? "error draining: this instance is stopping"
-                            : "error " + sockets.error().message());
+        (void)say(s.fd.get(), sockets.error() == std::errc::operation_canceled
+                                  ? "error draining: this instance is stopping"
+                                  : "error " + sockets.error().message());
         end_session("cannot pass the sockets: " + sockets.error().message());
         return false;
       }
@@ -242,19 +247,26 @@ bool HandoverSource::read_session_input() {
       s.output.push_back({"end " + std::to_string(sockets->size()) + "\n", Fd()});
       log_info("handover {}: passing {} listening socket(s) to a new instance", path_,
                sockets->size());
+      passed_ = true;
       s.phase = Session::Phase::sending;
       if (!write_session_output()) return false;
       continue;
     }
     if (s.phase == Session::Phase::confirm && line == wire::kTaken && s.input.empty()) {
-      say(s.fd.get(), wire::kDraining);
+      // Drain only if the new instance hears it: gone already, it may have stepped back
+      // (or died), and draining here too would leave nobody serving.
+      if (!say(s.fd.get(), wire::kDraining)) {
+        end_session(std::string("cannot acknowledge the confirmation (") + std::strerror(errno) +
+                    "): the new instance is gone");
+        return false;
+      }
       handed_over_ = true;
       end_session({});
       log_info("handover {}: the new instance serves the sockets; draining", path_);
       if (taken_) taken_();
       return false;
     }
-    say(s.fd.get(), "error protocol");
+    (void)say(s.fd.get(), "error protocol");
     end_session("protocol error: \"" + line.substr(0, 80) + "\"");
     return false;
   }

@@ -158,6 +158,72 @@ def handover_path_errors(exe):
         check("protocol error" in err, "garbage at the path: %s" % clip(err))
 
 
+def old_gone_after_sending(exe):
+    """A fake old instance passes its listener, then closes without acknowledging "taken"
+    (as one that got SIGTERM then): the new one must serve on, not drain as well."""
+    with tempfile.TemporaryDirectory(prefix="netloop-e2e-handover-") as tmp:
+        path = os.path.join(tmp, "h.sock")
+        port = free_port()
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lst.bind(("127.0.0.1", port))
+        lst.listen(16)
+        queued = connect(port)  # waits in the backlog for whoever accepts
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        srv.settimeout(5)
+        d = Demo(exe, ["--threads", "1", "--http", "127.0.0.1:%d" % port, "--handover", path])
+        try:
+            conn, _ = srv.accept()
+            conn.settimeout(5)
+            check(conn.recv(64).startswith(b"netloop-handover"), "no request")
+            socket.send_fds(conn, [b"socket stream 0 127.0.0.1:%d http\n" % port], [lst.fileno()])
+            conn.sendall(b"end 1\n")
+            lst.close()
+            check(conn.recv(64).startswith(b"taken"), "no confirmation")
+            conn.close()
+            srv.close()
+            check(wait_log(d, "serving on"), "no word of serving on: %s" % d.stderr_text())
+            status, _ = get(queued)
+            check(status == 200, "the queued connection: status %d" % status)
+            queued.close()
+            for _ in range(5):
+                with connect(port) as c:
+                    check(get(c)[0] == 200, "after: not served")
+            check(d.proc.poll() is None, "the new instance exited: %s" % d.stderr_text())
+            check(os.path.exists(path), "it does not listen at %s for the next one" % path)
+            code = d.stop()
+            check(code == 0, "exit %d: %s" % (code, d.stderr_text()))
+        finally:
+            d.close()
+
+
+def path_deleted(exe):
+    """PATH deleted under a running instance: a new one refuses to start beside it (its
+    PATH.lock is held), exit 2, rather than bind alongside it for good."""
+    with tempfile.TemporaryDirectory(prefix="netloop-e2e-handover-") as tmp:
+        path = os.path.join(tmp, "h.sock")
+        port = free_port()
+        a = start(exe, port, path, threads=1)
+        try:
+            os.unlink(path)
+            p = subprocess.run([exe, "--http", "127.0.0.1:%d" % port, "--handover", path],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            err = p.stderr.decode(errors="replace")
+            check(p.returncode == 2, "exit %d, stderr %s" % (p.returncode, clip(err)))
+            check("holds" in err and ".lock" in err, "unclear message: %s" % clip(err))
+            check(a.stop() == 0, "A's exit code")
+            b = start(exe, port, path, threads=1)  # A gone: a fresh start works again
+            with connect(port) as c:
+                check(get(c)[0] == 200, "B does not serve")
+            code = b.stop()
+            text = b.stderr_text()
+            b.close()
+            check(code == 0, "B's exit code %s: %s" % (code, clip(text)))
+        finally:
+            a.close()
+
+
 def wrk_swaps(exe):
     wrk = shutil.which("wrk")
     if not wrk:
@@ -206,6 +272,9 @@ TESTS = [
      handover_exchange),
     ("a file at the path (exit 2, kept), a stale socket (fresh start), garbage (exit 2)",
      handover_path_errors),
+    ("the old instance gone after sending its sockets: the new one serves on",
+     old_gone_after_sending),
+    ("PATH deleted under a running instance: a new one refuses (exit 2)", path_deleted),
 ]
 
 WRK_TESTS = [

@@ -5,7 +5,11 @@
 // with more loops than A binds more SO_REUSEPORT sockets, with fewer serves the extra
 // ones from its loops. Failures (nothing at the path, a stale socket, a file, garbage,
 // a peer closing mid-transfer, a silent peer) are clear errors and leak no descriptor;
-// a new instance that never confirms leaves the old one serving.
+// a new instance that never confirms leaves the old one serving. Never both draining: an
+// old one gone or silent after sending is an unclear outcome (the new one serves on), a
+// new one gone before the acknowledgement leaves the old one serving. A fresh start is
+// refused while an instance holds PATH.lock; another user's socket file or process is
+// not trusted.
 //
 // A's loops are held (a posted task that waits) while clients connect, so that their
 // connections sit in the backlog when B takes over; the handover source runs on a loop
@@ -17,6 +21,9 @@
 #include <set>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+
+#include <csignal>
 
 #include "echo/tcp_echo.hpp"
 #include "echo/udp_echo.hpp"
@@ -144,8 +151,8 @@ std::future<std::string> confirm_on(Server& b, HandoverClient& client) {
   auto result = std::make_shared<std::promise<std::string>>();
   auto f = result->get_future();
   b.loop(0).post([&b, &client, result] {
-    client.confirm(b.loop(0), [result](std::error_code ec, const std::string& why) {
-      result->set_value(ec ? why : std::string());
+    client.confirm(b.loop(0), [result](HandoverClient::Outcome o, const std::string& why) {
+      result->set_value(o == HandoverClient::Outcome::draining ? std::string() : why);
     });
   });
   return f;
@@ -365,6 +372,7 @@ TEST_CASE("handover: nothing at the path, or a stale socket, is a fresh start") 
   auto none = HandoverClient::request(path, {}, &why);
   REQUIRE_MESSAGE(none, why);
   CHECK_FALSE((*none)->found());
+  none->reset();  // its lock on h.sock.lock, as the instance that died would
   {
     // A socket file nobody listens on: what an instance that died leaves behind.
     Sock s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -574,4 +582,193 @@ TEST_CASE("handover to another configuration: new listeners bind, dropped ones a
   }
   // Everything B had is closed with it; the passed duplicates of A's sockets too.
   CHECK(wait_until([&] { return open_fds() + 4 == fds_before; }, 5s));
+}
+
+namespace {
+
+// The outcome of confirming to a fake old instance running `script` (after the request).
+using Confirmed = std::pair<HandoverClient::Outcome, std::string>;
+Confirmed confirm_to_fake(const std::function<void(int)>& script) {
+  TempDir dir("netloop-handover");
+  const std::string path = (dir / "h.sock").string();
+  FakeSource fake(path, script);
+  HandoverOptions o;
+  o.timeout = netloop::milliseconds(300);
+  std::string why;
+  auto client = HandoverClient::request(path, o, &why);
+  REQUIRE_MESSAGE(client, why);
+  REQUIRE((*client)->found());
+  auto loop = make_loop();
+  std::pair<HandoverClient::Outcome, std::string> out{HandoverClient::Outcome::draining, "none"};
+  loop->post([&] {
+    (*client)->confirm(*loop, [&](HandoverClient::Outcome r, const std::string& w) {
+      out = {r, w};
+      loop->stop();
+    });
+  });
+  loop->run();
+  return out;
+}
+
+// Sends one real listening socket and "end 1", then runs `after`.
+std::function<void(int)> sockets_then(std::function<void(int)> after) {
+  return [after](int c) {
+    Listening l = a_listener();
+    send_line(c, l.line, l.fd.get());
+    send_line(c, "end 1");
+    after(c);
+  };
+}
+
+}  // namespace
+
+TEST_CASE("handover client: only an explicit refusal after the sockets means stepping back") {
+  using Outcome = HandoverClient::Outcome;
+  auto wait_taken = [](int c) {
+    char buf[64];
+    (void)::recv(c, buf, sizeof buf, 0);
+  };
+  SUBCASE("acknowledged") {
+    const Confirmed r = confirm_to_fake(sockets_then([&](int c) {
+      wait_taken(c);
+      send_line(c, "draining");
+    }));
+    CHECK(r.first == Outcome::draining);
+  }
+  SUBCASE("refused") {
+    const Confirmed r = confirm_to_fake(sockets_then([&](int c) {
+      wait_taken(c);
+      send_line(c, "error protocol");
+    }));
+    CHECK(r.first == Outcome::refused);
+    CHECK_MESSAGE(r.second.find("refused") != std::string::npos, r.second);
+  }
+  SUBCASE("the old instance exits after sending (SIGTERM): keep serving") {
+    const Confirmed r = confirm_to_fake(sockets_then([](int) {}));
+    CHECK_MESSAGE(r.first == Outcome::unclear, r.second);
+  }
+  SUBCASE("the old instance stalls after sending: keep serving") {
+    const Confirmed r =
+        confirm_to_fake(sockets_then([](int) { std::this_thread::sleep_for(800ms); }));
+    CHECK_MESSAGE(r.first == Outcome::unclear, r.second);
+    CHECK_MESSAGE(r.second.find("within the timeout") != std::string::npos, r.second);
+  }
+}
+
+TEST_CASE("handover source: a new instance gone before the acknowledgement leaves it serving") {
+  TempDir dir("netloop-handover");
+  const std::string path = (dir / "h.sock").string();
+  Server a(source_opts(1));
+  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  std::string why;
+  REQUIRE_MESSAGE(a.start(&why).ok(), why);
+  const Address tcp = a.bound()[0].address;
+  SideLoop side;
+  std::atomic<int> taken{0};
+  side.serve(path, a, &taken);
+  Running run_a(a);
+
+  Sock s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  set_timeouts(s.get(), 5s);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  send_line(s.get(), "netloop-handover 1");
+  std::string got;
+  while (got.find("end ") == std::string::npos || got.back() != '\n') {
+    char buf[512];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(s.get(), &msg, MSG_CMSG_CLOEXEC);
+    REQUIRE(n > 0);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        ::close(fd);
+      }
+    }
+    got.append(buf, size_t(n));
+  }
+  // "taken", then gone before the source reads it (its loop is held meanwhile): it must
+  // not drain, since nobody hears its "draining".
+  std::promise<void> gate;
+  std::atomic<bool> held{false};
+  side.loop().post([&] {
+    held = true;
+    gate.get_future().wait();
+  });
+  REQUIRE(wait_until([&] { return held.load(); }, 5s));
+  send_line(s.get(), "taken");
+  s = Sock();
+  gate.set_value();
+  std::this_thread::sleep_for(200ms);
+  CHECK(taken.load() == 0);
+  CHECK_FALSE(a.draining());
+  Sock t = connect_to(tcp, {.timeout = 5s});
+  REQUIRE(t.valid());
+  CHECK(echo_once(t.get(), "still") == "still");
+}
+
+TEST_CASE("handover: a running instance whose socket file was deleted blocks a fresh start") {
+  TempDir dir("netloop-handover");
+  const std::string path = (dir / "h.sock").string();
+  std::string why;
+  auto first = HandoverClient::request(path, {}, &why);  // a fresh start: holds the lock
+  REQUIRE_MESSAGE(first, why);
+  CHECK_FALSE((*first)->found());
+  netloop::Fd lock = (*first)->take_lock();
+  CHECK(lock.valid());
+  auto second = HandoverClient::request(path, {}, &why);
+  REQUIRE_FALSE(second);
+  CHECK(second.error() == std::errc::device_or_resource_busy);
+  CHECK_MESSAGE(why.find("holds") != std::string::npos, why);
+  lock = netloop::Fd();  // the first instance exits
+  auto third = HandoverClient::request(path, {}, &why);
+  REQUIRE_MESSAGE(third, why);
+  CHECK_FALSE((*third)->found());
+}
+
+TEST_CASE("handover client: a socket or a peer of another user is not trusted") {
+  if (::geteuid() != 0) {
+    MESSAGE("SKIP: needs root to make files and processes of another user");
+    return;
+  }
+  TempDir dir("netloop-handover");
+  const std::string path = (dir / "h.sock").string();
+  ::chmod(dir.path().c_str(), 0777);
+  const uid_t other = 54321;
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setuid(other) < 0) ::_exit(1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 || ::listen(fd, 4) < 0)
+      ::_exit(1);
+    ::sleep(5);
+    ::_exit(0);
+  }
+  struct stat st{};
+  REQUIRE(wait_until([&] { return ::stat(path.c_str(), &st) == 0; }, 5s));
+  std::this_thread::sleep_for(50ms);  // listening
+  std::string why;
+  auto by_file = HandoverClient::request(path, {}, &why);
+  CHECK_FALSE(by_file);
+  CHECK_MESSAGE(why.find("belongs to uid") != std::string::npos, why);
+  REQUIRE(::chown(path.c_str(), 0, 0) == 0);  // the file is fine now, the process is not
+  auto by_peer = HandoverClient::request(path, {}, &why);
+  CHECK_FALSE(by_peer);
+  CHECK_MESSAGE(why.find("not this user") != std::string::npos, why);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }

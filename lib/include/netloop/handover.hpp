@@ -16,10 +16,19 @@
 // The old instance keeps its own copies open, and keeps accepting, until the new one
 // says it serves them ("taken"): a new instance that fails before that leaves it as it
 // was. Closing its copies afterwards resets nothing: the sockets live on in the new one.
+// The old one drains only once "draining" is written; the new one steps back only on an
+// explicit refusal ("error ..."): when the outcome is unclear (the old one closed or went
+// silent after the sockets) the new one keeps serving, since two instances serving the
+// same sockets lose nothing, while two draining would leave the port refusing.
+// Every instance holds a shared flock() on PATH.lock for its lifetime: a fresh start
+// (nothing answers at PATH) takes it exclusively first, so that an instance whose PATH
+// was deleted is not silently joined by a second one binding beside it (SO_REUSEPORT).
 // Every line is at most 512 bytes, every step bounded by HandoverOptions::timeout.
 #pragma once
 
 #include <sys/types.h>
+
+#include <cstdint>
 
 #include <functional>
 #include <memory>
@@ -46,9 +55,13 @@ class HandoverClient {
   // Asks the instance at `path` for its listening sockets (blocking, up to the timeout:
   // call it before the loops run). Nothing there (no file, or a socket nobody listens
   // on: left behind by an instance that died) is no error: found() is false and the
-  // caller binds as usual. Anything else (`path` is not a socket, the peer refuses, sends
-  // garbage, closes early, takes too long) is an error, `why` says what, and every
-  // descriptor received so far is closed.
+  // caller binds as usual. Anything else (`path` is not a socket, or not the same user's,
+  // the peer is another user's, refuses, sends garbage, closes early, takes too long) is
+  // an error, `why` says what, and every descriptor received so far is closed. EBUSY:
+  // nothing answers at `path` but an instance still holds `path`.lock (its socket file
+  // was deleted): starting beside it would serve the port twice, for good. Either way
+  // (found or not) the client holds `path`.lock shared: keep it (take_lock) while the
+  // instance runs.
   static Result<std::unique_ptr<HandoverClient>> request(const std::string& path,
                                                          const HandoverOptions& options = {},
                                                          std::string* why = nullptr);
@@ -59,21 +72,30 @@ class HandoverClient {
   bool found() const noexcept { return channel_.valid(); }
   // The sockets received, for Server::start(); once.
   std::vector<ListeningSocket> take_sockets() { return std::move(sockets_); }
+  // The shared lock on `path`.lock, to keep open for the instance's lifetime.
+  Fd take_lock() { return std::move(lock_); }
 
   // On `loop`'s thread, once the sockets are served: tells the old instance, which then
-  // drains. Never blocks: `done` runs on the loop, with an empty error code when the old
-  // one acknowledged, else the error and what happened (it closed first, garbage, no
-  // answer within the timeout). Destroying the client first cancels it (no call).
-  using Done = std::function<void(std::error_code, const std::string& why)>;
+  // drains. Never blocks: `done` runs on the loop with the outcome and, unless draining,
+  // what happened. Destroying the client first cancels it (no call); so does closing it
+  // unconfirmed (the old one then goes on serving).
+  enum class Outcome : uint8_t {
+    draining,  // the old one acknowledged: it drains
+    refused,   // it said no ("error ..."): it goes on serving; step back
+    unclear,   // it closed, went silent, or said something else: it may drain or be
+               // gone, or serve on; keep serving (two serving lose nothing)
+  };
+  using Done = std::function<void(Outcome, const std::string& why)>;
   void confirm(EventLoop& loop, Done done);
 
  private:
   HandoverClient() = default;
   void on_reply();
-  void finish(std::error_code ec, const std::string& why);
+  void finish(Outcome outcome, const std::string& why);
 
   HandoverOptions options_;
   Fd channel_;
+  Fd lock_;
   std::vector<ListeningSocket> sockets_;
   std::unique_ptr<IoWatcher> watcher_;
   EventLoop* loop_ = nullptr;
@@ -100,7 +122,9 @@ class HandoverSource {
                                                         Provide provide, Taken taken,
                                                         const HandoverOptions& options = {},
                                                         std::string* why = nullptr);
-  ~HandoverSource();  // loop thread; removes `path` if it is still this one's socket
+  // Loop thread; removes `path` if it is still this one's socket and no sockets were
+  // ever passed from it (a successor renames its own over it: never remove that one).
+  ~HandoverSource();
   HandoverSource(const HandoverSource&) = delete;
   HandoverSource& operator=(const HandoverSource&) = delete;
 
@@ -127,6 +151,7 @@ class HandoverSource {
   dev_t dev_ = 0;  // of the socket file at path_, to tell it from a successor's
   ino_t ino_ = 0;
   bool handed_over_ = false;
+  bool passed_ = false;  // sockets went out at least once: `path` may be a successor's
   TimerId retry_timer_;  // accepting paused after a failure (EMFILE)
   std::unique_ptr<Session> session_;
 };
