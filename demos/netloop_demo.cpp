@@ -117,8 +117,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return kExitUsage;
   }
-  print_banner(server, run, std::string(server.loop(0).backend_name()));
-
   if (auto ec = server.handle_signals([&sources] {
         log_info("{}", demo::one_line_summary(sources));
       }).error()) {
@@ -129,6 +127,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "netloop-demo: %s\n", why.c_str());
     return 1;
   }
+  // "Ready" only once SIGTERM drains rather than kills: a supervisor (or a test) may stop
+  // the demo as soon as it reads the banner.
+  print_banner(server, run, std::string(server.loop(0).backend_name()));
   server.run();
   size_t datagram_index = 0;
   for (const auto& b : server.bound()) {

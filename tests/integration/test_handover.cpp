@@ -736,11 +736,9 @@ TEST_CASE("handover: a running instance whose socket file was deleted blocks a f
   CHECK_FALSE((*third)->found());
 }
 
-TEST_CASE("handover client: a socket or a peer of another user is not trusted") {
-  if (::geteuid() != 0) {
-    MESSAGE("SKIP: needs root to make files and processes of another user");
-    return;
-  }
+// Needs root to make files and processes of another user: reported skipped otherwise.
+TEST_CASE("handover client: a socket or a peer of another user is not trusted" *
+          doctest::skip(::geteuid() != 0)) {
   TempDir dir("netloop-handover");
   const std::string path = (dir / "h.sock").string();
   ::chmod(dir.path().c_str(), 0777);
