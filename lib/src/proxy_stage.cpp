@@ -50,8 +50,10 @@ void ProxyStage::arm_timeout(std::function<void()> expired) {
   });
 }
 
-ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address& local) {
+ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address& local,
+                                     bool keep_rest) {
   if (state_ != State::running) return state_ == State::done ? Step::done : Step::failed;
+  if (keep_rest) return advance_reading(fd, peer, local);
   // Past the longest header the parser may accept it has said invalid; the bound here only
   // keeps this loop finite whatever it says.
   const size_t cap = std::max(proxy_protocol::kV1MaxLength, options_->parse.v2_max_length);
@@ -98,6 +100,53 @@ ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address&
     seen_.resize(header_end);
     if (result.status == proxy_protocol::Status::done) return finish();
   }
+}
+
+// Reads (not peeks): what follows the header in the same read is kept for the connection's
+// first reads (take_rest), so a header and the request after it cost one recv, as the
+// request alone would. Every byte read while the parser says need_more is the header's.
+ProxyStage::Step ProxyStage::advance_reading(int fd, const Address& peer, const Address& local) {
+  const size_t cap = std::max(proxy_protocol::kV1MaxLength, options_->parse.v2_max_length);
+  for (;;) {
+    const size_t taken = seen_.size();
+    if (taken >= cap) return fail(Why::invalid, "header longer than the limit", peer, local);
+    seen_.resize(taken + kPeekChunk);
+    ssize_t n = receive(fd, seen_.data() + taken, seen_.size() - taken, 0);
+    if (n < 0) {
+      int err = errno;
+      seen_.resize(taken);
+      if (err == EAGAIN || err == EWOULDBLOCK) return Step::want_read;
+      return fail(Why::aborted, std::strerror(err), peer, local);
+    }
+    seen_.resize(taken + size_t(n));
+    if (n == 0)
+      return fail(Why::aborted,
+                  taken ? "the peer closed before the header was whole"
+                        : "the peer closed without sending a header",
+                  peer, local);
+    auto result = proxy_protocol::parse(seen_, header_, options_->parse);
+    if (result.status == proxy_protocol::Status::invalid)
+      return fail(Why::invalid, result.error, peer, local);
+    if (result.status == proxy_protocol::Status::need_more) continue;
+    if (header_.command == proxy_protocol::Command::proxy &&
+        header_.transport == proxy_protocol::Transport::datagram)
+      return fail(Why::invalid, "v2: a DGRAM header on a stream listener", peer, local);
+    if (header_.length > seen_.size())  // a parser bug: never hand on part of the header
+      return fail(Why::invalid, "the parser misreported the header's length", peer, local);
+    rest_.assign(seen_.begin() + std::ptrdiff_t(header_.length), seen_.end());
+    return finish();
+  }
+}
+
+size_t ProxyStage::take_rest(void* into, size_t n) noexcept {
+  size_t k = std::min(n, rest_.size() - rest_taken_);
+  std::memcpy(into, rest_.data() + rest_taken_, k);
+  rest_taken_ += k;
+  if (rest_taken_ == rest_.size()) {
+    std::vector<uint8_t>().swap(rest_);
+    rest_taken_ = 0;
+  }
+  return k;
 }
 
 ProxyStage::Step ProxyStage::finish() {

@@ -37,7 +37,13 @@ class ProxyStage {
   void cap_timeout(Duration cap) noexcept { cap_ = cap; }
   // Reads what `fd` holds of the header. want_read: wait for readability and call again.
   // `peer` and `local` (the socket's) name the connection in the log line of a failure.
-  Step advance(int fd, const Address& peer, const Address& local);
+  // keep_rest: the bytes after the header may be read with it and kept for take_rest()
+  // (plain connections); otherwise they are only peeked at and stay in the socket (TLS:
+  // OpenSSL reads the socket itself).
+  Step advance(int fd, const Address& peer, const Address& local, bool keep_rest = false);
+  // Bytes read after the header, for the connection's first reads.
+  bool has_rest() const noexcept { return !rest_.empty(); }
+  size_t take_rest(void* into, size_t n) noexcept;
   // The timeout expired: counts and logs it; the stage has failed.
   void timed_out(const Address& peer, const Address& local);
   // The socket cannot be watched any more, or the connection closes (a drain, the listener
@@ -55,6 +61,7 @@ class ProxyStage {
   enum class Why : uint8_t { invalid, aborted, timeout };
   Step fail(Why why, std::string_view error, const Address& peer, const Address& local);
   Step finish();
+  Step advance_reading(int fd, const Address& peer, const Address& local);
   void cancel_timer() noexcept;
 
   EventLoop& loop_;
@@ -66,6 +73,8 @@ class ProxyStage {
   Duration cap_ = Duration::max();
   std::vector<uint8_t> seen_;  // header bytes taken off the socket, then what was peeked
   proxy_protocol::Header header_;
+  std::vector<uint8_t> rest_;  // read after the header (keep_rest), not yet taken
+  size_t rest_taken_ = 0;
   Address client_;
 };
 

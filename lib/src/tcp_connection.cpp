@@ -227,6 +227,7 @@ void TcpConnection::on_io(uint32_t ready) {
 
 IoResult TcpConnection::read_some(void* into, size_t n) {
   if (tls_) return tls_->read(into, n);
+  if (proxy_ && proxy_->has_rest()) return {proxy_->take_rest(into, n), 0};
   for (;;) {
     ssize_t r = ::recv(fd_.get(), into, n, 0);
     if (r >= 0) return {size_t(r), 0};
@@ -303,6 +304,7 @@ void TcpConnection::want_events(bool read, bool write) {
   }
   watcher_.set_interest((read ? Interest::read : Interest::none) |
                         (write ? Interest::write : Interest::none));
+  if (read && proxy_ && proxy_->has_rest()) queue_rest_read();  // read with the PROXY header
 }
 
 void TcpConnection::release_transport(bool reset) noexcept {

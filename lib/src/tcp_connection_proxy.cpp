@@ -47,7 +47,9 @@ void TcpConnection::on_proxy_io(uint32_t ready) {
 }
 
 void TcpConnection::drive_proxy_stage() {
-  switch (proxy_->advance(fd_.get(), StreamConnection::peer_address(), local_address())) {
+  const bool keep_rest = !tls_;  // OpenSSL reads the socket itself: leave it the bytes
+  switch (proxy_->advance(fd_.get(), StreamConnection::peer_address(), local_address(),
+                          keep_rest)) {
     case ProxyStage::Step::want_read:
       return;  // the watcher already waits for input
     case ProxyStage::Step::failed:
@@ -65,7 +67,21 @@ void TcpConnection::drive_proxy_stage() {
     fail_unstarted({CloseReason::shutdown, {}, "refused: per-client limit"}, false);
     return;
   }
-  open_transport();  // the bytes after the header are still in the socket
+  // TLS: the bytes after the header are still in the socket. Plain: bytes read with the
+  // header are handed on once the connection reads (want_events queues them).
+  open_transport();
+}
+
+// Bytes read with the header are no readiness the poller can announce: they are handed
+// to the connection after this dispatch batch, as if the socket had just become readable.
+void TcpConnection::queue_rest_read() {
+  if (rest_read_queued_) return;
+  rest_read_queued_ = true;
+  loop().defer([this] {
+    rest_read_queued_ = false;
+    if (state() == State::closing || state() == State::closed || !conn_reads_) return;
+    if (proxy_->has_rest()) on_readable();
+  });
 }
 
 void TcpConnection::proxy_stage_failed(std::string_view why) {

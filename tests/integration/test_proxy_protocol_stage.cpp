@@ -369,3 +369,52 @@ TEST_CASE("PROXY header followed at once by a TLS ClientHello") {
   CHECK(!server.seen->tls_versions[0].empty());
 }
 #endif
+
+namespace {
+
+// Echo that keeps reading paused for a moment after on_open: bytes that came with the
+// header must wait for it, not be lost or delivered early.
+class LateReader final : public StreamHandler {
+ public:
+  void on_open(Connection& c) override {
+    c.pause_reading();
+    c.start_timer(50ms, Duration::zero(), [](Connection& conn) { conn.resume_reading(); });
+  }
+  void on_data(Connection& c, Buffer& in) override {
+    c.send(in.view());
+    in.consume(in.size());
+  }
+  void on_peer_shutdown(Connection& c, Buffer& in) override {
+    c.send(in.view());
+    in.consume(in.size());
+    c.close();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("PROXY: bytes read with the header reach a handler that paused, then the end") {
+  ServerThread srv;
+  ServerThread::Config cfg;
+  cfg.factory = [] { return std::make_unique<LateReader>(); };
+  cfg.options.proxy_protocol = std::make_shared<ProxyProtocolOptions>();
+  REQUIRE(!srv.start(cfg));
+  for (size_t size : {size_t(1), size_t(300), size_t(100 * KiB)}) {
+    CAPTURE(size);
+    Sock s = connect_to(srv.address(), {.timeout = 5s});
+    REQUIRE(s.valid());
+    std::string payload = random_bytes(size, size);
+    // Header, payload and the end of the stream together: one segment when it fits.
+    Exchange ex = exchange(s.get(), good_v2() + payload, true, 0, true, size);
+    CHECK(ex.error == 0);
+    CHECK(ex.eof);
+    CHECK(diff_bytes(ex.received, payload) == "");
+    // Without an end after them: nothing in the socket announces those bytes.
+    Sock t = connect_to(srv.address(), {.timeout = 5s});
+    REQUIRE(t.valid());
+    Exchange open_ex = exchange(t.get(), good_v2() + payload, false, payload.size(), false, size);
+    CHECK(open_ex.error == 0);
+    CHECK_FALSE(open_ex.timed_out);
+    CHECK(diff_bytes(open_ex.received, payload) == "");
+  }
+}

@@ -53,6 +53,7 @@ class TcpConnection final : public StreamConnection, private Transport {
   void on_proxy_io(uint32_t ready);
   void drive_proxy_stage();
   void proxy_stage_failed(std::string_view why);
+  void queue_rest_read();
   // TLS: the handshake, then events mapped through what the session waits for.
   void drive_handshake();
   void handshake_failed();
@@ -75,6 +76,7 @@ class TcpConnection final : public StreamConnection, private Transport {
   Fd fd_;
   std::unique_ptr<TlsLayer> tls_;
   std::unique_ptr<ProxyStage> proxy_;
+  bool rest_read_queued_ = false;  // bytes read with the PROXY header wait to be delivered
   TimerId handshake_timer_;
   bool handshaking_ = false;
   bool tls_ready_ = false;  // the handshake finished
