@@ -33,7 +33,10 @@ void TcpConnection::start_proxy_stage() {
     proxy_->timed_out(StreamConnection::peer_address(), local_address());
     proxy_stage_failed("no PROXY header in time");
   });
-  drive_proxy_stage();  // the header may be there already
+  // No read now: a connection is accepted once its handshake is done, usually before the
+  // header arrives (HAProxy connects, then sends), so a read here would mostly find
+  // nothing (one EAGAIN per connection). The watcher waits for input, and a header already
+  // there makes it ready at once (level-triggered).
 }
 
 void TcpConnection::on_proxy_io(uint32_t ready) {
