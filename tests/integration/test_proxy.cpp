@@ -302,9 +302,10 @@ TEST_CASE("proxy: the upstream's half-close reaches the client, which can still 
   const std::string data = random_bytes(100 * KiB, 43);
   REQUIRE(send_all(s.get(), data));
   REQUIRE(::shutdown(s.get(), SHUT_WR) == 0);
+  // The upstream hears the end of our stream, then closes (on_close comes just after).
   CHECK(wait_until([&] {
     std::lock_guard lock(log->m);
-    return log->peer_ended;
+    return log->peer_ended && !log->closes.empty();
   }, 5s));
   {
     std::lock_guard lock(log->m);
