@@ -53,16 +53,17 @@ void ProxyStage::arm_timeout(std::function<void()> expired) {
 ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address& local,
                                      bool keep_rest) {
   if (state_ != State::running) return state_ == State::done ? Step::done : Step::failed;
-  if (keep_rest) return advance_reading(fd, peer, local);
   // Past the longest header the parser may accept it has said invalid; the bound here only
   // keeps this loop finite whatever it says.
   const size_t cap = std::max(proxy_protocol::kV1MaxLength, options_->parse.v2_max_length);
   for (;;) {
     const size_t taken = seen_.size();
     if (taken >= cap) return fail(Why::invalid, "header longer than the limit", peer, local);
-    // Peek at what follows the bytes already taken.
+    // keep_rest: read, and keep what follows the header for the connection's first reads
+    // (take_rest), so a header and the request after it cost one recv, as the request
+    // alone would. Otherwise peek, and take off the socket only the header's bytes.
     seen_.resize(taken + std::min(kPeekChunk, cap - taken));
-    ssize_t n = receive(fd, seen_.data() + taken, seen_.size() - taken, MSG_PEEK);
+    ssize_t n = receive(fd, seen_.data() + taken, seen_.size() - taken, keep_rest ? 0 : MSG_PEEK);
     if (n < 0) {
       int err = errno;
       seen_.resize(taken);
@@ -78,19 +79,19 @@ ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address&
     auto result = proxy_protocol::parse(seen_, header_, options_->parse);
     if (result.status == proxy_protocol::Status::invalid)
       return fail(Why::invalid, result.error, peer, local);
+    const bool done = result.status == proxy_protocol::Status::done;
     // A stream listener's client came over a stream: a DGRAM header names some other flow.
-    if (result.status == proxy_protocol::Status::done &&
-        header_.command == proxy_protocol::Command::proxy &&
+    if (done && header_.command == proxy_protocol::Command::proxy &&
         header_.transport == proxy_protocol::Transport::datagram)
       return fail(Why::invalid, "v2: a DGRAM header on a stream listener", peer, local);
-    // need_more: every byte peeked is the header's (the parser's contract), so all of
-    // them can be taken. done: only the header's, and the rest stays in the socket.
-    size_t header_end =
-        result.status == proxy_protocol::Status::done ? header_.length : seen_.size();
+    // need_more: every byte seen is the header's (the parser's contract), so all of them
+    // can be taken. done: only the header's.
+    size_t header_end = done ? header_.length : seen_.size();
     if (header_end < taken || header_end > seen_.size())  // a parser bug: never read past it
       return fail(Why::invalid, "the parser misreported the header's length", peer, local);
-    size_t want = header_end - taken;
-    if (want > 0) {
+    if (keep_rest) {
+      if (done) rest_.assign(seen_.begin() + std::ptrdiff_t(header_end), seen_.end());
+    } else if (size_t want = header_end - taken; want > 0) {
       ssize_t got = receive(fd, seen_.data() + taken, want, 0);
       // The bytes were peeked, so they are all there: anything else is a failing socket.
       if (got != ssize_t(want))
@@ -98,43 +99,7 @@ ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address&
                     peer, local);
     }
     seen_.resize(header_end);
-    if (result.status == proxy_protocol::Status::done) return finish();
-  }
-}
-
-// Reads (not peeks): what follows the header in the same read is kept for the connection's
-// first reads (take_rest), so a header and the request after it cost one recv, as the
-// request alone would. Every byte read while the parser says need_more is the header's.
-ProxyStage::Step ProxyStage::advance_reading(int fd, const Address& peer, const Address& local) {
-  const size_t cap = std::max(proxy_protocol::kV1MaxLength, options_->parse.v2_max_length);
-  for (;;) {
-    const size_t taken = seen_.size();
-    if (taken >= cap) return fail(Why::invalid, "header longer than the limit", peer, local);
-    seen_.resize(taken + kPeekChunk);
-    ssize_t n = receive(fd, seen_.data() + taken, seen_.size() - taken, 0);
-    if (n < 0) {
-      int err = errno;
-      seen_.resize(taken);
-      if (err == EAGAIN || err == EWOULDBLOCK) return Step::want_read;
-      return fail(Why::aborted, std::strerror(err), peer, local);
-    }
-    seen_.resize(taken + size_t(n));
-    if (n == 0)
-      return fail(Why::aborted,
-                  taken ? "the peer closed before the header was whole"
-                        : "the peer closed without sending a header",
-                  peer, local);
-    auto result = proxy_protocol::parse(seen_, header_, options_->parse);
-    if (result.status == proxy_protocol::Status::invalid)
-      return fail(Why::invalid, result.error, peer, local);
-    if (result.status == proxy_protocol::Status::need_more) continue;
-    if (header_.command == proxy_protocol::Command::proxy &&
-        header_.transport == proxy_protocol::Transport::datagram)
-      return fail(Why::invalid, "v2: a DGRAM header on a stream listener", peer, local);
-    if (header_.length > seen_.size())  // a parser bug: never hand on part of the header
-      return fail(Why::invalid, "the parser misreported the header's length", peer, local);
-    rest_.assign(seen_.begin() + std::ptrdiff_t(header_.length), seen_.end());
-    return finish();
+    if (done) return finish();
   }
 }
 

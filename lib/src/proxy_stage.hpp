@@ -61,7 +61,6 @@ class ProxyStage {
   enum class Why : uint8_t { invalid, aborted, timeout };
   Step fail(Why why, std::string_view error, const Address& peer, const Address& local);
   Step finish();
-  Step advance_reading(int fd, const Address& peer, const Address& local);
   void cancel_timer() noexcept;
 
   EventLoop& loop_;
