@@ -87,6 +87,15 @@ class V1Scanner {
     return literal(" ", "v1: protocol not followed by one space");
   }
 
+  // One more digit of a decimal written without leading zeros (an address part, a port):
+  // false after a leading 0 or past `max`.
+  static bool add_digit(unsigned& value, size_t& digits, uint8_t c, unsigned max) {
+    if (digits == 1 && value == 0) return false;
+    value = value * 10 + (c - '0');
+    ++digits;
+    return value <= max;
+  }
+
   // A dotted quad: four decimal parts 0-255 without leading zeros, ended by a space (not
   // consumed).
   Step ipv4(std::array<uint8_t, 16>& address, std::string_view why) {
@@ -96,10 +105,7 @@ class V1Scanner {
       if (pos_ == in_.size()) return starved();
       uint8_t c = in_[pos_];
       if (c >= '0' && c <= '9') {
-        if (digits == 1 && value == 0) return fail(why);
-        value = value * 10 + (c - '0');
-        if (value > 255) return fail(why);
-        ++digits;
+        if (!add_digit(value, digits, c, 255)) return fail(why);
       } else if (c == '.' && digits > 0 && part < 3) {
         address[part++] = static_cast<uint8_t>(value);
         digits = 0;
@@ -140,10 +146,7 @@ class V1Scanner {
       if (pos_ == in_.size()) return starved();
       uint8_t c = in_[pos_];
       if (c >= '0' && c <= '9') {
-        if (digits == 1 && value == 0) return fail(why);
-        value = value * 10 + (c - '0');
-        if (value > 65535) return fail(why);
-        ++digits;
+        if (!add_digit(value, digits, c, 65535)) return fail(why);
       } else if (c == terminator && digits > 0) {
         out = static_cast<uint16_t>(value);
         return Step::ok;
