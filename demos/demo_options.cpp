@@ -112,6 +112,18 @@ std::vector<OptionGroup> common_groups() {
             [](DemoOptions& o, const std::string& v) -> std::string {
               return parse_timeout("--drain-timeout", v, false, o.drain_timeout);
             }},
+           {"--defer-accept", "DURATION", "a duration, e.g. 5s",
+            "accept a connection once its client has sent something, or after\n"
+            "about this long (Linux TCP_DEFER_ACCEPT, whole seconds; default 0:\n"
+            "at the handshake). For clients that speak first (HTTP, TLS): one\n"
+            "wake-up per new connection instead of two",
+            [](DemoOptions& o, const std::string& v) -> std::string {
+              if (auto why = parse_duration("--defer-accept", v, o.defer_accept); !why.empty())
+                return why;
+              if (o.defer_accept > seconds(3600))
+                return "--defer-accept " + v + ": expected at most an hour (3600s)";
+              return {};
+            }},
            {"--max-connections", "N", "a number",
             "connections open at once across all listeners; past it new ones\n"
             "are refused at once (HTTP: 503) and counted (default 10000)",

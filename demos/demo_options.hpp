@@ -39,6 +39,7 @@ struct DemoOptions {
   std::vector<Listener> listeners;  // in the order given
   size_t threads = 1;
   Duration drain_timeout = seconds(10);
+  Duration defer_accept = Duration::zero();  // --defer-accept (ListenerOptions::defer_accept)
   size_t max_connections = 10'000;
   // Per client (an IPv4 address, an IPv6 network of client_ipv6_prefix bits): connections
   // at once (0: no limit) and, for HTTP, requests per second (0: no limit).

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   so.max_connections_per_client = opt.max_connections_per_ip;
   so.client_ipv6_prefix = opt.client_ipv6_prefix;
   so.listener.connection = opt.connection;
+  so.listener.defer_accept = opt.defer_accept;
   so.udp = opt.udp;
   so.handover_source = !opt.handover_path.empty();
   Server server(so);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -56,27 +57,31 @@ ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address&
   // Past the longest header the parser may accept it has said invalid; the bound here only
   // keeps this loop finite whatever it says.
   const size_t cap = std::max(proxy_protocol::kV1MaxLength, options_->parse.v2_max_length);
+  // A whole header in one read (the usual case) is parsed where it was read: seen_ is
+  // filled only when the header comes in pieces.
+  uint8_t chunk[kPeekChunk];
   for (;;) {
     const size_t taken = seen_.size();
     if (taken >= cap) return fail(Why::invalid, "header longer than the limit", peer, local);
     // keep_rest: read, and keep what follows the header for the connection's first reads
     // (take_rest), so a header and the request after it cost one recv, as the request
     // alone would. Otherwise peek, and take off the socket only the header's bytes.
-    seen_.resize(taken + std::min(kPeekChunk, cap - taken));
-    ssize_t n = receive(fd, seen_.data() + taken, seen_.size() - taken, keep_rest ? 0 : MSG_PEEK);
+    ssize_t n = receive(fd, chunk, std::min(kPeekChunk, cap - taken), keep_rest ? 0 : MSG_PEEK);
     if (n < 0) {
       int err = errno;
-      seen_.resize(taken);
       if (err == EAGAIN || err == EWOULDBLOCK) return Step::want_read;
       return fail(Why::aborted, std::strerror(err), peer, local);
     }
-    seen_.resize(taken + size_t(n));
     if (n == 0)
       return fail(Why::aborted,
                   taken ? "the peer closed before the header was whole"
                         : "the peer closed without sending a header",
                   peer, local);
-    auto result = proxy_protocol::parse(seen_, header_, options_->parse);
+    // Every byte so far: those taken before, then these.
+    if (taken) seen_.insert(seen_.end(), chunk, chunk + n);
+    const std::span<const uint8_t> bytes =
+        taken ? std::span<const uint8_t>(seen_) : std::span<const uint8_t>(chunk, size_t(n));
+    auto result = proxy_protocol::parse(bytes, header_, options_->parse);
     if (result.status == proxy_protocol::Status::invalid)
       return fail(Why::invalid, result.error, peer, local);
     const bool done = result.status == proxy_protocol::Status::done;
@@ -86,20 +91,21 @@ ProxyStage::Step ProxyStage::advance(int fd, const Address& peer, const Address&
       return fail(Why::invalid, "v2: a DGRAM header on a stream listener", peer, local);
     // need_more: every byte seen is the header's (the parser's contract), so all of them
     // can be taken. done: only the header's.
-    size_t header_end = done ? header_.length : seen_.size();
-    if (header_end < taken || header_end > seen_.size())  // a parser bug: never read past it
+    const size_t header_end = done ? header_.length : bytes.size();
+    if (header_end < taken || header_end > bytes.size())  // a parser bug: never read past it
       return fail(Why::invalid, "the parser misreported the header's length", peer, local);
     if (keep_rest) {
-      if (done) rest_.assign(seen_.begin() + std::ptrdiff_t(header_end), seen_.end());
+      if (done) rest_.assign(bytes.begin() + std::ptrdiff_t(header_end), bytes.end());
     } else if (size_t want = header_end - taken; want > 0) {
-      ssize_t got = receive(fd, seen_.data() + taken, want, 0);
-      // The bytes were peeked, so they are all there: anything else is a failing socket.
+      // The bytes were peeked, so they are all there (read into the chunk again: the same
+      // bytes): anything else is a failing socket.
+      ssize_t got = receive(fd, chunk, want, 0);
       if (got != ssize_t(want))
         return fail(Why::aborted, got < 0 ? std::strerror(errno) : "short read of peeked bytes",
                     peer, local);
     }
-    seen_.resize(header_end);
     if (done) return finish();
+    if (!taken) seen_.assign(chunk, chunk + n);  // the header's first piece
   }
 }
 

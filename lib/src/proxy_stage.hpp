@@ -1,10 +1,11 @@
 // ProxyStage: the PROXY protocol header reader an accepted connection runs before TLS and
 // before its handler's on_open (ListenerOptions::proxy_protocol).
 //
-// It never reads past the header: it peeks (recv MSG_PEEK), lets the parser judge the
-// bytes seen so far, and takes off the socket only bytes the parser says belong to the
-// header. What follows the header (a ClientHello, the first request) stays in the socket
-// for the next stage, so no bytes are handed over between layers.
+// It lets the parser judge the bytes seen so far. Before TLS it peeks (recv MSG_PEEK) and
+// takes off the socket only the bytes the parser says belong to the header, so the
+// ClientHello stays in the socket for OpenSSL. On a plain connection one recv takes the
+// header and what follows it (the first request), and the rest is kept for the
+// connection's first reads (take_rest).
 #pragma once
 
 #include <functional>
@@ -20,6 +21,7 @@
 namespace netloop {
 
 struct ProxyProtocolStats;
+
 
 class ProxyStage {
  public:
@@ -50,6 +52,11 @@ class ProxyStage {
   // going away) while the header is still awaited: the stage has failed (counted as aborted).
   void abandon() noexcept;
 
+  // The listener defers its accepts until the peer's first bytes (TCP_DEFER_ACCEPT): the
+  // header is usually there at accept, worth reading at once.
+  void expect_header_with_accept() noexcept { with_accept_ = true; }
+  bool header_comes_with_accept() const noexcept { return with_accept_; }
+
   bool passed() const noexcept { return state_ == State::done; }
   bool running() const noexcept { return state_ == State::running; }
   // Once passed(): the header, and the client it names (null for LOCAL, UNSPEC, UNIX).
@@ -68,9 +75,10 @@ class ProxyStage {
   ProxyProtocolStats* stats_;
   State state_ = State::running;
   bool has_client_ = false;
+  bool with_accept_ = false;
   TimerId timer_;
   Duration cap_ = Duration::max();
-  std::vector<uint8_t> seen_;  // header bytes taken off the socket, then what was peeked
+  std::vector<uint8_t> seen_;  // a header coming in pieces: its bytes taken so far
   proxy_protocol::Header header_;
   std::vector<uint8_t> rest_;  // read after the header (keep_rest), not yet taken
   size_t rest_taken_ = 0;

@@ -28,15 +28,21 @@ void TcpConnection::start_proxy_stage() {
   // An accepted connection that fails here (or is closed by a drain) never opened: its
   // handler is not told, as for a failed TLS handshake.
   close_quietly_until_begun();
+  // A listener that defers its accepts hands over connections whose first bytes have come:
+  // the header is read now, and usually whole, so no timer is needed. Otherwise a
+  // connection is accepted once its handshake is done, usually before the header arrives
+  // (HAProxy connects, then sends), so a read here would mostly find nothing (one EAGAIN
+  // per connection): the watcher waits for input, and a header already there makes it
+  // ready at once (level-triggered).
+  if (proxy_->header_comes_with_accept()) {
+    drive_proxy_stage();
+    if (state() != State::open || !proxy_->running()) return;  // opened, or failed
+  }
   proxy_->arm_timeout([this] {
     if (state() != State::open || !proxy_->running()) return;
     proxy_->timed_out(StreamConnection::peer_address(), local_address());
     proxy_stage_failed("no PROXY header in time");
   });
-  // No read now: a connection is accepted once its handshake is done, usually before the
-  // header arrives (HAProxy connects, then sends), so a read here would mostly find
-  // nothing (one EAGAIN per connection). The watcher waits for input, and a header already
-  // there makes it ready at once (level-triggered).
 }
 
 void TcpConnection::on_proxy_io(uint32_t ready) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +36,36 @@ int accept_nonblocking(int lfd, sockaddr_storage* ss, socklen_t* len) {
 #endif
 }
 
+#ifdef TCP_DEFER_ACCEPT
+constexpr bool kCanDeferAccepts = true;
+#else
+constexpr bool kCanDeferAccepts = false;
+#endif
+
+// How long accepts wait for the peer's first bytes (zero: they do not).
+Duration deferral_of(const ListenerOptions& options) noexcept {
+  Duration d = std::max(options.defer_accept, Duration::zero());
+  if (options.proxy_protocol && options.proxy_protocol->defer_accept)
+    d = std::max(d, options.proxy_protocol->header_timeout);
+  return d;
+}
+
+// Sets the deferral on a listening socket (where the kernel can). A refusal costs only the
+// saving: said, not fatal.
+void defer_accepts(int fd, const ListenerOptions& options, const Address& where) {
+#ifdef TCP_DEFER_ACCEPT
+  // Whole seconds, rounded up: the kernel counts SYN-ACK retransmissions from it.
+  auto ms = std::chrono::duration_cast<milliseconds>(deferral_of(options)).count();
+  int secs = int(std::min<int64_t>((ms + 999) / 1000, 3600));
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) < 0)
+    log_warn("listener {}: cannot set TCP_DEFER_ACCEPT: {}", where, std::strerror(errno));
+#else
+  (void)fd;
+  (void)options;
+  (void)where;
+#endif
+}
+
 }  // namespace
 
 Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const Address& address,
@@ -49,6 +80,7 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(EventLoop& loop, const 
   if (address.is_ipv6()) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd.get(), address.sockaddr_ptr(), address.length()) < 0) return last_error();
   if (::listen(fd.get(), options.backlog) < 0) return last_error();
+  if (deferral_of(options) > Duration::zero()) defer_accepts(fd.get(), options, address);
 
   Address local = Address::local_of(fd.get(), address);
 
@@ -73,6 +105,8 @@ Result<std::unique_ptr<TcpListener>> TcpListener::from_descriptor(EventLoop& loo
   if (::listen(fd.get(), options.backlog) < 0) return last_error();
   Address local = Address::local_of(fd.get(), Address());
   if (local.family() != AF_INET && local.family() != AF_INET6) return make_error(EINVAL);
+  // Set either way: the instance that handed it over may have deferred, or not.
+  defer_accepts(fd.get(), options, local);
   std::unique_ptr<TcpListener> l(
       new TcpListener(loop, std::move(fd), local, std::move(factory), options));
   if (auto r = l->watcher_.start(l->fd_.get(), Interest::read); !r) return r.error();
@@ -104,7 +138,8 @@ TcpListener::TcpListener(EventLoop& loop, Fd fd, const Address& local,
       factory_(std::move(factory)),
       options_(options),
       reserve_fd_(open_reserve_fd()),
-      wildcard_(local.host() == "0.0.0.0" || local.host() == "::") {}
+      wildcard_(local.host() == "0.0.0.0" || local.host() == "::"),
+      defers_accepts_(kCanDeferAccepts && deferral_of(options) > Duration::zero()) {}
 
 TcpListener::~TcpListener() {
   if (alive_flag_) *alive_flag_ = false;
@@ -191,6 +226,7 @@ void TcpListener::expect_proxy_header(TcpConnection& conn, Duration cap) {
   if (!options_.proxy_protocol) return;
   auto stage = std::make_unique<ProxyStage>(loop_, options_.proxy_protocol, &stats_.proxy_protocol);
   stage->cap_timeout(cap);
+  if (defers_accepts_) stage->expect_header_with_accept();
   conn.use_proxy_protocol(std::move(stage));
 }
 

@@ -253,6 +253,37 @@ TEST_CASE("PROXY: a silent connection times out while another is served") {
   CHECK(server.seen->closed == 1);  // only the one that opened hears a close
 }
 
+// Linux: a listener expecting headers accepts a connection once its first bytes have come
+// (TCP_DEFER_ACCEPT for the header timeout) and reads the header at once.
+TEST_CASE("PROXY: the listener accepts once the header has come, unless told not to"
+#ifndef __linux__
+          * doctest::skip(true)
+#endif
+) {
+  ProxyProtocolOptions po;
+  bool defer = true;
+  SUBCASE("deferred (the default)") {}
+  SUBCASE("not deferred") {
+    po.defer_accept = false;
+    defer = false;
+  }
+  ProxyServer server(po);
+  Sock silent = connect_to(server.address(), {.timeout = 5s});
+  REQUIRE(silent.valid());
+  if (defer) {
+    std::this_thread::sleep_for(300ms);
+    CHECK(server.thread.stats().accepted.get() == 0);
+  } else {
+    REQUIRE(wait_until([&] { return server.thread.stats().accepted.get() == 1; }, 5s));
+  }
+  const std::string payload = "after a pause";
+  REQUIRE(send_all(silent.get(), good_v2() + payload));
+  CHECK(recv_exact(silent.get(), payload.size()) == payload);
+  CHECK(server.thread.stats().accepted.get() == 1);
+  CHECK(server.proxy_stats().accepted == 1);
+  CHECK(server.seen->peer(0).to_string() == "192.0.2.7:40000");
+}
+
 TEST_CASE("PROXY: hostile headers are closed unopened and the listener serves on") {
   struct Case {
     const char* name;

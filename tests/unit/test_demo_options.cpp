@@ -39,6 +39,22 @@ std::string join(const Args& args) {
   return s;
 }
 
+// Each `args` is refused, with a one-line message containing `says`.
+struct RefusedArgs {
+  Args args;
+  const char* says;
+};
+template <size_t N>
+void check_refused(const RefusedArgs (&cases)[N]) {
+  for (const auto& c : cases) {
+    auto out = parse_demo_options(c.args);
+    INFO(join(c.args) << " -> " << out.error);
+    CHECK_FALSE(out.options.has_value());
+    CHECK(out.error.find(c.says) != std::string::npos);
+    CHECK(out.error.find('\n') == std::string::npos);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("demo options: no arguments means TCP echo on 127.0.0.1:7007 with safe defaults") {
@@ -964,11 +980,7 @@ TEST_CASE("demo options: per-client limits") {
   CHECK(parse_ok({"--rate-limit", "0.5"}).rate_burst == 1);
   CHECK(parse_ok({"--rate-limit", "2.5/s", "--rate-burst", "10"}).rate_burst == 10);
   CHECK(parse_ok({"--rate-limit", "2.5/s"}).rate_limit == 2.5);
-  struct Bad {
-    Args args;
-    const char* says;
-  };
-  const Bad cases[] = {
+  const RefusedArgs cases[] = {
       {{"--max-connections-per-ip", "abc"}, "--max-connections-per-ip abc"},
       {{"--max-connections-per-ip", "-1"}, "--max-connections-per-ip"},
       {{"--client-ipv6-prefix", "200"}, "from 32 to 128"},
@@ -986,11 +998,20 @@ TEST_CASE("demo options: per-client limits") {
       {{"--rate-burst", "4"}, "needs --rate-limit"},
       {{"--rate-limit-clients", "1"}, "--rate-limit-clients"},
   };
-  for (const auto& c : cases) {
-    auto out = parse_demo_options(c.args);
-    INFO(join(c.args) << " -> " << out.error);
-    CHECK_FALSE(out.options.has_value());
-    CHECK(out.error.find(c.says) != std::string::npos);
-    CHECK(out.error.find('\n') == std::string::npos);
-  }
+  check_refused(cases);
+}
+
+TEST_CASE("demo options: --defer-accept takes a duration above 0 up to an hour") {
+  CHECK(parse_ok({}).defer_accept == netloop::Duration::zero());  // off: accept at the handshake
+  CHECK(parse_ok({"--defer-accept", "5s"}).defer_accept == std::chrono::seconds(5));
+  CHECK(parse_ok({"--defer-accept=2.5"}).defer_accept == std::chrono::milliseconds(2500));
+  CHECK(parse_ok({"--defer-accept", "3600"}).defer_accept == std::chrono::seconds(3600));
+  const RefusedArgs cases[] = {
+      {{"--defer-accept", "0"}, "--defer-accept 0: expected a duration above 0"},
+      {{"--defer-accept", "-1"}, "--defer-accept -1"},
+      {{"--defer-accept", "abc"}, "--defer-accept abc"},
+      {{"--defer-accept", "3601"}, "--defer-accept 3601: expected at most an hour"},
+      {{"--defer-accept"}, "--defer-accept"},
+  };
+  check_refused(cases);
 }

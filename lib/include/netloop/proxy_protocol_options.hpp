@@ -50,6 +50,14 @@ struct ProxyProtocolOptions {
   std::vector<Cidr> trusted = loopback_only();
   // From the accept to the whole header; a peer that has not sent it by then is closed.
   Duration header_timeout = seconds(5);
+  // Linux: the listener defers each accept until the peer's first bytes have come
+  // (TCP_DEFER_ACCEPT, for header_timeout rounded up to whole seconds), and the header is
+  // read at once on accepting. A balancer sends its header in a segment of its own right
+  // after connecting: without this, the connection is accepted on the handshake and its
+  // header costs one more wake-up. A peer that connects and stays silent meanwhile holds
+  // no descriptor; once the kernel does hand it over, header_timeout applies as usual.
+  // Elsewhere (no TCP_DEFER_ACCEPT) this does nothing.
+  bool defer_accept = true;
   proxy_protocol::ParseOptions parse{};
 
   // Whether `peer` (the socket's own peer) may send a header.

@@ -48,6 +48,13 @@ struct ListenerOptions {
   // connection's peer_address(). A peer outside the trusted networks, or a missing,
   // invalid or late header, closes the connection without a word to the handler.
   std::shared_ptr<const ProxyProtocolOptions> proxy_protocol{};
+  // Linux: a connection is accepted only once its peer has sent something, or after about
+  // this long without (TCP_DEFER_ACCEPT; rounded up to whole seconds; zero: at the
+  // handshake, as usual; at most an hour). For protocols whose client speaks first (HTTP, TLS, PROXY): the
+  // accept and the first read come in one wake-up instead of two, and a peer that
+  // connects and stays silent holds no descriptor meanwhile. A listener expecting PROXY
+  // headers defers for its header_timeout anyway (ProxyProtocolOptions::defer_accept).
+  Duration defer_accept = Duration::zero();
 };
 
 // ListenerOptions::proxy_protocol: what became of the headers.
@@ -143,6 +150,7 @@ class TcpListener final : ConnectionOwner {
   Fd reserve_fd_;  // spare descriptor given up to accept-and-close under EMFILE
   TimerId retry_timer_;
   bool wildcard_;  // bound to 0.0.0.0 or ::
+  bool defers_accepts_;  // accepts wait for the first bytes (ListenerOptions::defer_accept)
   bool draining_ = false;
   bool* alive_flag_ = nullptr;  // set while on_readable() runs; cleared by the destructor
   std::vector<std::unique_ptr<TcpConnection>> connections_;
