@@ -83,9 +83,11 @@ std::string DemoHandover::serve(Server& server) {
 
 std::string DemoHandover::listen(Server& server) {
   std::string why;
+  HandoverOptions options;
+  options.not_taken = [&server] { server.restore_socket_options(); };
   auto source = HandoverSource::listen(
       server.loop(0), path_, [&server] { return server.listening_sockets(); },
-      [&server] { server.drain(); }, {}, &why);
+      [&server] { server.drain(); }, options, &why);
   if (!source) return "--handover " + why;
   source_ = std::move(*source);
   return {};

@@ -280,11 +280,14 @@ bool HandoverSource::read_session_input() {
 void HandoverSource::end_session(const std::string& why) {
   if (!session_) return;
   if (!why.empty()) log_warn("handover {}: aborted ({}); still serving", path_, why);
+  const bool sockets_went_out = session_->phase != Session::Phase::request;
   session_->watcher.stop();
   if (session_->timer) loop_.cancel_timer(std::exchange(session_->timer, {}));
   // Freed after this iteration: we may be inside its watcher's callback.
   Session* dead = session_.release();
   loop_.defer([dead] { delete dead; });
+  // The new instance had the sockets and may have set them up its own way.
+  if (!why.empty() && sockets_went_out && options_.not_taken) options_.not_taken();
 }
 
 }  // namespace netloop

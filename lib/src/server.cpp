@@ -185,6 +185,14 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   }
   Address local = (*first)->local_address();
   bound_.push_back({reg.name, local, false});
+  if (options_.handover_source) {
+    ListenerOptions settings;  // what TcpListener::apply_socket_options looks at
+    settings.backlog = lo.backlog;
+    settings.defer_accept = lo.defer_accept;
+    settings.proxy_protocol = lo.proxy_protocol;
+    std::lock_guard<std::mutex> lock(copies_mutex_);
+    socket_settings_.emplace_back(reg.name, std::move(settings));
+  }
 
   if (n > 1 && !lo.reuse_port) {
     first->reset();  // listens again, as the acceptor
@@ -351,6 +359,15 @@ void Server::drop_copies() {
   std::lock_guard<std::mutex> lock(copies_mutex_);
   copies_closed_ = true;
   copies.swap(copies_);
+}
+
+void Server::restore_socket_options() {
+  std::lock_guard<std::mutex> lock(copies_mutex_);
+  for (const auto& c : copies_) {
+    if (c.datagram) continue;
+    for (const auto& [name, settings] : socket_settings_)
+      if (name == c.name) TcpListener::apply_socket_options(c.fd.get(), settings, c.address);
+  }
 }
 
 Result<std::vector<ListeningSocket>> Server::listening_sockets() const {

@@ -113,6 +113,14 @@ Result<std::unique_ptr<TcpListener>> TcpListener::from_descriptor(EventLoop& loo
   return l;
 }
 
+void TcpListener::apply_socket_options(int fd, const ListenerOptions& options,
+                                       const Address& where) {
+  // On a listening socket listen() only sets the backlog: the queue is kept.
+  if (::listen(fd, options.backlog) < 0)
+    log_warn("listener {}: cannot set the backlog: {}", where, std::strerror(errno));
+  defer_accepts(fd, options, where);
+}
+
 std::unique_ptr<TcpListener> TcpListener::adopter(EventLoop& loop, const Address& local,
                                                   StreamHandlerFactory factory,
                                                   const ListenerOptions& options) {

@@ -196,6 +196,21 @@ inline const char* to_cstr(Ending e) {
   return "?";
 }
 
+// The accept deferral (TCP_DEFER_ACCEPT) the kernel reports for a listening socket, in
+// seconds (rounded up to a whole number of SYN-ACK retransmissions); 0: accepts are not
+// deferred, or the platform has no such option.
+inline int accept_deferral_seconds(int fd) {
+#ifdef TCP_DEFER_ACCEPT
+  int secs = -1;
+  socklen_t len = sizeof secs;
+  REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &len) == 0);
+  return secs;
+#else
+  (void)fd;
+  return 0;
+#endif
+}
+
 // Waits (at most `timeout`) for the stream to end; data arriving first counts as
 // unexpected.
 inline Ending wait_end(int fd, std::chrono::milliseconds timeout = 5s) {

@@ -18,20 +18,6 @@ constexpr bool kKernelDefers = true;
 constexpr bool kKernelDefers = false;
 #endif
 
-// The deferral the kernel reports for a listening socket, in seconds (it rounds up to a
-// whole number of SYN-ACK retransmissions), 0 when accepts are not deferred.
-int deferral_seconds(int fd) {
-#ifdef TCP_DEFER_ACCEPT
-  int secs = -1;
-  socklen_t len = sizeof secs;
-  REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &len) == 0);
-  return secs;
-#else
-  (void)fd;
-  return 0;
-#endif
-}
-
 struct EchoServer {
   ServerThread thread;
   explicit EchoServer(Duration defer) {
@@ -103,7 +89,7 @@ TEST_CASE("defer_accept: a socket served through from_descriptor takes the new d
 #ifdef TCP_DEFER_ACCEPT
     REQUIRE(::setsockopt(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) == 0);
 #endif
-    REQUIRE((deferral_seconds(fd.get()) > 0) == (secs > 0));
+    REQUIRE((accept_deferral_seconds(fd.get()) > 0) == (secs > 0));
     return fd;
   };
   // The deferral of the socket once served with `defer`.
@@ -112,7 +98,7 @@ TEST_CASE("defer_accept: a socket served through from_descriptor takes the new d
     o.defer_accept = defer;
     auto served = TcpListener::from_descriptor(**loop, std::move(fd), echo::tcp_echo_factory(), o);
     REQUIRE(served);
-    return deferral_seconds((*served)->descriptor());
+    return accept_deferral_seconds((*served)->descriptor());
   };
   CHECK(served_with(listening(5), Duration::zero()) == 0);  // the old deferral is turned off
   CHECK(served_with(listening(0), seconds(2)) >= 2);        // and a new one set

@@ -9,7 +9,8 @@
 // old one gone or silent after sending is an unclear outcome (the new one serves on), a
 // new one gone before the acknowledgement leaves the old one serving. A fresh start is
 // refused while an instance holds PATH.lock; another user's socket file or process is
-// not trusted.
+// not trusted. After a swap that failed once the sockets went out, the old instance sets
+// its own socket settings (accept deferral, backlog) again.
 //
 // A's loops are held (a posted task that waits) while clients connect, so that their
 // connections sit in the backlog when B takes over; the handover source runs on a loop
@@ -122,7 +123,8 @@ class SideLoop {
   }
   netloop::EventLoop& loop() { return *loop_; }
   // Listens at `path` on this loop; passes `server`'s sockets, drains it when taken.
-  void serve(const std::string& path, Server& server, std::atomic<int>* taken = nullptr) {
+  void serve(const std::string& path, Server& server, std::atomic<int>* taken = nullptr,
+             const netloop::HandoverOptions& options = {}) {
     std::promise<std::string> made;
     loop_->post([&] {
       std::string why;
@@ -132,7 +134,7 @@ class SideLoop {
             if (taken) ++*taken;
             server.drain();
           },
-          {}, &why);
+          options, &why);
       if (s) source_ = std::move(*s);
       made.set_value(s ? std::string() : why);
     });
@@ -769,4 +771,51 @@ TEST_CASE("handover client: a socket or a peer of another user is not trusted" *
   CHECK_MESSAGE(why.find("not this user") != std::string::npos, why);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
+}
+
+TEST_CASE("handover source: after a swap that failed, the old instance's socket settings are back"
+#ifndef TCP_DEFER_ACCEPT
+          * doctest::skip(true)
+#endif
+) {
+  TempDir dir("netloop-handover");
+  const std::string path = (dir / "h.sock").string();
+  ServerOptions o = source_opts(1);
+  o.listener.defer_accept = netloop::seconds(2);
+  Server a(o);
+  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  std::string why;
+  REQUIRE_MESSAGE(a.start(&why).ok(), why);
+  const Address tcp = a.bound()[0].address;
+  SideLoop side;
+  netloop::HandoverOptions ho;
+  std::atomic<int> not_taken{0};
+  ho.not_taken = [&a, &not_taken] {
+    a.restore_socket_options();
+    ++not_taken;
+  };
+  side.serve(path, a, nullptr, ho);
+  Running run_a(a);
+
+  auto client = request_when_free(path, why);
+  REQUIRE_MESSAGE(client, why);
+  REQUIRE((*client)->found());
+  std::vector<netloop::ListeningSocket> sockets = (*client)->take_sockets();
+  auto listener = std::find_if(sockets.begin(), sockets.end(),
+                               [](const netloop::ListeningSocket& l) { return !l.datagram; });
+  REQUIRE(listener != sockets.end());
+  const int fd = listener->fd.get();
+  REQUIRE(accept_deferral_seconds(fd) >= 2);
+  // A new instance without deferred accepts takes the socket as its own...
+  netloop::ListenerOptions plain;
+  netloop::TcpListener::apply_socket_options(fd, plain, tcp);
+  CHECK(accept_deferral_seconds(fd) == 0);
+  // ...then goes away without confirming: the old one serves on, deferring again.
+  client->reset();
+  CHECK(wait_until([&] { return not_taken.load() == 1; }, 5s));
+  CHECK(accept_deferral_seconds(fd) >= 2);
+  CHECK_FALSE(a.draining());
+  Sock s = connect_to(tcp, {.timeout = 5s});
+  REQUIRE(s.valid());
+  CHECK(echo_once(s.get(), "still") == "still");
 }

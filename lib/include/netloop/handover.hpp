@@ -47,6 +47,11 @@ namespace netloop {
 struct HandoverOptions {
   Duration timeout = seconds(10);  // connecting and receiving; then the confirmation
   size_t max_sockets = 4096;       // more from the old instance is a protocol error
+  // The old instance's side (HandoverSource): the sockets went out but the swap did not
+  // complete (the new instance stepped back, died, or never confirmed), so this instance
+  // serves on. The new one may have changed what the sockets share (backlog, accept
+  // deferral): a Server puts its own back with restore_socket_options(). Loop thread.
+  std::function<void()> not_taken{};
 };
 
 // The new instance's side.

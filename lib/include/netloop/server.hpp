@@ -155,6 +155,11 @@ class Server {
   // (ServerOptions::handover_source; else ENOTSUP). ECANCELED once draining or stopping:
   // the sockets are closing then.
   Result<std::vector<ListeningSocket>> listening_sockets() const;
+  // Any thread. After a handover that passed the listening sockets but did not complete
+  // (the new instance stepped back, died, or never confirmed): sets this server's own
+  // backlog and accept deferral on its TCP listening sockets again, since the new
+  // instance set its own when it took them (HandoverOptions::not_taken).
+  void restore_socket_options();
   size_t loop_count() const noexcept { return loops_.size(); }
   EventLoop& loop(size_t i) noexcept;
   // Any thread.
@@ -201,6 +206,9 @@ class Server {
   std::vector<ListeningSocket> inherited_;  // during start() only
   mutable std::mutex copies_mutex_;
   std::vector<ListeningSocket> copies_;  // handover_source: until draining or stopping
+  // By stream registration name: what its listening sockets were set up with (backlog,
+  // accept deferral), to set again after a failed handover. Under copies_mutex_.
+  std::vector<std::pair<std::string, ListenerOptions>> socket_settings_;
   bool copies_closed_ = false;
   mutable std::mutex retired_udp_mutex_;
   std::vector<UdpStats> retired_udp_;  // by datagram registration: sockets already closed

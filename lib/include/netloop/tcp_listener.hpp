@@ -84,11 +84,17 @@ class TcpListener final : ConnectionOwner {
                                                      StreamHandlerFactory factory,
                                                      const ListenerOptions& options = {});
   // Serves an already listening TCP socket (one inherited in a handover): EINVAL when
-  // `fd` is not a listening stream socket. Its backlog is set to options.backlog;
-  // options.reuse_port is not looked at (it was set, or not, before the socket was bound).
+  // `fd` is not a listening stream socket. Its backlog and accept deferral are set from
+  // `options` (apply_socket_options); options.reuse_port is not looked at (it was set, or
+  // not, before the socket was bound).
   static Result<std::unique_ptr<TcpListener>> from_descriptor(EventLoop& loop, Fd fd,
                                                               StreamHandlerFactory factory,
                                                               const ListenerOptions& options = {});
+  // Sets on the listening socket `fd` what `options` asks of it once bound: the backlog
+  // and the accept deferral (defer_accept, or a PROXY listener's). These belong to the
+  // socket, so every process holding it shares them: after a handover that failed, the
+  // old instance sets its own again. `where` names the socket in a log line.
+  static void apply_socket_options(int fd, const ListenerOptions& options, const Address& where);
   // A listener without a socket, for connections accepted elsewhere (hand_off).
   static std::unique_ptr<TcpListener> adopter(EventLoop& loop, const Address& local,
                                               StreamHandlerFactory factory,
