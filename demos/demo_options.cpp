@@ -114,9 +114,10 @@ std::vector<OptionGroup> common_groups() {
             }},
            {"--defer-accept", "DURATION", "a duration, e.g. 5s",
             "accept a connection once its client has sent something, or after\n"
-            "about this long (Linux TCP_DEFER_ACCEPT, whole seconds; default 0:\n"
-            "at the handshake). For clients that speak first (HTTP, TLS): one\n"
-            "wake-up per new connection instead of two",
+            "about this long (Linux TCP_DEFER_ACCEPT; default 0: at the\n"
+            "handshake). For clients that speak first (HTTP, TLS): one wake-up\n"
+            "per new connection instead of two; where the server speaks first\n"
+            "(SMTP or SSH behind --tcp-proxy) each connection would wait it out",
             [](DemoOptions& o, const std::string& v) -> std::string {
               if (auto why = parse_duration("--defer-accept", v, o.defer_accept); !why.empty())
                 return why;

@@ -34,7 +34,8 @@ OptionGroup proxy_protocol_option_group() {
                }},
               {"--proxy-header-timeout", "DURATION", "a duration, e.g. 5s",
                "from the accept to a whole PROXY header, else the\n"
-               "connection is closed (default 5s; also 2.5, 500ms)",
+               "connection is closed (default 5s; also 2.5, 500ms). On Linux\n"
+               "the accept itself waits about as long for the peer's first bytes",
                [](DemoOptions& o, const std::string& v) -> std::string {
                  o.proxy_header_timeout_given = true;
                  return parse_duration("--proxy-header-timeout", v, o.proxy_header_timeout);

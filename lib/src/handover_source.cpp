@@ -210,7 +210,8 @@ bool HandoverSource::write_session_output() {
     if (s.timer) loop_.cancel_timer(s.timer);
     s.timer = loop_.run_after(options_.timeout, [this] {
       session_->timer = {};
-      end_session("no confirmation within the timeout");
+      // It may yet confirm and, unanswered, serve on beside this one: its settings stay.
+      end_session("no confirmation within the timeout", false);
     });
   }
   return true;
@@ -277,7 +278,7 @@ bool HandoverSource::read_session_input() {
   return true;
 }
 
-void HandoverSource::end_session(const std::string& why) {
+void HandoverSource::end_session(const std::string& why, bool new_instance_gone) {
   if (!session_) return;
   if (!why.empty()) log_warn("handover {}: aborted ({}); still serving", path_, why);
   const bool sockets_went_out = session_->phase != Session::Phase::request;
@@ -286,8 +287,10 @@ void HandoverSource::end_session(const std::string& why) {
   // Freed after this iteration: we may be inside its watcher's callback.
   Session* dead = session_.release();
   loop_.defer([dead] { delete dead; });
-  // The new instance had the sockets and may have set them up its own way.
-  if (!why.empty() && sockets_went_out && options_.not_taken) options_.not_taken();
+  // The new instance had the sockets and may have set them up its own way: once it is
+  // gone (closed, failed, refused), this one's settings go back.
+  if (!why.empty() && sockets_went_out && new_instance_gone && options_.not_taken)
+    options_.not_taken();
 }
 
 }  // namespace netloop

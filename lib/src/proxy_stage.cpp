@@ -1,11 +1,12 @@
-// ProxyStage: peek, parse, and take exactly the header's bytes off the socket.
+// ProxyStage: read (or, before TLS, peek at) the header, parse it, and take only its bytes
+// off the socket or keep what followed it for the connection.
 #include "proxy_stage.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <span>
 #include <netinet/in.h>
+#include <span>
 #include <sys/socket.h>
 
 #include "netloop/log.hpp"

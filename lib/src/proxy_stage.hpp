@@ -22,7 +22,6 @@ namespace netloop {
 
 struct ProxyProtocolStats;
 
-
 class ProxyStage {
  public:
   enum class Step : uint8_t { want_read, done, failed };

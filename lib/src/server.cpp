@@ -185,21 +185,13 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
   }
   Address local = (*first)->local_address();
   bound_.push_back({reg.name, local, false});
-  if (options_.handover_source) {
-    ListenerOptions settings;  // what TcpListener::apply_socket_options looks at
-    settings.backlog = lo.backlog;
-    settings.defer_accept = lo.defer_accept;
-    settings.proxy_protocol = lo.proxy_protocol;
-    std::lock_guard<std::mutex> lock(copies_mutex_);
-    socket_settings_.emplace_back(reg.name, std::move(settings));
-  }
 
   if (n > 1 && !lo.reuse_port) {
     first->reset();  // listens again, as the acceptor
     return hand_off_to_loops(n, services, lo, local, {}, reg, why);
   }
 
-  if (auto ec = keep_copy(reg.name, 0, false, (*first)->descriptor()))
+  if (auto ec = keep_copy(reg.name, 0, (*first)->descriptor(), &lo))
     return fail_with(why, "cannot keep a copy (" + what + ")", ec);
   loops_[0]->listeners.push_back(std::move(*first));
   // Inherited socket k on loop k % n; loops left without one bind their own.
@@ -212,7 +204,7 @@ std::error_code Server::bind_stream(const StreamReg& reg, std::string* why) {
                                        options_for(i));
     if (!l) return fail_with(why, "cannot listen (" + what + ", loop " + std::to_string(i) + ")",
                              l.error());
-    if (auto ec = keep_copy(reg.name, i, false, (*l)->descriptor()))
+    if (auto ec = keep_copy(reg.name, i, (*l)->descriptor(), &lo))
       return fail_with(why, "cannot keep a copy (" + what + ")", ec);
     loops_[i]->listeners.push_back(std::move(*l));
   }
@@ -250,7 +242,7 @@ std::error_code Server::hand_off_to_loops(size_t n, const std::vector<StreamServ
                    : TcpListener::from_descriptor(*loops_[0]->loop, std::move(acceptors[k]),
                                                   services[0].factory, acceptor);
     if (!acc) return fail_with(why, "cannot listen (" + what + ")", acc.error());
-    if (auto ec = keep_copy(reg.name, 0, false, (*acc)->descriptor()))
+    if (auto ec = keep_copy(reg.name, 0, (*acc)->descriptor(), &acceptor))
       return fail_with(why, "cannot keep a copy (" + what + ")", ec);
     loops_[0]->listeners.push_back(std::move(*acc));
   }
@@ -301,7 +293,7 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
   if (!first) return fail_with(why, "cannot bind (" + what + ")", first.error());
   address = (*first)->local_address();
   bound_.push_back({reg.name, address, true});
-  if (auto ec = keep_copy(reg.name, 0, true, (*first)->descriptor()))
+  if (auto ec = keep_copy(reg.name, 0, (*first)->descriptor(), nullptr))
     return fail_with(why, "cannot keep a copy (" + what + ")", ec);
   loops_[0]->sockets.push_back({registration, std::move(*first)});
 
@@ -314,7 +306,7 @@ std::error_code Server::bind_datagram(const DatagramReg& reg, std::string* why) 
                  : UdpSocket::bind(*loops_[i]->loop, address, reg.setup(*loops_[i]->loop, i), uo);
     if (!s) return fail_with(why, "cannot bind (" + what + ", loop " + std::to_string(i) + ")",
                              s.error());
-    if (auto ec = keep_copy(reg.name, i, true, (*s)->descriptor()))
+    if (auto ec = keep_copy(reg.name, i, (*s)->descriptor(), nullptr))
       return fail_with(why, "cannot keep a copy (" + what + ")", ec);
     loops_[i]->sockets.push_back({registration, std::move(*s)});
   }
@@ -344,18 +336,25 @@ std::vector<Fd> Server::take_inherited(const std::string& name, bool datagram,
   return out;
 }
 
-std::error_code Server::keep_copy(const std::string& name, size_t loop, bool datagram, int fd) {
+std::error_code Server::keep_copy(const std::string& name, size_t loop, int fd,
+                                  const ListenerOptions* listener) {
   if (!options_.handover_source) return {};
   Fd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
   if (!copy) return last_error();
   Address local = Address::local_of(copy.get(), Address());
+  KeptCopy kept{{name, local, loop, listener == nullptr, std::move(copy)}, {}};
+  if (listener) {  // what TcpListener::apply_socket_options looks at
+    kept.settings.backlog = listener->backlog;
+    kept.settings.defer_accept = listener->defer_accept;
+    kept.settings.proxy_protocol = listener->proxy_protocol;
+  }
   std::lock_guard<std::mutex> lock(copies_mutex_);
-  copies_.push_back({name, local, loop, datagram, std::move(copy)});
+  copies_.push_back(std::move(kept));
   return {};
 }
 
 void Server::drop_copies() {
-  std::vector<ListeningSocket> copies;
+  std::vector<KeptCopy> copies;
   std::lock_guard<std::mutex> lock(copies_mutex_);
   copies_closed_ = true;
   copies.swap(copies_);
@@ -363,11 +362,9 @@ void Server::drop_copies() {
 
 void Server::restore_socket_options() {
   std::lock_guard<std::mutex> lock(copies_mutex_);
-  for (const auto& c : copies_) {
-    if (c.datagram) continue;
-    for (const auto& [name, settings] : socket_settings_)
-      if (name == c.name) TcpListener::apply_socket_options(c.fd.get(), settings, c.address);
-  }
+  for (const auto& c : copies_)
+    if (!c.socket.datagram)
+      TcpListener::apply_socket_options(c.socket.fd.get(), c.settings, c.socket.address);
 }
 
 Result<std::vector<ListeningSocket>> Server::listening_sockets() const {
@@ -376,7 +373,8 @@ Result<std::vector<ListeningSocket>> Server::listening_sockets() const {
   if (copies_closed_ || draining()) return make_error(ECANCELED);
   if (!started_.load() || copies_.empty()) return make_error(ENOTCONN);
   std::vector<ListeningSocket> out;
-  for (const auto& c : copies_) {
+  for (const auto& kept : copies_) {
+    const ListeningSocket& c = kept.socket;
     Fd fd(::fcntl(c.fd.get(), F_DUPFD_CLOEXEC, 0));
     if (!fd) return last_error();
     out.push_back({c.name, c.address, c.loop, c.datagram, std::move(fd)});

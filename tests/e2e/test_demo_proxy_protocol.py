@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """E2E: netloop-demo --proxy-protocol: PROXY v1 and v2 headers before HTTP requests, the
 header's client address in the access log, hostile headers (and no header at all) closed
-without an access-log line, untrusted peers closed, the counters in --metrics, and bad
---proxy-trusted values refused at start. The client addresses (192.0.2.x, TEST-NET-1) are
+without an access-log line, untrusted peers closed, the counters in --metrics, accepts that wait for the header (and
+--defer-accept), and bad --proxy-trusted values refused at start. The client addresses (192.0.2.x, TEST-NET-1) are
 only text inside the headers: every byte goes over loopback.
 
 Usage: test_demo_proxy_protocol.py PATH/TO/netloop-demo"""
@@ -17,6 +17,16 @@ from e2e_util import Demo, Failure, check, main, read_metrics, run_demo, wait_ba
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def read_to_end(sock):
+    """Everything `sock` receives until the peer ends the stream."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 def v2(ver_cmd, fam, body, length=None):
@@ -65,12 +75,7 @@ class ProxiedHttp:
         """Sends header + GET / in one segment; returns the whole response."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(header + REQUEST)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return data
-                data += chunk
+            return read_to_end(s)
 
     def log(self):
         self.demo.err_file.seek(0)
@@ -193,12 +198,7 @@ def test_header_before_tls(exe):
             ctx = tls_util.client_context(pki.ca)
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 s.sendall(REQUEST)
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_to_end(s)
             check(data.startswith(b"HTTP/1.1 200"), "GET over TLS after the header: %r" % data[:80])
             def lines():
                 demo.err_file.seek(0)
@@ -210,6 +210,41 @@ def test_header_before_tls(exe):
             demo.close()
     finally:
         pki.close()
+
+
+def accepted_while_silent(port, metrics_port, payload):
+    """Connects to 127.0.0.1:port and says nothing for 0.3 s, then sends `payload`: how
+    many connections the demo had accepted meanwhile, besides the metrics scrapes (each
+    scrape is a connection accepted, counted before it is answered), and the answer."""
+    def accepted():
+        return int(read_metrics(metrics_port).get("netloop_connections_accepted_total", -1))
+    before = accepted()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        time.sleep(0.3)
+        silent = accepted() - before - 1
+        s.sendall(payload)
+        return silent, read_to_end(s)
+
+
+def test_accept_waits_for_first_bytes(exe):
+    if not sys.platform.startswith("linux"):
+        return "SKIP TCP_DEFER_ACCEPT is Linux's"
+    # A listener expecting headers defers its accepts (for the header timeout) by default.
+    with ProxiedHttp(exe) as srv:
+        silent, answer = accepted_while_silent(srv.port, srv.metrics_port, GOOD_V2 + REQUEST)
+        check(silent == 0, "a silent peer was accepted before its header (%d)" % silent)
+        check(answer.startswith(b"HTTP/1.1 200"), "after the header: %r" % answer[:80])
+    # --defer-accept does the same for any listener; without it the silent one is accepted.
+    for extra, want in ((["--defer-accept", "30s"], 0), ([], 1)):
+        demo = Demo(exe, ["--http", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--log-level", "warn"] + extra)
+        try:
+            _, port, _ = wait_banner(demo, "http")
+            _, metrics_port, _ = wait_banner(demo, "metrics")
+            silent, answer = accepted_while_silent(port, metrics_port, REQUEST)
+        finally:
+            demo.close()
+        check(silent == want, "%s: %d silent connection(s) accepted, want %d" % (extra or "no flag", silent, want))
+        check(answer.startswith(b"HTTP/1.1 200"), "%s: %r" % (extra, answer[:80]))
 
 
 def test_bad_options_refused(exe):
@@ -233,6 +268,8 @@ TESTS = [
     ("hostile headers closed, never logged, server unharmed", test_hostile_headers_closed_unlogged),
     ("an untrusted peer is closed", test_untrusted_peer_closed),
     ("--https: the header, then the TLS handshake", test_header_before_tls),
+    ("the accept waits for the header; --defer-accept, for any first bytes",
+     test_accept_waits_for_first_bytes),
     ("bad --proxy-trusted values exit 2 with one line", test_bad_options_refused),
 ]
 

@@ -48,9 +48,11 @@ struct HandoverOptions {
   Duration timeout = seconds(10);  // connecting and receiving; then the confirmation
   size_t max_sockets = 4096;       // more from the old instance is a protocol error
   // The old instance's side (HandoverSource): the sockets went out but the swap did not
-  // complete (the new instance stepped back, died, or never confirmed), so this instance
-  // serves on. The new one may have changed what the sockets share (backlog, accept
-  // deferral): a Server puts its own back with restore_socket_options(). Loop thread.
+  // complete and the new instance is gone (it closed, refused or failed), so this
+  // instance serves on. The new one may have changed what the sockets share (backlog,
+  // accept deferral): a Server puts its own back with restore_socket_options(). Not
+  // called when the new instance merely did not confirm in time (it may serve on beside
+  // this one, with its own settings). Loop thread.
   std::function<void()> not_taken{};
 };
 
@@ -142,7 +144,8 @@ class HandoverSource {
                  const HandoverOptions& options);
   void on_accept();
   void on_session(uint32_t ready);
-  void end_session(const std::string& why);
+  // why empty: the swap completed. new_instance_gone false: it may still be serving.
+  void end_session(const std::string& why, bool new_instance_gone = true);
   bool read_session_input();
   bool write_session_output();
 

@@ -48,15 +48,19 @@ struct ProxyProtocolOptions {
   // Peers allowed to send a header. Any other peer is closed at once: its bytes are never
   // read as a header, nor handed to the handler as the client's. Default: loopback only.
   std::vector<Cidr> trusted = loopback_only();
-  // From the accept to the whole header; a peer that has not sent it by then is closed.
+  // From the accept to the whole header; a peer that has not sent it by then is closed
+  // (see defer_accept for when a silent peer is accepted).
   Duration header_timeout = seconds(5);
   // Linux: the listener defers each accept until the peer's first bytes have come
-  // (TCP_DEFER_ACCEPT, for header_timeout rounded up to whole seconds), and the header is
-  // read at once on accepting. A balancer sends its header in a segment of its own right
-  // after connecting: without this, the connection is accepted on the handshake and its
-  // header costs one more wake-up. A peer that connects and stays silent meanwhile holds
-  // no descriptor; once the kernel does hand it over, header_timeout applies as usual.
-  // Elsewhere (no TCP_DEFER_ACCEPT) this does nothing.
+  // (TCP_DEFER_ACCEPT, for about header_timeout), and the header is read at once on
+  // accepting. A balancer sends its header in a segment of its own right after connecting:
+  // without this, the connection is accepted on the handshake and its header costs one
+  // more wake-up. A peer that connects and stays silent holds no descriptor meanwhile; the
+  // kernel hands it over once its SYN-ACK retransmissions cover the deferral (after 1, 3,
+  // 7, 15... s: 7 s for the default 5 s), and header_timeout then runs from that accept,
+  // so a silent peer is closed after about 12 s by default. An untrusted peer waits in the
+  // kernel the same way, and is closed unread at its accept. Elsewhere (no
+  // TCP_DEFER_ACCEPT) this does nothing.
   bool defer_accept = true;
   proxy_protocol::ParseOptions parse{};
 

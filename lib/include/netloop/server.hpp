@@ -189,7 +189,10 @@ class Server {
                                     std::vector<Fd> acceptors, const StreamReg& reg,
                                     std::string* why);
   std::vector<Fd> take_inherited(const std::string& name, bool datagram, const Address& at);
-  std::error_code keep_copy(const std::string& name, size_t loop, bool datagram, int fd);
+  // handover_source: keeps a duplicate of a listening socket to pass on; `listener` (null
+  // for a UDP socket) says how it was set up, to set again after a failed handover.
+  std::error_code keep_copy(const std::string& name, size_t loop, int fd,
+                            const ListenerOptions* listener);
   void drop_copies();
   std::error_code bind_datagram(const DatagramReg& reg, std::string* why);
   void begin_drain(Loop& l);
@@ -205,10 +208,12 @@ class Server {
   std::vector<Bound> bound_;
   std::vector<ListeningSocket> inherited_;  // during start() only
   mutable std::mutex copies_mutex_;
-  std::vector<ListeningSocket> copies_;  // handover_source: until draining or stopping
-  // By stream registration name: what its listening sockets were set up with (backlog,
-  // accept deferral), to set again after a failed handover. Under copies_mutex_.
-  std::vector<std::pair<std::string, ListenerOptions>> socket_settings_;
+  // A kept listening socket and, for a TCP one, its backlog and accept deferral.
+  struct KeptCopy {
+    ListeningSocket socket;
+    ListenerOptions settings;
+  };
+  std::vector<KeptCopy> copies_;  // handover_source: until draining or stopping
   bool copies_closed_ = false;
   mutable std::mutex retired_udp_mutex_;
   std::vector<UdpStats> retired_udp_;  // by datagram registration: sockets already closed

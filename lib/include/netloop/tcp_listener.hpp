@@ -49,11 +49,14 @@ struct ListenerOptions {
   // invalid or late header, closes the connection without a word to the handler.
   std::shared_ptr<const ProxyProtocolOptions> proxy_protocol{};
   // Linux: a connection is accepted only once its peer has sent something, or after about
-  // this long without (TCP_DEFER_ACCEPT; rounded up to whole seconds; zero: at the
-  // handshake, as usual; at most an hour). For protocols whose client speaks first (HTTP, TLS, PROXY): the
-  // accept and the first read come in one wake-up instead of two, and a peer that
-  // connects and stays silent holds no descriptor meanwhile. A listener expecting PROXY
-  // headers defers for its header_timeout anyway (ProxyProtocolOptions::defer_accept).
+  // this long without (TCP_DEFER_ACCEPT: the kernel rounds it up to its SYN-ACK
+  // retransmissions, 1, 3, 7, 15... s; zero: at the handshake, as usual; at most an hour).
+  // For protocols whose client speaks first (HTTP, TLS, PROXY): the accept and the first
+  // read come in one wake-up instead of two, and a peer that connects and stays silent
+  // holds no descriptor meanwhile. Where the server speaks first (SMTP, SSH, MySQL behind
+  // a TCP proxy), every connection would wait out the deferral: leave it off. A listener
+  // expecting PROXY headers defers for its header_timeout anyway
+  // (ProxyProtocolOptions::defer_accept).
   Duration defer_accept = Duration::zero();
 };
 
