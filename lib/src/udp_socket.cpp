@@ -85,14 +85,22 @@ struct UdpSocket::Channel final : DatagramChannelSink {
   bool queued_sends = false;  // a send went to the channel during this process()
 };
 
-Result<Fd> UdpSocket::open_socket(int family, const UdpOptions& options) {
+namespace {
+
+// The options a socket can be served with, whether bound here or inherited.
+bool valid_options(const UdpOptions& options) noexcept {
   // recvmmsg/sendmmsg take at most UIO_MAXIOV (1024) messages per call.
   if (options.batch == 0 || options.batch > 1024 || options.max_datagram == 0 ||
       options.max_datagram > 65535)
-    return make_error(EINVAL);
+    return false;
   const size_t nbuf = options.completion_buffers;
-  if (options.completion && (nbuf < 2 || nbuf > 32768 || (nbuf & (nbuf - 1)) != 0))
-    return make_error(EINVAL);
+  return !options.completion || (nbuf >= 2 && nbuf <= 32768 && (nbuf & (nbuf - 1)) == 0);
+}
+
+}  // namespace
+
+Result<Fd> UdpSocket::open_socket(int family, const UdpOptions& options) {
+  if (!valid_options(options)) return make_error(EINVAL);
   Fd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return last_error();
   if (options.recv_buffer > 0)
@@ -122,13 +130,7 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::from_descriptor(
   socklen_t len = sizeof type;
   if (!fd || ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_DGRAM)
     return make_error(EINVAL);
-  // The same checks of the options as bind() (open_socket), without a new socket.
-  if (options.batch == 0 || options.batch > 1024 || options.max_datagram == 0 ||
-      options.max_datagram > 65535)
-    return make_error(EINVAL);
-  const size_t nbuf = options.completion_buffers;
-  if (options.completion && (nbuf < 2 || nbuf > 32768 || (nbuf & (nbuf - 1)) != 0))
-    return make_error(EINVAL);
+  if (!valid_options(options)) return make_error(EINVAL);  // as bind() checks them
   Address local = Address::local_of(fd.get(), Address());
   if ((local.family() != AF_INET && local.family() != AF_INET6) || local.port() == 0)
     return make_error(EINVAL);  // not an IP socket, or never bound
