@@ -282,18 +282,19 @@ void read_addresses(const uint8_t* p, Header& out) {
     size_t n = nul ? static_cast<size_t>(static_cast<const uint8_t*>(nul) - q) : 108;
     return std::string(reinterpret_cast<const char*>(q), n);
   };
+  // inet and inet6: source address, destination address (`n` bytes each), then the ports.
+  auto ip = [&](size_t n) {
+    std::memcpy(out.source.address.data(), p, n);
+    std::memcpy(out.destination.address.data(), p + n, n);
+    out.source.port = be16(p + 2 * n);
+    out.destination.port = be16(p + 2 * n + 2);
+  };
   switch (out.family) {
     case Family::inet:
-      std::memcpy(out.source.address.data(), p, 4);
-      std::memcpy(out.destination.address.data(), p + 4, 4);
-      out.source.port = be16(p + 8);
-      out.destination.port = be16(p + 10);
+      ip(4);
       break;
     case Family::inet6:
-      std::memcpy(out.source.address.data(), p, 16);
-      std::memcpy(out.destination.address.data(), p + 16, 16);
-      out.source.port = be16(p + 32);
-      out.destination.port = be16(p + 34);
+      ip(16);
       break;
     case Family::unix_socket:
       out.source.path = unix_path(p);
