@@ -19,6 +19,7 @@
 
 #include <fstream>
 #include <future>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -148,6 +149,35 @@ class SideLoop {
   std::thread t_;
 };
 
+// The old instance of a swap: a Server with TCP and UDP echo (`tcp`, `udp`), its handover
+// source at `path` on a side loop, running on a thread of its own. As the demo does, it
+// drains once its sockets are taken (counted in `taken`) and, after a swap that failed
+// once they went out, sets its own socket options again (counted in `not_taken`).
+struct OldInstance {
+  TempDir dir{"netloop-handover"};
+  const std::string path = (dir / "h.sock").string();
+  Server server;
+  Address tcp, udp;
+  SideLoop side;
+  std::atomic<int> taken{0}, not_taken{0};
+  std::optional<Running> running;
+
+  explicit OldInstance(const ServerOptions& options) : server(options) {
+    add_echo(server, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+    std::string why;
+    REQUIRE_MESSAGE(server.start(&why).ok(), why);
+    tcp = server.bound()[0].address;
+    udp = server.bound()[1].address;
+    netloop::HandoverOptions ho;
+    ho.not_taken = [this] {
+      server.restore_socket_options();
+      ++not_taken;
+    };
+    side.serve(path, server, &taken, ho);
+    running.emplace(server);
+  }
+};
+
 // B's confirmation, sent from B's loop 0 once it runs; the result comes back here.
 std::future<std::string> confirm_on(Server& b, HandoverClient& client) {
   auto result = std::make_shared<std::promise<std::string>>();
@@ -170,48 +200,38 @@ Sock udp_client() {
 void handover_under_load(size_t a_threads, size_t b_threads) {
   CAPTURE(a_threads);
   CAPTURE(b_threads);
-  TempDir dir("netloop-handover");
-  const std::string path = (dir / "h.sock").string();
-
-  Server a(source_opts(a_threads));
-  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  OldInstance old(source_opts(a_threads));
   std::string why;
-  REQUIRE_MESSAGE(a.start(&why).ok(), why);
-  const Address tcp = a.bound()[0].address, udp = a.bound()[1].address;
-  SideLoop side;
-  std::atomic<int> taken{0};
-  side.serve(path, a, &taken);
-  Running run_a(a);
 
   // Connections A accepts and serves before the handover.
   std::vector<Sock> served;
   for (int i = 0; i < 8; ++i) {
-    served.push_back(connect_to(tcp, {.timeout = 5s}));
+    served.push_back(connect_to(old.tcp, {.timeout = 5s}));
     REQUIRE(served.back().valid());
     std::string msg = "before " + std::to_string(i);
     REQUIRE(echo_once(served.back().get(), msg) == msg);
   }
-  REQUIRE(wait_until([&] { return a.totals().connections_open == 8; }, 5s));
+  REQUIRE(wait_until([&] { return old.server.totals().connections_open == 8; }, 5s));
 
   // A's loops stop; what comes now waits in the sockets' queues.
-  Hold hold(a);
+  Hold hold(old.server);
   REQUIRE(hold.all_held(a_threads));
-  const uint64_t accepted_by_a = a.totals().accepted;
+  const uint64_t accepted_by_a = old.server.totals().accepted;
   std::vector<Sock> queued;
   for (int i = 0; i < 40; ++i) {
-    queued.push_back(connect_to(tcp, {.timeout = 5s}));
+    queued.push_back(connect_to(old.tcp, {.timeout = 5s}));
     REQUIRE_MESSAGE(queued.back().valid(), std::strerror(errno));
     REQUIRE(send_all(queued.back().get(), "queued " + std::to_string(i)));
   }
   Sock dgram = udp_client();
   for (int i = 0; i < 10; ++i) {
     std::string d = "datagram " + std::to_string(i);
-    REQUIRE(::sendto(dgram.get(), d.data(), d.size(), 0, udp.sockaddr_ptr(), udp.length()) ==
+    REQUIRE(::sendto(dgram.get(), d.data(), d.size(), 0, old.udp.sockaddr_ptr(), old.udp.length()) ==
             ssize_t(d.size()));
   }
 
   // B takes over: it must not bind anything of its own but where it has more loops.
-  auto client = HandoverClient::request(path, {}, &why);
+  auto client = HandoverClient::request(old.path, {}, &why);
   REQUIRE_MESSAGE(client, why);
   REQUIRE((*client)->found());
   auto inherited = (*client)->take_sockets();
@@ -220,13 +240,13 @@ void handover_under_load(size_t a_threads, size_t b_threads) {
   Server b(bo);
   add_echo(b, Address::ipv4_loopback(0), Address::ipv4_loopback(0));  // port 0: take A's
   REQUIRE_MESSAGE(b.start(std::move(inherited), &why).ok(), why);
-  CHECK(b.bound()[0].address == tcp);
-  CHECK(b.bound()[1].address == udp);
+  CHECK(b.bound()[0].address == old.tcp);
+  CHECK(b.bound()[1].address == old.udp);
   auto confirmed = confirm_on(b, **client);
   Running run_b(b);
   REQUIRE(confirmed.wait_for(5s) == std::future_status::ready);
   CHECK_MESSAGE(confirmed.get().empty(), "confirmation");
-  CHECK(taken.load() == 1);
+  CHECK(old.taken.load() == 1);
 
   // Every queued connection is B's: its echo comes back.
   for (size_t i = 0; i < queued.size(); ++i) {
@@ -244,12 +264,12 @@ void handover_under_load(size_t a_threads, size_t b_threads) {
 
   // A drains: its own connections end in order, and run() returns.
   hold.release();
-  CHECK(run_a.returned(5s));
-  CHECK(a.totals().accepted == accepted_by_a);
+  CHECK(old.running->returned(5s));
+  CHECK(old.server.totals().accepted == accepted_by_a);
   for (auto& s : served) CHECK(to_cstr(wait_end(s.get(), 5s)) == std::string("eof"));
   // New connections still work, on B alone.
   for (int i = 0; i < 10; ++i) {
-    Sock s = connect_to(tcp, {.timeout = 5s});
+    Sock s = connect_to(old.tcp, {.timeout = 5s});
     REQUIRE(s.valid());
     CHECK(echo_once(s.get(), "after") == "after");
   }
@@ -471,21 +491,12 @@ TEST_CASE("handover client: garbage, early close, wrong counts and silence are e
 }
 
 TEST_CASE("handover source: a new instance that never confirms leaves the old one serving") {
-  TempDir dir("netloop-handover");
-  const std::string path = (dir / "h.sock").string();
-  Server a(source_opts(2));
-  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  OldInstance old(source_opts(2));
   std::string why;
-  REQUIRE_MESSAGE(a.start(&why).ok(), why);
-  const Address tcp = a.bound()[0].address;
-  SideLoop side;
-  std::atomic<int> taken{0};
-  side.serve(path, a, &taken);
-  Running run_a(a);
   const size_t fds_before = open_fds();
   for (int round = 0; round < 3; ++round) {
     // Takes the sockets, then goes away without a word (a new instance that failed).
-    auto client = request_when_free(path, why);
+    auto client = request_when_free(old.path, why);
     REQUIRE_MESSAGE(client, why);
     REQUIRE((*client)->found());
     CHECK((*client)->take_sockets().size() == 4);
@@ -495,23 +506,23 @@ TEST_CASE("handover source: a new instance that never confirms leaves the old on
     Sock s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    std::strncpy(sa.sun_path, old.path.c_str(), sizeof sa.sun_path - 1);
     REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
     send_line(s.get(), "give me everything");
     CHECK(to_cstr(wait_end(s.get(), 5s)) != std::string("timeout"));
   }
-  CHECK(taken.load() == 0);
-  CHECK_FALSE(a.draining());
+  CHECK(old.taken.load() == 0);
+  CHECK_FALSE(old.server.draining());
   // The source's own copies of what it sent are closed again.
   CHECK(wait_until([&] { return open_fds() == fds_before; }, 5s));
   // A still serves on every socket it had.
   for (int i = 0; i < 20; ++i) {
-    Sock s = connect_to(tcp, {.timeout = 5s});
+    Sock s = connect_to(old.tcp, {.timeout = 5s});
     REQUIRE(s.valid());
     CHECK(echo_once(s.get(), "still") == "still");
   }
   // And a real handover still works afterwards.
-  auto client = request_when_free(path, why);
+  auto client = request_when_free(old.path, why);
   REQUIRE_MESSAGE(client, why);
   Server b(source_opts(1));
   add_echo(b, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
@@ -520,9 +531,9 @@ TEST_CASE("handover source: a new instance that never confirms leaves the old on
   Running run_b(b);
   REQUIRE(confirmed.wait_for(5s) == std::future_status::ready);
   CHECK(confirmed.get().empty());
-  CHECK(run_a.returned(5s));
+  CHECK(old.running->returned(5s));
   // A second new instance is told the sockets went elsewhere.
-  auto late = HandoverClient::request(path, {}, &why);
+  auto late = HandoverClient::request(old.path, {}, &why);
   CHECK_FALSE(late);
   CHECK_MESSAGE(why.find("draining") != std::string::npos, why);
 }
@@ -658,23 +669,14 @@ TEST_CASE("handover client: only an explicit refusal after the sockets means ste
 }
 
 TEST_CASE("handover source: a new instance gone before the acknowledgement leaves it serving") {
-  TempDir dir("netloop-handover");
-  const std::string path = (dir / "h.sock").string();
-  Server a(source_opts(1));
-  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  OldInstance old(source_opts(1));
   std::string why;
-  REQUIRE_MESSAGE(a.start(&why).ok(), why);
-  const Address tcp = a.bound()[0].address;
-  SideLoop side;
-  std::atomic<int> taken{0};
-  side.serve(path, a, &taken);
-  Running run_a(a);
 
   Sock s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   set_timeouts(s.get(), 5s);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
-  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  std::strncpy(sa.sun_path, old.path.c_str(), sizeof sa.sun_path - 1);
   REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
   send_line(s.get(), "netloop-handover 1");
   std::string got;
@@ -703,7 +705,7 @@ TEST_CASE("handover source: a new instance gone before the acknowledgement leave
   // not drain, since nobody hears its "draining".
   std::promise<void> gate;
   std::atomic<bool> held{false};
-  side.loop().post([&] {
+  old.side.loop().post([&] {
     held = true;
     gate.get_future().wait();
   });
@@ -712,9 +714,9 @@ TEST_CASE("handover source: a new instance gone before the acknowledgement leave
   s = Sock();
   gate.set_value();
   std::this_thread::sleep_for(200ms);
-  CHECK(taken.load() == 0);
-  CHECK_FALSE(a.draining());
-  Sock t = connect_to(tcp, {.timeout = 5s});
+  CHECK(old.taken.load() == 0);
+  CHECK_FALSE(old.server.draining());
+  Sock t = connect_to(old.tcp, {.timeout = 5s});
   REQUIRE(t.valid());
   CHECK(echo_once(t.get(), "still") == "still");
 }
@@ -778,26 +780,12 @@ TEST_CASE("handover source: after a swap that failed, the old instance's socket 
           * doctest::skip(true)
 #endif
 ) {
-  TempDir dir("netloop-handover");
-  const std::string path = (dir / "h.sock").string();
   ServerOptions o = source_opts(1);
   o.listener.defer_accept = netloop::seconds(2);
-  Server a(o);
-  add_echo(a, Address::ipv4_loopback(0), Address::ipv4_loopback(0));
+  OldInstance old(o);
   std::string why;
-  REQUIRE_MESSAGE(a.start(&why).ok(), why);
-  const Address tcp = a.bound()[0].address;
-  SideLoop side;
-  netloop::HandoverOptions ho;
-  std::atomic<int> not_taken{0};
-  ho.not_taken = [&a, &not_taken] {
-    a.restore_socket_options();
-    ++not_taken;
-  };
-  side.serve(path, a, nullptr, ho);
-  Running run_a(a);
 
-  auto client = request_when_free(path, why);
+  auto client = request_when_free(old.path, why);
   REQUIRE_MESSAGE(client, why);
   REQUIRE((*client)->found());
   std::vector<netloop::ListeningSocket> sockets = (*client)->take_sockets();
@@ -808,14 +796,14 @@ TEST_CASE("handover source: after a swap that failed, the old instance's socket 
   REQUIRE(accept_deferral_seconds(fd) >= 2);
   // A new instance without deferred accepts takes the socket as its own...
   netloop::ListenerOptions plain;
-  netloop::TcpListener::apply_socket_options(fd, plain, tcp);
+  netloop::TcpListener::apply_socket_options(fd, plain, old.tcp);
   CHECK(accept_deferral_seconds(fd) == 0);
   // ...then goes away without confirming: the old one serves on, deferring again.
   client->reset();
-  CHECK(wait_until([&] { return not_taken.load() == 1; }, 5s));
+  CHECK(wait_until([&] { return old.not_taken.load() == 1; }, 5s));
   CHECK(accept_deferral_seconds(fd) >= 2);
-  CHECK_FALSE(a.draining());
-  Sock s = connect_to(tcp, {.timeout = 5s});
+  CHECK_FALSE(old.server.draining());
+  Sock s = connect_to(old.tcp, {.timeout = 5s});
   REQUIRE(s.valid());
   CHECK(echo_once(s.get(), "still") == "still");
 }
