@@ -362,17 +362,22 @@ def main(tests, argv):
 # The TCP proxy (--tcp-proxy): the tests of it against netloop's echo, redis and nginx
 
 
+def read_to_end(sock):
+    """Everything `sock` receives until the peer ends the stream."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def read_metrics(port):
     """{'name{labels}': value} from GET /metrics on 127.0.0.1:`port` (plain sockets, no
     proxy settings)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_end(s)
     head, _, body = data.partition(b"\r\n\r\n")
     check(head.startswith(b"HTTP/1.1 200"), "GET /metrics: %r" % head[:100])
     out = {}

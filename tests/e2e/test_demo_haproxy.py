@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from e2e_util import Demo, Failure, check, free_port, main, wait_banner
+from e2e_util import Demo, Failure, check, free_port, main, read_to_end, wait_banner
 
 SKIP_EXIT = 77
 REQUESTS = 8
@@ -115,12 +115,7 @@ def get_from(port, source, path):
         s.bind((source, 0))
         s.connect(("127.0.0.1", port))
         s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_end(s)
     return data.split(b"\r\n", 1)[0]
 
 

@@ -13,20 +13,11 @@ import struct
 import sys
 import time
 
-from e2e_util import Demo, Failure, check, main, read_metrics, run_demo, wait_banner, wait_ended
+from e2e_util import (Demo, Failure, check, main, read_metrics, read_to_end, run_demo, wait_banner,
+                      wait_ended)
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-
-
-def read_to_end(sock):
-    """Everything `sock` receives until the peer ends the stream."""
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 def v2(ver_cmd, fam, body, length=None):
